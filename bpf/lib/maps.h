@@ -1,0 +1,68 @@
+/* Every map of the socket load balancer, each with what it holds. Layouts: include/sockmesh/. */
+#ifndef SOCKMESH_BPF_MAPS_H
+#define SOCKMESH_BPF_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "sockmesh/counters.h"
+#include "sockmesh/lb_maps.h"
+
+/* VIP:port/proto -> slot of the service's backend set. Pinned: survives agent restarts. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_MAX_SERVICES);
+  __type(key, struct sm_service_key);
+  __type(value, struct sm_service_value);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_services SEC(".maps");
+
+/* Template of the inner maps: one element holding a service's whole backend set. value_size
+ * rather than __type: clang-14 emits the struct only as a forward declaration in this position. */
+struct sm_backend_set_inner {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, sizeof(struct sm_backend_set));
+};
+
+/* slot -> inner map with the backend set; swapped whole on every change of a service. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, SM_MAX_SERVICES);
+  __type(key, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+  __array(values, struct sm_backend_set_inner);
+} sm_backend_sets SEC(".maps");
+
+/* Per-socket memory of the VIP a balanced connect() asked for, answered by getpeername(). */
+struct sm_orig_dst {
+  __u32 addr; /* network byte order */
+  __u32 port; /* network byte order, low 16 bits (the layout of bpf_sock_addr.user_port) */
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_orig_dst);
+} sm_orig_dst_store SEC(".maps");
+
+/* enum sm_counter -> count, per CPU. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SM_CNT__MAX);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_counters SEC(".maps");
+
+static __always_inline void sm_count(enum sm_counter which) {
+  __u32 key = which;
+  __u64 *value = bpf_map_lookup_elem(&sm_counters, &key);
+  if (value)
+    *value += 1; /* per-CPU slot: no other writer */
+}
+
+#endif
