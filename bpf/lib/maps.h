@@ -36,7 +36,8 @@ struct {
   __array(values, struct sm_backend_set_inner);
 } sm_backend_sets SEC(".maps");
 
-/* Per-socket memory of the VIP a balanced connect() asked for, answered by getpeername(). */
+/* Per-socket memory of the VIP a balanced connect() asked for, answered by getpeername().
+ * Pinned so that sockets opened before an agent restart keep their answer. */
 struct sm_orig_dst {
   __u32 addr; /* network byte order */
   __u32 port; /* network byte order, low 16 bits (the layout of bpf_sock_addr.user_port) */
@@ -47,6 +48,7 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, int);
   __type(value, struct sm_orig_dst);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_orig_dst_store SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
