@@ -51,7 +51,7 @@ int sm_connect4(struct bpf_sock_addr *ctx) {
     bpf_set_retval(-SM_ERR_NO_BACKEND);
     return SM_REJECT;
   }
-  const struct sm_backend *be = &set->backends[idx];
+  const struct sm_backend *be = &set->backends[idx & SM_BACKEND_MASK];
 
   struct sm_orig_dst *orig =
       bpf_sk_storage_get(&sm_orig_dst_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);

@@ -1,0 +1,88 @@
+#include "admin/admin_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "sockmesh/v1/admin.grpc.pb.h"
+
+namespace sockmesh::admin {
+namespace {
+
+class AdminService final : public v1::Admin::Service {
+ public:
+  explicit AdminService(AdminState& state) : state_(state) {}
+
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
+                         v1::AgentStatus* reply) override {
+    return guarded([&] { *reply = state_.status(); });
+  }
+  grpc::Status ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+                            v1::ListServicesResponse* reply) override {
+    return guarded([&] { *reply = state_.services(); });
+  }
+  grpc::Status ListEndpoints(grpc::ServerContext*, const v1::ListEndpointsRequest*,
+                             v1::ListEndpointsResponse* reply) override {
+    return guarded([&] { *reply = state_.endpoints(); });
+  }
+
+ private:
+  template <typename Fn>
+  grpc::Status guarded(Fn fn) {
+    try {
+      fn();
+      return grpc::Status::OK;
+    } catch (const std::exception& e) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+  }
+
+  AdminState& state_;
+};
+
+void prepare_socket_dir(const std::string& socket_path) {
+  std::string dir = socket_path.substr(0, socket_path.rfind('/'));
+  std::string partial;
+  for (size_t pos = 1; pos != std::string::npos;) {
+    pos = dir.find('/', pos + 1);
+    partial = dir.substr(0, pos);
+    if (mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST)
+      throw std::runtime_error("mkdir " + partial + ": " + std::strerror(errno));
+  }
+  if (chmod(dir.c_str(), 0700) != 0)
+    throw std::runtime_error("chmod " + dir + ": " + std::strerror(errno));
+  if (unlink(socket_path.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error("remove stale " + socket_path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+struct AdminServer::Impl {
+  explicit Impl(AdminState& state) : service(state) {}
+  AdminService service;
+  std::unique_ptr<grpc::Server> server;
+  std::string socket_path;
+};
+
+AdminServer::AdminServer(const std::string& socket_path, AdminState& state)
+    : impl_(std::make_unique<Impl>(state)) {
+  prepare_socket_dir(socket_path);
+  impl_->socket_path = socket_path;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
+  builder.RegisterService(&impl_->service);
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server) throw std::runtime_error("cannot serve the admin API on " + socket_path);
+  chmod(socket_path.c_str(), 0600);
+}
+
+AdminServer::~AdminServer() {
+  if (impl_->server) impl_->server->Shutdown();
+  unlink(impl_->socket_path.c_str());
+}
+
+}  // namespace sockmesh::admin

@@ -1,0 +1,23 @@
+// The agent's gRPC admin API on a unix socket that only root can reach: the socket's directory is
+// 0700 and the socket 0600, both owned by root.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "admin/admin_state.h"
+
+namespace sockmesh::admin {
+
+class AdminServer {
+ public:
+  // Serves until destroyed. Throws std::runtime_error when the socket cannot be bound.
+  AdminServer(const std::string& socket_path, AdminState& state);
+  ~AdminServer();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sockmesh::admin

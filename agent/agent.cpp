@@ -1,0 +1,323 @@
+#include "agent.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <regex>
+#include <set>
+#include <stdexcept>
+
+#include "admin/admin_server.h"
+#include "config/file_watcher.h"
+#include "loader/datapath.h"
+#include "reconcile/bpf_lb_maps.h"
+#include "reconcile/reconciler.h"
+#include "reconcile/translate.h"
+#include "sockmesh/common/paths.h"
+#include "sockmesh/resources/load.h"
+#include "telemetry/datapath_counters.h"
+
+namespace sockmesh {
+namespace {
+
+int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+int64_t now_ms() { return unix_ms(std::chrono::system_clock::now()); }
+
+std::string ip_text(uint32_t host_order) {
+  in_addr addr{htonl(host_order)};
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &addr, text, sizeof(text));
+  return text;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) out += (out.empty() ? "" : "\n") + line;
+  return out;
+}
+
+// The programs must never see the agent's own sockets (its upstream connections would be
+// balanced or captured again): refuse a workload cgroup that contains the agent.
+void check_workload_cgroup(const std::string& cgroup) {
+  if (cgroup.empty() || cgroup[0] != '/')
+    throw std::runtime_error("--cgroup must be an absolute path, got \"" + cgroup + "\"");
+  struct statfs fs{};
+  if (statfs(cgroup.c_str(), &fs) != 0)
+    throw std::runtime_error("--cgroup " + cgroup + ": " + std::strerror(errno));
+  if (fs.f_type != CGROUP2_SUPER_MAGIC)
+    throw std::runtime_error("--cgroup " + cgroup + " is not a cgroup v2 directory (mount: " +
+                             loader::cgroup2_mount() + ")");
+  std::string mine = loader::cgroup2_mount() + loader::own_cgroup();
+  while (mine.size() > 1 && mine.back() == '/') mine.pop_back();
+  std::string target = cgroup;
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  if (mine == target || mine.rfind(target + "/", 0) == 0)
+    throw std::runtime_error("meshd runs inside the workload cgroup it would capture (" + mine +
+                             "); start it from another cgroup");
+}
+
+}  // namespace
+
+void check_node_name(const std::string& node) {
+  static const std::regex label("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
+  if (!std::regex_match(node, label))
+    throw std::runtime_error("--node \"" + node +
+                             "\" is not a valid node name (lowercase letters, digits and '-', "
+                             "at most 63, starting and ending with a letter or digit)");
+}
+
+int lock_node(const std::string& node) {
+  std::string dir = paths::run_dir(node);
+  mkdir(std::string(paths::kRunRoot).c_str(), 0700);
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::runtime_error("mkdir " + dir + ": " + std::strerror(errno));
+  std::string path = dir + "/meshd.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("open " + path + ": " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+    close(fd);
+    std::string holder = n > 0 ? std::string(pid, strnlen(pid, size_t(n))) : "?";
+    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+    throw std::runtime_error("another meshd serves node \"" + node + "\" (pid " + holder + ")");
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0)
+    spdlog::warn("event=lock_pid_write_failed path={} error=\"{}\"", path, std::strerror(errno));
+  return fd;
+}
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+  started_ = std::chrono::system_clock::now();
+  check_node_name(options_.node);
+  check_workload_cgroup(options_.workload_cgroup);
+  lock_fd_ = lock_node(options_.node);
+
+  std::string text = config::read_file(options_.config_path);
+  auto loaded = resources::load_yaml_string(text, options_.config_path);
+  if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
+
+  datapath_ = std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup);
+  lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
+                                                    datapath_->backend_sets_fd());
+  reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
+  spdlog::info("event=datapath_ready node={} pin_dir={} adopted={} adopted_services={}",
+               options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services());
+  {
+    std::lock_guard lock(mu_);
+    applied_text_ = text;
+    apply_locked(std::move(loaded.snapshot));
+  }
+  admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
+}
+
+Agent::~Agent() {
+  admin_.reset();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+void Agent::apply_locked(v1::Snapshot snapshot) {
+  auto begin = std::chrono::steady_clock::now();
+  reconcile::DesiredState desired = reconcile::translate(snapshot);
+  reconcile::ApplyStats stats;
+  try {
+    stats = reconciler_->apply(desired);
+  } catch (const std::exception& e) {
+    // Services applied before the failure are in the kernel and known to the reconciler; the
+    // next change (or SIGHUP) retries the rest.
+    last_error_ = std::string("applying to the kernel failed: ") + e.what();
+    last_error_unix_ms_ = now_ms();
+    spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
+    return;
+  }
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - begin)
+                    .count();
+  snapshot_ = std::move(snapshot);
+  desired_ = std::move(desired);
+  generation_++;
+  applied_unix_ms_ = now_ms();
+  last_error_.clear();
+  spdlog::info(
+      "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
+      "unchanged={} duration_us={}",
+      generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
+      stats.removed, stats.unchanged, micros);
+}
+
+void Agent::reload() {
+  std::string text;
+  try {
+    text = config::read_file(options_.config_path);
+  } catch (const std::exception& e) {
+    std::lock_guard lock(mu_);
+    last_error_ = e.what();
+    last_error_unix_ms_ = now_ms();
+    spdlog::error("event=config_rejected reason=\"{}\" action=keep_previous", e.what());
+    return;
+  }
+  std::lock_guard lock(mu_);
+  // Touched but not changed, or the same rejected text again: nothing to do or to log.
+  if ((text == applied_text_ && last_error_.empty()) || text == rejected_text_) return;
+  auto loaded = resources::load_yaml_string(text, options_.config_path);
+  if (!loaded.ok()) {
+    rejected_text_ = text;
+    last_error_ = join_lines(loaded.errors);
+    last_error_unix_ms_ = now_ms();
+    for (const auto& error : loaded.errors)
+      spdlog::error("event=config_rejected reason=\"{}\" action=keep_previous", error);
+    return;
+  }
+  applied_text_ = text;
+  rejected_text_.clear();
+  apply_locked(std::move(loaded.snapshot));
+}
+
+void Agent::run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signal_fd.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+  config::FileWatcher watcher(options_.config_path);
+  spdlog::info("event=serving node={} admin={}", options_.node, paths::admin_socket(options_.node));
+
+  // Editors write in several steps: after a change, wait for a short quiet period, then read.
+  constexpr int kSettleMs = 25;
+  bool pending = false;
+  for (;;) {
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watcher.fd(), POLLIN, 0}};
+    int ready = poll(fds, 2, pending ? kSettleMs : -1);
+    if (ready < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (ready == 0 && pending) {
+      pending = false;
+      reload();
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      while (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
+        if (info.ssi_signo == SIGHUP) {
+          pending = true;
+          continue;
+        }
+        spdlog::info("event=stopping signal={} pins=kept", strsignal(int(info.ssi_signo)));
+        return;
+      }
+    }
+    if ((fds[1].revents & POLLIN) && watcher.drain()) pending = true;
+  }
+}
+
+v1::AgentStatus Agent::status() {
+  v1::AgentStatus out;
+  out.set_node(options_.node);
+  out.set_version(SOCKMESH_VERSION);
+  out.set_pid(getpid());
+  out.set_started_unix_ms(unix_ms(started_));
+  out.set_cgroup(options_.workload_cgroup);
+  out.set_pin_dir(datapath_->pin_dir());
+  for (const auto& program : datapath_->programs()) {
+    auto* p = out.add_programs();
+    p->set_name(program.name);
+    p->set_id(program.prog_id);
+    p->set_attach_type(program.attach_type);
+    p->set_link_id(program.link_id);
+  }
+  for (const auto& [name, value] : telemetry::read_datapath_counters(datapath_->counters_fd())) {
+    auto* c = out.add_counters();
+    c->set_name(name);
+    c->set_value(value);
+  }
+  std::lock_guard lock(mu_);
+  for (const auto& map : datapath_->maps()) {
+    auto* m = out.add_maps();
+    m->set_name(map.name);
+    m->set_id(map.id);
+    m->set_type(map.type);
+    m->set_max_entries(map.max_entries);
+    if (map.name == "sm_services" || map.name == "sm_backend_sets")
+      m->set_entries(uint32_t(reconciler_->services()));
+    else if (map.name == "sm_counters")
+      m->set_entries(map.max_entries);
+  }
+  auto* config = out.mutable_config();
+  config->set_source("file:" + options_.config_path);
+  config->set_generation(generation_);
+  config->set_applied_unix_ms(applied_unix_ms_);
+  config->set_last_error(last_error_);
+  config->set_last_error_unix_ms(last_error_unix_ms_);
+  config->set_services(uint32_t(snapshot_.services_size()));
+  config->set_workloads(uint32_t(snapshot_.workloads_size()));
+  return out;
+}
+
+v1::ListServicesResponse Agent::services() {
+  std::lock_guard lock(mu_);
+  v1::ListServicesResponse out;
+  for (const auto& service : snapshot_.services()) {
+    auto* view = out.add_services();
+    view->set_namespace_(service.metadata().namespace_());
+    view->set_name(service.metadata().name());
+    *view->mutable_vips() = service.vips();
+    view->set_lb_policy(service.lb_policy());
+    view->set_endpoints(uint32_t(service.endpoints_size()));
+    uint32_t usable = 0;
+    for (const auto& vip : service.vips()) {
+      in_addr addr{};
+      inet_pton(AF_INET, vip.address().c_str(), &addr);
+      reconcile::ServiceKey key{ntohl(addr.s_addr), uint16_t(vip.port()),
+                                uint8_t(vip.protocol() == v1::PROTOCOL_UDP ? IPPROTO_UDP : IPPROTO_TCP)};
+      view->add_slots(uint32_t(reconciler_->slot_of(key)));
+      auto it = desired_.find(key);
+      if (it != desired_.end() && usable == 0)
+        for (const auto& backend : it->second.backends) usable += backend.weight > 0;
+    }
+    view->set_usable_endpoints(usable);
+  }
+  return out;
+}
+
+v1::ListEndpointsResponse Agent::endpoints() {
+  std::lock_guard lock(mu_);
+  v1::ListEndpointsResponse out;
+  // Every VIP of a service balances over the same backends: list them once per service.
+  std::set<std::string> listed;
+  for (const auto& [key, service] : desired_) {
+    if (!listed.insert(service.service).second) continue;
+    uint64_t total = 0;
+    for (const auto& backend : service.backends) total += backend.weight;
+    auto slash = service.service.find('/');
+    for (const auto& backend : service.backends) {
+      auto* view = out.add_endpoints();
+      view->set_service_namespace(service.service.substr(0, slash));
+      view->set_service_name(service.service.substr(slash + 1));
+      view->set_workload(backend.workload.substr(backend.workload.find('/') + 1));
+      view->set_address(ip_text(backend.addr));
+      view->set_port(backend.port);
+      view->set_subset(backend.subset);
+      view->set_kernel_weight(backend.weight);
+      view->set_share_percent(total ? 100.0 * double(backend.weight) / double(total) : 0.0);
+    }
+  }
+  return out;
+}
+
+}  // namespace sockmesh

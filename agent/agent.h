@@ -1,0 +1,80 @@
+// meshd's top level: owns the data path, the reconciler, the config source and the admin API,
+// and runs the event loop (config changes, signals).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "admin/admin_state.h"
+#include "reconcile/desired_state.h"
+#include "sockmesh/v1/resources.pb.h"
+
+namespace sockmesh {
+
+namespace loader {
+class Datapath;
+}
+namespace reconcile {
+class BpfLbMaps;
+class Reconciler;
+}  // namespace reconcile
+namespace admin {
+class AdminServer;
+}
+
+struct AgentOptions {
+  std::string node;
+  std::string workload_cgroup;  // absolute path of a cgroup v2 directory
+  std::string config_path;
+};
+
+class Agent : public admin::AdminState {
+ public:
+  // Checks the options and the environment, reads the config (an unreadable or invalid file at
+  // start is an error: nothing is changed), loads the data path and applies the config.
+  // Throws std::runtime_error with a one-line reason.
+  explicit Agent(AgentOptions options);
+  ~Agent() override;
+
+  // Serves until SIGTERM or SIGINT (SIGHUP re-reads the config). Pins and links stay.
+  void run();
+
+  v1::AgentStatus status() override;
+  v1::ListServicesResponse services() override;
+  v1::ListEndpointsResponse endpoints() override;
+
+ private:
+  // Re-reads the config file; applies it whole or keeps the previous state and records why not.
+  void reload();
+  void apply_locked(v1::Snapshot snapshot);
+
+  AgentOptions options_;
+  int lock_fd_ = -1;
+  std::chrono::system_clock::time_point started_;
+
+  std::unique_ptr<loader::Datapath> datapath_;
+  std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;
+  std::unique_ptr<reconcile::Reconciler> reconciler_;
+  std::unique_ptr<admin::AdminServer> admin_;
+
+  std::mutex mu_;  // guards what follows, read by admin threads
+  std::string applied_text_;
+  std::string rejected_text_;
+  v1::Snapshot snapshot_;
+  reconcile::DesiredState desired_;
+  uint64_t generation_ = 0;
+  int64_t applied_unix_ms_ = 0;
+  std::string last_error_;
+  int64_t last_error_unix_ms_ = 0;
+};
+
+// Validates a node name (DNS-1123 label); throws std::runtime_error with the reason.
+void check_node_name(const std::string& node);
+
+// Holds /run/sockmesh/<node>/meshd.lock: one agent per node. Returns the fd; throws naming the pid
+// of the agent holding it.
+int lock_node(const std::string& node);
+
+}  // namespace sockmesh

@@ -1,0 +1,233 @@
+#include "loader/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "sock_lb.skel.h"
+#include "sockmesh/common/paths.h"
+
+namespace sockmesh::loader {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  throw std::runtime_error(what + ": " + std::strerror(err));
+}
+
+// libbpf's messages (verifier logs among them) go to our logger: warnings as warnings, the
+// chatter at debug.
+int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
+  char* text = nullptr;
+  int n = vasprintf(&text, format, args);  // verifier logs run to many kilobytes
+  if (n < 0) return 0;
+  while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
+  if (level == LIBBPF_WARN)
+    spdlog::warn("libbpf: {}", text);
+  else
+    spdlog::debug("libbpf: {}", text);
+  free(text);
+  return 0;
+}
+
+void mkdir_p(const std::string& path, mode_t mode) {
+  std::string partial;
+  std::stringstream parts(path);
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    if (part.empty()) continue;
+    partial += "/" + part;
+    if (mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) fail("mkdir " + partial, errno);
+  }
+}
+
+void ensure_bpffs() {
+  struct statfs fs{};
+  if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return;
+  mkdir_p("/sys/fs/bpf", 0755);
+  if (mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
+    fail("mount bpffs on /sys/fs/bpf", errno);
+  spdlog::info("event=bpffs_mounted path=/sys/fs/bpf");
+}
+
+bool exists(const std::string& path) {
+  struct stat st{};
+  return stat(path.c_str(), &st) == 0;
+}
+
+uint64_t cgroup_id_of(const std::string& path) {
+  struct stat st{};
+  if (stat(path.c_str(), &st) != 0) fail("stat cgroup " + path, errno);
+  return st.st_ino;  // on cgroup v2 the inode number is the cgroup id
+}
+
+struct ProgramSlot {
+  bpf_program* prog;
+  const char* attach_type;
+  const char* pin_name;
+};
+
+}  // namespace
+
+Datapath::Datapath(const std::string& node, const std::string& workload_cgroup) {
+  libbpf_set_print(libbpf_log);
+  ensure_bpffs();
+  pin_dir_ = paths::pin_dir(node);
+  mkdir_p(pin_dir_, 0700);
+  adopted_ = exists(pin_dir_ + "/link_connect4");
+
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
+  skel_ = sock_lb__open_opts(&opts);
+  if (!skel_) fail("open BPF object sock_lb", errno);
+  if (int err = sock_lb__load(skel_); err != 0) {
+    sock_lb__destroy(skel_);
+    skel_ = nullptr;
+    fail("load BPF object sock_lb (the verifier's log is above)", -err);
+  }
+
+  UniqueFd cgroup(open(workload_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.valid()) {
+    int err = errno;
+    sock_lb__destroy(skel_);
+    skel_ = nullptr;
+    fail("open workload cgroup " + workload_cgroup, err);
+  }
+  try {
+    attach_all(cgroup.get(), cgroup_id_of(workload_cgroup));
+  } catch (...) {
+    for (auto* link : links_) bpf_link__destroy(link);
+    links_.clear();
+    sock_lb__destroy(skel_);
+    skel_ = nullptr;
+    throw;
+  }
+}
+
+Datapath::~Datapath() {
+  // Closing our fds leaves the pinned links attached and the pinned maps alive: the data path
+  // keeps running without the agent (DESIGN.md, principle 2).
+  for (auto* link : links_) bpf_link__destroy(link);
+  if (skel_) sock_lb__destroy(skel_);
+}
+
+void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
+  const ProgramSlot slots[] = {
+      {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
+      {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
+  };
+  for (const auto& slot : slots) {
+    std::string pin = pin_dir_ + "/" + slot.pin_name;
+    bpf_link* link = nullptr;
+    if (exists(pin)) {
+      link = bpf_link__open(pin.c_str());
+      if (!link) fail("open pinned link " + pin, errno);
+      links_.push_back(link);
+      bpf_link_info info{};
+      uint32_t len = sizeof(info);
+      if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) != 0)
+        fail("inspect pinned link " + pin, errno);
+      if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgroup_id)
+        throw std::runtime_error("pinned link " + pin +
+                                 " is attached to another cgroup; run `meshd uninstall --node " +
+                                 pin_dir_.substr(pin_dir_.rfind('/') + 1) + "` first");
+      if (int err = bpf_link__update_program(link, slot.prog); err != 0)
+        fail("switch pinned link " + pin + " to the new program", -err);
+    } else {
+      link = bpf_program__attach_cgroup(slot.prog, cgroup_fd);
+      if (!link) fail(std::string("attach ") + slot.attach_type, errno);
+      links_.push_back(link);
+      if (int err = bpf_link__pin(link, pin.c_str()); err != 0) fail("pin link " + pin, -err);
+    }
+
+    ProgramInfo program;
+    program.name = bpf_program__name(slot.prog);
+    program.attach_type = slot.attach_type;
+    bpf_prog_info prog_info{};
+    uint32_t len = sizeof(prog_info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(slot.prog), &prog_info, &len) == 0)
+      program.prog_id = prog_info.id;
+    bpf_link_info link_info{};
+    len = sizeof(link_info);
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &link_info, &len) == 0)
+      program.link_id = link_info.id;
+    programs_.push_back(program);
+  }
+}
+
+int Datapath::services_fd() const { return bpf_map__fd(skel_->maps.sm_services); }
+int Datapath::backend_sets_fd() const { return bpf_map__fd(skel_->maps.sm_backend_sets); }
+int Datapath::counters_fd() const { return bpf_map__fd(skel_->maps.sm_counters); }
+
+std::vector<ProgramInfo> Datapath::programs() const { return programs_; }
+
+std::vector<MapInfo> Datapath::maps() const {
+  std::vector<MapInfo> out;
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel_->obj) {
+    MapInfo info;
+    info.name = bpf_map__name(map);
+    const char* type = libbpf_bpf_map_type_str(bpf_map__type(map));
+    info.type = type ? type : "unknown";
+    info.max_entries = bpf_map__max_entries(map);
+    bpf_map_info kernel{};
+    uint32_t len = sizeof(kernel);
+    if (bpf_obj_get_info_by_fd(bpf_map__fd(map), &kernel, &len) == 0) info.id = kernel.id;
+    out.push_back(info);
+  }
+  return out;
+}
+
+void Datapath::uninstall(const std::string& node) {
+  std::string dir = paths::pin_dir(node);
+  DIR* d = opendir(dir.c_str());
+  if (!d) {
+    if (errno == ENOENT) return;
+    fail("open " + dir, errno);
+  }
+  std::vector<std::string> names;
+  while (dirent* entry = readdir(d)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  closedir(d);
+  // Links first: unpinning the last reference to a link detaches its program.
+  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+    return (a.rfind("link_", 0) == 0) > (b.rfind("link_", 0) == 0);
+  });
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) fail("remove pin " + path, errno);
+  }
+  if (rmdir(dir.c_str()) != 0 && errno != ENOENT) fail("remove " + dir, errno);
+}
+
+std::string cgroup2_mount() {
+  std::ifstream mounts("/proc/mounts");
+  std::string device, path, type, rest;
+  while (mounts >> device >> path >> type && std::getline(mounts, rest))
+    if (type == "cgroup2") return path;
+  throw std::runtime_error("no cgroup v2 file system is mounted (see /proc/mounts)");
+}
+
+std::string own_cgroup() {
+  std::ifstream file("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(file, line))
+    if (line.rfind("0::", 0) == 0) return line.substr(3);
+  throw std::runtime_error("this process has no cgroup v2 membership (/proc/self/cgroup)");
+}
+
+}  // namespace sockmesh::loader

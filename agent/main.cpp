@@ -1,0 +1,64 @@
+// meshd: the sockmesh node agent.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "agent.h"
+#include "loader/datapath.h"
+#include "sockmesh/common/paths.h"
+
+#include <unistd.h>
+
+namespace {
+
+int uninstall(const std::string& node) {
+  sockmesh::check_node_name(node);
+  int lock = sockmesh::lock_node(node);  // refuses while an agent serves the node
+  sockmesh::loader::Datapath::uninstall(node);
+  close(lock);
+  std::string run_dir = sockmesh::paths::run_dir(node);
+  unlink((run_dir + "/meshd.lock").c_str());
+  unlink((run_dir + "/admin.sock").c_str());
+  rmdir(run_dir.c_str());
+  std::cout << "meshd: node \"" << node << "\" uninstalled: programs detached, pins removed\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshd: the sockmesh node agent. Loads the kernel data path, pins it under "
+               "/sys/fs/bpf/sockmesh/<node>/, attaches it to the node's workload cgroup and keeps "
+               "the kernel maps in step with the config. SIGTERM stops the agent and keeps the data "
+               "path running; SIGHUP re-reads the config."};
+  app.set_version_flag("--version", SOCKMESH_VERSION);
+  std::string node, cgroup, config, level = "info";
+  app.add_option("--node", node, "Name of this node (pins and admin socket are per node)");
+  app.add_option("--cgroup", cgroup,
+                 "cgroup v2 directory whose processes (and descendants) are the node's workloads");
+  app.add_option("--config", config, "YAML file of resources (docs/config.md); re-read on change");
+  app.add_option("--log-level", level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+
+  auto* uninstall_cmd = app.add_subcommand(
+      "uninstall", "Detach the programs of a node and remove its pins (the agent must be stopped)");
+  std::string uninstall_node;
+  uninstall_cmd->add_option("--node", uninstall_node, "Node to uninstall")->required();
+  app.require_subcommand(0, 1);
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l %v");
+  try {
+    if (*uninstall_cmd) return uninstall(uninstall_node);
+    for (auto [value, flag] : {std::pair{&node, "--node"}, {&cgroup, "--cgroup"}, {&config, "--config"}})
+      if (value->empty()) throw std::runtime_error(std::string(flag) + " is required");
+    sockmesh::Agent agent({node, cgroup, config});
+    agent.run();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "meshd: " << e.what() << "\n";
+    return 1;
+  }
+}
