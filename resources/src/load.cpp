@@ -1,0 +1,591 @@
+#include "sockmesh/resources/load.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "check.h"
+#include "syntax.h"
+
+namespace sockmesh::resources {
+namespace {
+
+using detail::Kind;
+
+constexpr std::string_view kApiVersion = "sockmesh/v1";
+constexpr std::string_view kDefaultNamespace = "default";
+constexpr std::string_view kDefaultServiceAccount = "default";
+constexpr uint32_t kMaxPort = 65535;
+constexpr uint32_t kMaxWeight = 10000;
+constexpr uint32_t kDefaultWeight = 1;
+
+struct LocatedError {
+  int line;
+  std::string text;
+};
+
+// Where the fields of one resource are in the file, and which fields already have a structural
+// error (the validator's findings on those are only consequences of it).
+struct ResourceLocation {
+  int doc_line = 1;
+  std::map<std::string, int> lines;
+  std::vector<std::string> error_paths;
+
+  int line_of(std::string path) const {
+    while (true) {
+      if (auto it = lines.find(path); it != lines.end()) return it->second;
+      size_t cut = path.find_last_of(".[");
+      if (cut == std::string::npos) return doc_line;
+      path.resize(cut);
+    }
+  }
+
+  bool has_error_at_or_above(const std::string &path) const {
+    for (const std::string &p : error_paths) {
+      if (path == p) return true;
+      if (path.size() > p.size() && path.starts_with(p) &&
+          (path[p.size()] == '.' || path[p.size()] == '[')) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string child_path(const std::string &path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string item_path(const std::string &path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+bool present(const YAML::Node &n) { return n.IsDefined() && !n.IsNull(); }
+
+std::string describe(const YAML::Node &n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return quoted(n.Scalar());
+    case YAML::NodeType::Null:
+      return "null";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+std::optional<Kind> parse_kind(std::string_view s) {
+  if (s == "Workload") return Kind::kWorkload;
+  if (s == "Service") return Kind::kService;
+  if (s == "Node") return Kind::kNode;
+  return std::nullopt;
+}
+
+// Reads one YAML document into one resource message, reporting every structural error
+// (presence, types, unknown fields, enum spellings, integer syntax and range).
+class DocumentReader {
+ public:
+  DocumentReader(std::string_view source, std::vector<LocatedError> &errors, std::string label,
+                 ResourceLocation &loc)
+      : source_(source), errors_(errors), label_(std::move(label)), loc_(loc) {}
+
+  // Checks the envelope; returns the spec map when the document has a usable one.
+  std::optional<YAML::Node> read_envelope(const YAML::Node &doc, v1::ObjectMeta *meta) {
+    fields(doc, "", {"apiVersion", "kind", "metadata", "spec"});
+    if (auto v = scalar(doc, "apiVersion", "apiVersion", true); v && *v != kApiVersion) {
+      fail(at("apiVersion"), "apiVersion",
+           "must be " + quoted(kApiVersion) + ", got " + quoted(*v));
+    }
+    if (!present(lookup(doc, "kind", "kind"))) {
+      fail(at("kind"), "kind", "required (one of Workload, Service, Node)");
+    } else if (auto v = scalar(doc, "kind", "kind", true); v && !parse_kind(*v)) {
+      fail(at("kind"), "kind",
+           "unknown kind " + quoted(*v) + " (one of Workload, Service, Node)");
+    }
+    if (auto m = map_field(doc, "metadata", "metadata", true)) read_metadata(*m, meta);
+    return map_field(doc, "spec", "spec", true);
+  }
+
+  void read_workload_spec(const YAML::Node &spec, v1::Workload *w) {
+    fields(spec, "spec", {"serviceAccount", "node", "addresses", "cgroupPath", "captured"});
+    w->set_service_account(
+        scalar(spec, "serviceAccount", "spec.serviceAccount", false)
+            .value_or(std::string(kDefaultServiceAccount)));
+    if (auto v = scalar(spec, "node", "spec.node", true)) w->set_node(*v);
+    string_list(spec, "addresses", "spec.addresses", w->mutable_addresses());
+    if (auto v = scalar(spec, "cgroupPath", "spec.cgroupPath", false)) w->set_cgroup_path(*v);
+    w->set_captured(boolean(spec, "captured", "spec.captured").value_or(true));
+  }
+
+  void read_service_spec(const YAML::Node &spec, v1::Service *svc) {
+    fields(spec, "spec", {"vips", "lbPolicy", "endpoints", "subsets"});
+    for_each_item(spec, "vips", "spec.vips", [&](const YAML::Node &item, const std::string &path) {
+      read_vip(item, path, svc->add_vips());
+    });
+    svc->set_lb_policy(v1::LB_POLICY_RANDOM);
+    if (auto v = scalar(spec, "lbPolicy", "spec.lbPolicy", false)) {
+      if (auto policy = detail::parse_lb_policy(*v)) {
+        svc->set_lb_policy(*policy);
+      } else {
+        fail(at("spec.lbPolicy"), "spec.lbPolicy",
+             "unknown policy " + quoted(*v) +
+                 " (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV)");
+      }
+    }
+    for_each_item(spec, "endpoints", "spec.endpoints",
+                  [&](const YAML::Node &item, const std::string &path) {
+                    read_endpoint(item, path, svc->add_endpoints());
+                  });
+    for_each_item(spec, "subsets", "spec.subsets",
+                  [&](const YAML::Node &item, const std::string &path) {
+                    read_subset(item, path, svc->add_subsets());
+                  });
+  }
+
+  void read_node_spec(const YAML::Node &spec, v1::Node *node) {
+    fields(spec, "spec", {"addresses"});
+    string_list(spec, "addresses", "spec.addresses", node->mutable_addresses());
+  }
+
+ private:
+  void read_metadata(const YAML::Node &m, v1::ObjectMeta *meta) {
+    fields(m, "metadata", {"name", "namespace", "labels"});
+    if (auto v = scalar(m, "name", "metadata.name", true)) meta->set_name(*v);
+    meta->set_namespace_(scalar(m, "namespace", "metadata.namespace", false)
+                             .value_or(std::string(kDefaultNamespace)));
+    labels(m, "labels", "metadata.labels", meta->mutable_labels());
+  }
+
+  void read_vip(const YAML::Node &item, const std::string &path, v1::VirtualAddress *vip) {
+    vip->set_protocol(v1::PROTOCOL_TCP);
+    if (!item.IsMap()) {
+      fail(line_of(item), path, "must be a map, got " + describe(item));
+      return;
+    }
+    fields(item, path, {"address", "port", "protocol"});
+    if (auto v = scalar(item, "address", child_path(path, "address"), true)) vip->set_address(*v);
+    if (auto v = integer(item, "port", child_path(path, "port"), true, 1, kMaxPort)) {
+      vip->set_port(*v);
+    }
+    const std::string protocol_path = child_path(path, "protocol");
+    if (auto v = scalar(item, "protocol", protocol_path, false)) {
+      if (auto protocol = detail::parse_protocol(*v)) {
+        vip->set_protocol(*protocol);
+      } else {
+        fail(at(protocol_path), protocol_path,
+             "unknown protocol " + quoted(*v) + " (one of TCP, UDP)");
+      }
+    }
+  }
+
+  void read_endpoint(const YAML::Node &item, const std::string &path, v1::Endpoint *ep) {
+    ep->set_weight(kDefaultWeight);
+    if (!item.IsMap()) {
+      fail(line_of(item), path, "must be a map, got " + describe(item));
+      return;
+    }
+    fields(item, path, {"workload", "port", "weight"});
+    if (auto v = scalar(item, "workload", child_path(path, "workload"), true)) ep->set_workload(*v);
+    if (auto v = integer(item, "port", child_path(path, "port"), true, 1, kMaxPort)) {
+      ep->set_port(*v);
+    }
+    if (auto v = integer(item, "weight", child_path(path, "weight"), false, 0, kMaxWeight)) {
+      ep->set_weight(*v);
+    }
+  }
+
+  void read_subset(const YAML::Node &item, const std::string &path, v1::Subset *subset) {
+    subset->set_weight(kDefaultWeight);
+    if (!item.IsMap()) {
+      fail(line_of(item), path, "must be a map, got " + describe(item));
+      return;
+    }
+    fields(item, path, {"name", "labels", "weight"});
+    if (auto v = scalar(item, "name", child_path(path, "name"), true)) subset->set_name(*v);
+    if (!present(item["labels"])) {
+      missing(child_path(path, "labels"));
+    } else {
+      labels(item, "labels", child_path(path, "labels"), subset->mutable_labels());
+    }
+    if (auto v = integer(item, "weight", child_path(path, "weight"), false, 0, kMaxWeight)) {
+      subset->set_weight(*v);
+    }
+  }
+
+  int line_of(const YAML::Node &n) const {
+    if (!n.IsDefined()) return loc_.doc_line;
+    const YAML::Mark mark = n.Mark();
+    return mark.line >= 0 ? mark.line + 1 : loc_.doc_line;
+  }
+
+  void fail(int line, const std::string &path, const std::string &what) {
+    errors_.push_back({line, std::string(source_) + ":" + std::to_string(line) + ": " + label_ +
+                                 ": " + path + ": " + what});
+    loc_.error_paths.push_back(path);
+  }
+
+  void note(const YAML::Node &n, const std::string &path) { loc_.lines[path] = line_of(n); }
+
+  // The line of a field (its key's line), or of the nearest enclosing field that has one.
+  int at(const std::string &path) const { return loc_.line_of(path); }
+
+  // The value of map[key], noting the key's line for the field: a block map or list value
+  // starts on the line after its key, but the key is where a reader looks.
+  YAML::Node lookup(const YAML::Node &map, std::string_view key, const std::string &path) {
+    for (const auto &entry : map) {
+      const YAML::Node k = entry.first;
+      if (k.IsScalar() && k.Scalar() == key) {
+        note(k, path);
+        return entry.second;
+      }
+    }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  // Reports keys of a map that are not among the allowed ones, or repeated.
+  void fields(const YAML::Node &map, const std::string &path,
+              std::initializer_list<std::string_view> allowed) {
+    std::set<std::string> seen;
+    for (const auto &entry : map) {
+      const YAML::Node key = entry.first;
+      if (!key.IsScalar()) {
+        fail(line_of(key), path.empty() ? "(top level)" : path,
+             "keys must be strings, got " + describe(key));
+        continue;
+      }
+      const std::string field = child_path(path, key.Scalar());
+      if (std::find(allowed.begin(), allowed.end(), key.Scalar()) == allowed.end()) {
+        fail(line_of(key), field, "unknown field");
+      } else if (!seen.insert(key.Scalar()).second) {
+        fail(line_of(key), field, "duplicate field");
+      }
+    }
+  }
+
+  // A missing field is reported on the line of the map that should hold it.
+  void missing(const std::string &path) { fail(at(path), path, "required"); }
+
+  std::optional<std::string> scalar(const YAML::Node &map, std::string_view key,
+                                    const std::string &path, bool required) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) {
+      if (required) missing(path);
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      fail(at(path), path, "must be a string, got " + describe(n));
+      return std::nullopt;
+    }
+    return n.Scalar();
+  }
+
+  std::optional<uint32_t> integer(const YAML::Node &map, std::string_view key,
+                                  const std::string &path, bool required, uint32_t lo,
+                                  uint32_t hi) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) {
+      if (required) missing(path);
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      fail(at(path), path, "must be an integer, got " + describe(n));
+      return std::nullopt;
+    }
+    const std::string &text = n.Scalar();
+    size_t digits_at = (!text.empty() && (text[0] == '-' || text[0] == '+')) ? 1 : 0;
+    if (digits_at == text.size() ||
+        !std::all_of(text.begin() + digits_at, text.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      fail(at(path), path, "must be an integer, got " + quoted(text));
+      return std::nullopt;
+    }
+    uint64_t value = 0;
+    bool too_big = false;
+    for (size_t i = digits_at; i < text.size() && !too_big; ++i) {
+      value = value * 10 + uint64_t(text[i] - '0');
+      too_big = value > UINT32_MAX;
+    }
+    const bool negative = text[0] == '-' && value != 0;
+    if (negative || too_big || value < lo || value > hi) {
+      fail(at(path), path,
+           "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + text);
+      return std::nullopt;
+    }
+    return uint32_t(value);
+  }
+
+  std::optional<bool> boolean(const YAML::Node &map, std::string_view key,
+                              const std::string &path) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) return std::nullopt;
+    if (n.IsScalar() && n.Scalar() == "true") return true;
+    if (n.IsScalar() && n.Scalar() == "false") return false;
+    fail(at(path), path, "must be true or false, got " + describe(n));
+    return std::nullopt;
+  }
+
+  std::optional<YAML::Node> map_field(const YAML::Node &map, std::string_view key,
+                                      const std::string &path, bool required) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) {
+      if (required) missing(path);
+      return std::nullopt;
+    }
+    if (!n.IsMap()) {
+      fail(at(path), path, "must be a map, got " + describe(n));
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  std::optional<YAML::Node> list_field(const YAML::Node &map, std::string_view key,
+                                       const std::string &path) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) return std::nullopt;
+    if (!n.IsSequence()) {
+      fail(at(path), path, "must be a list, got " + describe(n));
+      return std::nullopt;
+    }
+    return n;
+  }
+
+  // Calls read(item, path) for every item; bad items still take their index, so that the
+  // validator's field paths match the file.
+  template <typename Read>
+  void for_each_item(const YAML::Node &map, std::string_view key, const std::string &path,
+                     Read read) {
+    auto list = list_field(map, key, path);
+    if (!list) return;
+    for (size_t i = 0; i < list->size(); ++i) {
+      const YAML::Node item = (*list)[i];
+      const std::string p = item_path(path, i);
+      note(item, p);
+      read(item, p);
+    }
+  }
+
+  void string_list(const YAML::Node &map, std::string_view key, const std::string &path,
+                   google::protobuf::RepeatedPtrField<std::string> *out) {
+    for_each_item(map, key, path, [&](const YAML::Node &item, const std::string &p) {
+      if (item.IsScalar()) {
+        out->Add(std::string(item.Scalar()));
+      } else {
+        fail(line_of(item), p, "must be a string, got " + describe(item));
+        out->Add();
+      }
+    });
+  }
+
+  void labels(const YAML::Node &map, std::string_view key, const std::string &path,
+              google::protobuf::Map<std::string, std::string> *out) {
+    auto m = map_field(map, key, path, false);
+    if (!m) return;
+    for (const auto &entry : *m) {
+      const YAML::Node k = entry.first;
+      const YAML::Node v = entry.second;
+      if (!k.IsScalar()) {
+        fail(line_of(k), path, "keys must be strings, got " + describe(k));
+        continue;
+      }
+      const std::string p = child_path(path, k.Scalar());
+      note(k, p);
+      if (out->contains(k.Scalar())) {
+        fail(line_of(k), p, "duplicate label");
+      } else if (v.IsNull()) {
+        (*out)[k.Scalar()] = "";
+      } else if (!v.IsScalar()) {
+        fail(at(p), p, "must be a string, got " + describe(v));
+      } else {
+        (*out)[k.Scalar()] = v.Scalar();
+      }
+    }
+  }
+
+  std::string_view source_;
+  std::vector<LocatedError> &errors_;
+  std::string label_;
+  ResourceLocation &loc_;
+};
+
+class FileLoader {
+ public:
+  explicit FileLoader(std::string_view source) : source_(source) {}
+
+  LoadResult load(std::string_view text) {
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAll(std::string(text));
+    } catch (const YAML::Exception &e) {
+      const int line = e.mark.line >= 0 ? e.mark.line + 1 : 1;
+      return error_only(line, "malformed YAML: " + e.msg);
+    }
+    for (size_t i = 0; i < docs.size(); ++i) read_document(docs[i], int(i) + 1);
+    add_semantic_errors();
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const LocatedError &a, const LocatedError &b) { return a.line < b.line; });
+    LoadResult result;
+    for (auto &e : errors_) result.errors.push_back(std::move(e.text));
+    if (result.errors.empty()) result.snapshot = std::move(snapshot_);
+    return result;
+  }
+
+  LoadResult error_only(int line, const std::string &what) {
+    LoadResult result;
+    result.errors.push_back(std::string(source_) + ":" + std::to_string(line) + ": " + what);
+    return result;
+  }
+
+ private:
+  // The identity of a document, if it has a known kind and a name; read without reporting, so
+  // that every error of the document can then be labeled with it.
+  struct Identity {
+    Kind kind;
+    v1::ObjectMeta meta;
+  };
+
+  static std::optional<Identity> identify(const YAML::Node &doc) {
+    const YAML::Node kind = doc["kind"];
+    const YAML::Node meta = doc["metadata"];
+    if (!present(kind) || !kind.IsScalar() || !present(meta) || !meta.IsMap()) return std::nullopt;
+    auto k = parse_kind(kind.Scalar());
+    const YAML::Node name = meta["name"];
+    if (!k || !present(name) || !name.IsScalar()) return std::nullopt;
+    Identity id{*k, {}};
+    id.meta.set_name(name.Scalar());
+    const YAML::Node ns = meta["namespace"];
+    id.meta.set_namespace_(present(ns) && ns.IsScalar() ? ns.Scalar()
+                                                        : std::string(kDefaultNamespace));
+    return id;
+  }
+
+  void read_document(const YAML::Node &doc, int number) {
+    if (doc.IsNull()) return;
+    const int doc_line = doc.Mark().line >= 0 ? doc.Mark().line + 1 : 1;
+    const std::string doc_label = "document " + std::to_string(number);
+    if (!doc.IsMap()) {
+      errors_.push_back({doc_line, std::string(source_) + ":" + std::to_string(doc_line) + ": " +
+                                       doc_label + ": must be a map, got " + describe(doc)});
+      return;
+    }
+    const std::optional<Identity> id = identify(doc);
+    ResourceLocation scratch_loc;
+    ResourceLocation &loc = id ? locations_[int(id->kind)].emplace_back() : scratch_loc;
+    loc.doc_line = doc_line;
+    DocumentReader reader(source_, errors_,
+                          id ? detail::resource_label(id->kind, id->meta) : doc_label, loc);
+    if (!id) {
+      // Unidentified: still report everything the envelope gets wrong; the spec cannot be
+      // checked without a kind, and the resource is left out of the snapshot.
+      v1::ObjectMeta scratch;
+      auto spec = reader.read_envelope(doc, &scratch);
+      const YAML::Node kind = doc["kind"];
+      if (spec && present(kind) && kind.IsScalar()) {
+        if (auto k = parse_kind(kind.Scalar())) read_spec(reader, *k, *spec, nullptr);
+      }
+      return;
+    }
+    v1::ObjectMeta *meta = add_resource(id->kind);
+    auto spec = reader.read_envelope(doc, meta);
+    if (spec) read_spec(reader, id->kind, *spec, &snapshot_);
+  }
+
+  v1::ObjectMeta *add_resource(Kind kind) {
+    switch (kind) {
+      case Kind::kWorkload:
+        return snapshot_.add_workloads()->mutable_metadata();
+      case Kind::kService:
+        return snapshot_.add_services()->mutable_metadata();
+      case Kind::kNode:
+        return snapshot_.add_nodes()->mutable_metadata();
+    }
+    return nullptr;
+  }
+
+  // Reads the spec into the last resource of its kind in `into`, or into a scratch message.
+  static void read_spec(DocumentReader &reader, Kind kind, const YAML::Node &spec,
+                        v1::Snapshot *into) {
+    v1::Snapshot scratch;
+    v1::Snapshot &s = into ? *into : scratch;
+    switch (kind) {
+      case Kind::kWorkload:
+        if (!into) s.add_workloads();
+        reader.read_workload_spec(spec, s.mutable_workloads(s.workloads_size() - 1));
+        return;
+      case Kind::kService:
+        if (!into) s.add_services();
+        reader.read_service_spec(spec, s.mutable_services(s.services_size() - 1));
+        return;
+      case Kind::kNode:
+        if (!into) s.add_nodes();
+        reader.read_node_spec(spec, s.mutable_nodes(s.nodes_size() - 1));
+        return;
+    }
+  }
+
+  void add_semantic_errors() {
+    auto where = [this](detail::ResourceRef ref) {
+      return std::string(source_) + ":" +
+             std::to_string(locations_[int(ref.kind)][size_t(ref.index)].doc_line);
+    };
+    for (auto &issue : detail::check_snapshot(snapshot_, where)) {
+      const ResourceLocation &loc = locations_[int(issue.resource.kind)][size_t(issue.resource.index)];
+      if (loc.has_error_at_or_above(issue.path)) continue;
+      const int line = loc.line_of(issue.path);
+      errors_.push_back({line, std::string(source_) + ":" + std::to_string(line) + ": " + issue.text});
+    }
+  }
+
+  std::string_view source_;
+  v1::Snapshot snapshot_;
+  std::vector<ResourceLocation> locations_[3];
+  std::vector<LocatedError> errors_;
+};
+
+}  // namespace
+
+LoadResult load_yaml_string(std::string_view text, std::string_view source_name) {
+  FileLoader loader(source_name);
+  try {
+    return loader.load(text);
+  } catch (const std::exception &e) {
+    return loader.error_only(1, std::string("internal error: ") + e.what());
+  }
+}
+
+LoadResult load_yaml_file(const std::string &path) {
+  std::FILE *f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    LoadResult result;
+    result.errors.push_back(path + ": cannot read: " + std::strerror(errno));
+    return result;
+  }
+  std::string text;
+  char buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const bool failed = std::ferror(f);
+  const int err = errno;
+  std::fclose(f);
+  if (failed) {
+    LoadResult result;
+    result.errors.push_back(path + ": cannot read: " + std::strerror(err));
+    return result;
+  }
+  return load_yaml_string(text, path);
+}
+
+}  // namespace sockmesh::resources
