@@ -1,0 +1,45 @@
+#include "fake_admin.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <stdexcept>
+#include <thread>
+
+#include "sockmesh/v1/admin.grpc.pb.h"
+
+namespace sockmesh::cli::testing {
+
+struct FakeAdmin::Server final : v1::Admin::Service {
+  explicit Server(FakeAdmin& owner) : owner(owner) {}
+
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*, v1::AgentStatus* out) override {
+    std::this_thread::sleep_for(owner.status_delay);
+    *out = owner.status;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
+                            v1::ListServicesResponse* out) override {
+    *out = owner.services;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListEndpoints(grpc::ServerContext*, const v1::ListEndpointsRequest*,
+                             v1::ListEndpointsResponse* out) override {
+    *out = owner.endpoints;
+    return grpc::Status::OK;
+  }
+
+  FakeAdmin& owner;
+  std::unique_ptr<grpc::Server> server;
+};
+
+FakeAdmin::FakeAdmin(const std::filesystem::path& socket_path) : server_(std::make_unique<Server>(*this)) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + socket_path.string(), grpc::InsecureServerCredentials());
+  builder.RegisterService(server_.get());
+  server_->server = builder.BuildAndStart();
+  if (!server_->server) throw std::runtime_error("fake admin: cannot listen on " + socket_path.string());
+}
+
+FakeAdmin::~FakeAdmin() { server_->server->Shutdown(); }
+
+}  // namespace sockmesh::cli::testing

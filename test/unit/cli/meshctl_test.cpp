@@ -1,0 +1,452 @@
+// meshctl end to end in-process: the real command line against a fake agent on a unix socket.
+#include "sockmesh/cli/meshctl.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "fake_admin.h"
+#include "sockmesh/cli/target.h"
+
+namespace sockmesh::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::int64_t kNow = 1'714'564'800'000;  // 2024-05-01 12:00:00 UTC
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+v1::AgentStatus sample_status() {
+  v1::AgentStatus s;
+  s.set_node("n1");
+  s.set_version("0.1.0");
+  s.set_pid(4242);
+  s.set_started_unix_ms(kNow - 3'723'000);
+  s.set_cgroup("/sys/fs/cgroup/unified/sockmesh");
+  s.set_pin_dir("/sys/fs/bpf/sockmesh/n1");
+  auto* c = s.mutable_config();
+  c->set_source("file:/etc/sockmesh/config.yaml");
+  c->set_generation(7);
+  c->set_applied_unix_ms(kNow - 303'000);
+  c->set_services(3);
+  c->set_workloads(5);
+  auto* p = s.add_programs();
+  p->set_name("sm_connect4");
+  p->set_attach_type("cgroup/connect4");
+  p->set_id(42);
+  p->set_link_id(7);
+  p = s.add_programs();
+  p->set_name("sm_getpeername4");
+  p->set_attach_type("cgroup/getpeername4");
+  p->set_id(43);
+  p->set_link_id(8);
+  auto* m = s.add_maps();
+  m->set_name("sm_services");
+  m->set_id(10);
+  m->set_type("hash");
+  m->set_entries(4);
+  m->set_max_entries(65536);
+  m = s.add_maps();
+  m->set_name("sm_backend_sets");
+  m->set_id(11);
+  m->set_type("array");
+  m->set_entries(3);
+  m->set_max_entries(1024);
+  auto* k = s.add_counters();
+  k->set_name("connect_balanced");
+  k->set_value(1200);
+  k = s.add_counters();
+  k->set_name("connect_no_backend");
+  k->set_value(0);
+  return s;
+}
+
+v1::ServiceView service(std::string ns, std::string name, v1::LbPolicy policy, std::uint32_t usable,
+                        std::uint32_t listed) {
+  v1::ServiceView s;
+  s.set_namespace_(std::move(ns));
+  s.set_name(std::move(name));
+  s.set_lb_policy(policy);
+  s.set_usable_endpoints(usable);
+  s.set_endpoints(listed);
+  return s;
+}
+
+void add_vip(v1::ServiceView& s, std::string address, std::uint32_t port, v1::Protocol protocol) {
+  auto* vip = s.add_vips();
+  vip->set_address(std::move(address));
+  vip->set_port(port);
+  vip->set_protocol(protocol);
+}
+
+// Deliberately unsorted: meshctl sorts by namespace/name.
+v1::ListServicesResponse sample_services() {
+  v1::ListServicesResponse r;
+  auto cart = service("shop", "cart", v1::LB_POLICY_MAGLEV, 1, 2);
+  add_vip(cart, "10.96.0.20", 8080, v1::PROTOCOL_TCP);
+  add_vip(cart, "10.96.0.20", 8081, v1::PROTOCOL_UDP);
+  auto web = service("default", "web", v1::LB_POLICY_RANDOM, 3, 3);
+  add_vip(web, "10.96.0.10", 80, v1::PROTOCOL_TCP);
+  auto api = service("default", "api", v1::LB_POLICY_UNSPECIFIED, 0, 0);
+  add_vip(api, "fd00:96::1", 443, v1::PROTOCOL_UNSPECIFIED);
+  *r.add_services() = cart;
+  *r.add_services() = web;
+  *r.add_services() = api;
+  return r;
+}
+
+void add_endpoint(v1::ListEndpointsResponse& r, std::string ns, std::string svc, std::string workload,
+                  std::string address, std::uint32_t port, std::string subset, std::uint32_t weight, double share) {
+  auto* e = r.add_endpoints();
+  e->set_service_namespace(std::move(ns));
+  e->set_service_name(std::move(svc));
+  e->set_workload(std::move(workload));
+  e->set_address(std::move(address));
+  e->set_port(port);
+  e->set_subset(std::move(subset));
+  e->set_kernel_weight(weight);
+  e->set_share_percent(share);
+}
+
+v1::ListEndpointsResponse sample_endpoints() {
+  v1::ListEndpointsResponse r;
+  add_endpoint(r, "shop", "cart", "cart-2", "10.78.2.11", 9000, "", 0, 0.0);
+  add_endpoint(r, "default", "web", "web-v2", "10.78.1.12", 8080, "v2", 20, 20.0);
+  add_endpoint(r, "default", "web", "web-v1-a", "10.78.1.10", 8080, "v1", 40, 40.0);
+  add_endpoint(r, "shop", "cart", "cart-1", "10.78.2.10", 9000, "", 1, 100.0);
+  add_endpoint(r, "default", "web", "web-v1-b", "10.78.2.13", 8080, "v1", 40, 40.0);
+  return r;
+}
+
+class MeshctlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "meshctl-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    env_.run_root = dir_ / "run";
+    env_.now_unix_ms = [] { return kNow; };
+  }
+  void TearDown() override {
+    agents_.clear();
+    fs::remove_all(dir_);
+  }
+
+  // Starts a fake agent for node under the run root.
+  testing::FakeAdmin& start_agent(const std::string& node) {
+    fs::create_directories(env_.run_root / node);
+    agents_.push_back(std::make_unique<testing::FakeAdmin>(env_.run_root / node / "admin.sock"));
+    auto& agent = *agents_.back();
+    agent.status = sample_status();
+    agent.services = sample_services();
+    agent.endpoints = sample_endpoints();
+    return agent;
+  }
+
+  Result run(const std::vector<std::string>& args) {
+    std::ostringstream out, err;
+    const int code = run_meshctl(args, out, err, env_);
+    return {code, out.str(), err.str()};
+  }
+
+  fs::path dir_;
+  Environment env_;
+  std::vector<std::unique_ptr<testing::FakeAdmin>> agents_;
+};
+
+const char* const kStatus =
+    "Node:        n1\n"
+    "Version:     0.1.0\n"
+    "PID:         4242\n"
+    "Uptime:      1h2m (since 2024-05-01 10:57:57 UTC)\n"
+    "Cgroup:      /sys/fs/cgroup/unified/sockmesh\n"
+    "Pin dir:     /sys/fs/bpf/sockmesh/n1\n"
+    "\n"
+    "Config:      file:/etc/sockmesh/config.yaml\n"
+    "Generation:  7 (applied 2024-05-01 11:54:57 UTC, 5m3s ago)\n"
+    "Resources:   3 services, 5 workloads\n"
+    "\n"
+    "Programs:\n"
+    "NAME              ATTACH                PROG ID   LINK ID\n"
+    "sm_connect4       cgroup/connect4       42        7\n"
+    "sm_getpeername4   cgroup/getpeername4   43        8\n"
+    "\n"
+    "Maps:\n"
+    "NAME              TYPE    ENTRIES   MAX\n"
+    "sm_services       hash    4         65536\n"
+    "sm_backend_sets   array   3         1024\n"
+    "\n"
+    "Counters:\n"
+    "NAME                 VALUE\n"
+    "connect_balanced     1200\n"
+    "connect_no_backend   0\n";
+
+TEST_F(MeshctlTest, StatusOfTheOnlyAgent) {
+  start_agent("n1");
+  const auto r = run({"status"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kStatus);
+}
+
+TEST_F(MeshctlTest, StatusShowsARejectedConfig) {
+  auto& agent = start_agent("n1");
+  agent.status.mutable_config()->set_last_error("service \"web/ns\": weight must be > 0, got 0");
+  agent.status.mutable_config()->set_last_error_unix_ms(kNow - 60'000);
+  const auto r = run({"--node", "n1", "status"});
+  EXPECT_EQ(r.code, 0);
+  const std::string expected_config =
+      "Resources:   3 services, 5 workloads\n"
+      "Last error:  REJECTED at 2024-05-01 11:59:00 UTC, 1m ago; the previous config keeps serving:\n"
+      "             service \"web/ns\": weight must be > 0, got 0\n"
+      "\n"
+      "Programs:\n";
+  EXPECT_NE(r.out.find(expected_config), std::string::npos) << r.out;
+}
+
+TEST_F(MeshctlTest, StatusOfAFreshAgent) {
+  auto& agent = start_agent("n1");
+  agent.status = v1::AgentStatus();
+  agent.status.set_node("n1");
+  const auto r = run({"status"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "Node:        n1\n"
+            "Version:     \n"
+            "PID:         0\n"
+            "Uptime:      -\n"
+            "Cgroup:      \n"
+            "Pin dir:     \n"
+            "\n"
+            "Config:      -\n"
+            "Generation:  0 (nothing applied yet)\n"
+            "Resources:   0 services, 0 workloads\n"
+            "\n"
+            "Programs:\n"
+            "No programs.\n"
+            "\n"
+            "Maps:\n"
+            "No maps.\n"
+            "\n"
+            "Counters:\n"
+            "No counters.\n");
+}
+
+TEST_F(MeshctlTest, GetServices) {
+  start_agent("n1");
+  const auto r = run({"get", "services"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "NAMESPACE   NAME   VIPS                                      POLICY   ENDPOINTS\n"
+            "default     api    [fd00:96::1]:443/TCP                      RANDOM   0/0\n"
+            "default     web    10.96.0.10:80/TCP                         RANDOM   3/3\n"
+            "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV   1/2\n");
+  EXPECT_EQ(run({"get", "svc"}).out, r.out);
+}
+
+const char* const kWebEndpoints =
+    "default/web   web-v1-a   10.78.1.10:8080   v1       40       40.0%\n"
+    "default/web   web-v1-b   10.78.2.13:8080   v1       40       40.0%\n"
+    "default/web   web-v2     10.78.1.12:8080   v2       20       20.0%\n";
+
+TEST_F(MeshctlTest, GetEndpoints) {
+  start_agent("n1");
+  const auto r = run({"get", "endpoints"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") + kWebEndpoints +
+                       "shop/cart     cart-1     10.78.2.10:9000   -        1        100.0%\n"
+                       "shop/cart     cart-2     10.78.2.11:9000   -        0        0.0%\n");
+  EXPECT_EQ(run({"get", "ep"}).out, r.out);
+}
+
+TEST_F(MeshctlTest, GetEndpointsOfOneService) {
+  start_agent("n1");
+  const std::string expected =
+      std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") + kWebEndpoints;
+  for (const std::string filter : {"default/web", "web"}) {
+    const auto r = run({"get", "endpoints", filter});
+    EXPECT_EQ(r.err, "") << filter;
+    EXPECT_EQ(r.code, 0) << filter;
+    EXPECT_EQ(r.out, expected) << filter;
+  }
+  const auto cart = run({"get", "endpoints", "shop/cart"});
+  EXPECT_EQ(cart.out,
+            "SERVICE     ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n"
+            "shop/cart   cart-1     10.78.2.10:9000   -        1        100.0%\n"
+            "shop/cart   cart-2     10.78.2.11:9000   -        0        0.0%\n");
+}
+
+TEST_F(MeshctlTest, GetEndpointsOfAServiceWithoutEndpoints) {
+  start_agent("n1");
+  const auto r = run({"get", "endpoints", "default/api"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "No endpoints.\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(MeshctlTest, GetEndpointsOfAnUnknownService) {
+  start_agent("n1");
+  auto r = run({"get", "endpoints", "shop/web"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: service \"shop/web\" not found\n");
+  r = run({"get", "endpoints", "nope"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "meshctl: service \"nope\" (any namespace) not found\n");
+  r = run({"get", "endpoints", "a/b/c"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "meshctl: service filter \"a/b/c\": give NAMESPACE/NAME or NAME\n");
+}
+
+TEST_F(MeshctlTest, EmptyLists) {
+  auto& agent = start_agent("n1");
+  agent.services.Clear();
+  agent.endpoints.Clear();
+  auto r = run({"get", "services"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "No services.\n");
+  EXPECT_EQ(r.err, "");
+  r = run({"get", "endpoints"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "No endpoints.\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(MeshctlTest, ExplicitAdminSocket) {
+  start_agent("n1");
+  start_agent("n2").status.set_node("n2");
+  const auto r = run({"status", "--admin-socket", (env_.run_root / "n2" / "admin.sock").string()});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_TRUE(r.out.starts_with("Node:        n2\n")) << r.out;
+}
+
+TEST_F(MeshctlTest, NodeWhoseSocketDoesNotExist) {
+  start_agent("n1");
+  const auto r = run({"--node", "n9", "get", "services"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: cannot reach the agent of node \"n9\" at " + (env_.run_root / "n9/admin.sock").string() +
+                       ": no such socket (is meshd running?)\n");
+}
+
+TEST_F(MeshctlTest, SocketWithoutAListener) {
+  fs::create_directories(env_.run_root / "n1");
+  const auto path = env_.run_root / "n1" / "admin.sock";
+  // A socket left behind by an agent that died: bound once, nobody listens.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(path.string().size(), sizeof(addr.sun_path));
+  std::strcpy(addr.sun_path, path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(fd);
+
+  const auto r = run({"status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  const std::string prefix = "meshctl: cannot reach the agent of node \"n1\" at " + path.string() + ": ";
+  EXPECT_TRUE(r.err.starts_with(prefix)) << r.err;
+  EXPECT_TRUE(r.err.ends_with(" (is meshd running?)\n")) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+}
+
+TEST_F(MeshctlTest, AgentTooSlowToAnswer) {
+  start_agent("n1").status_delay = std::chrono::milliseconds(1500);
+  const auto r = run({"--timeout", "0.2", "status"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+                       " did not answer GetStatus within 0.2s (raise --timeout?)\n");
+}
+
+TEST_F(MeshctlTest, NoAgentAtAll) {
+  auto r = run({"status"});  // the run root does not even exist
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  const std::string expected = "meshctl: no node agent found under " + env_.run_root.string() +
+                               " (is meshd running? pick one with --node)\n";
+  EXPECT_EQ(r.err, expected);
+  fs::create_directories(env_.run_root / "n1");  // a node directory without a socket does not count
+  r = run({"get", "services"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, expected);
+}
+
+TEST_F(MeshctlTest, SeveralAgents) {
+  for (const char* node : {"b", "a"}) {
+    fs::create_directories(env_.run_root / node);
+    std::ofstream(env_.run_root / node / "admin.sock").put('\0');
+  }
+  const auto r = run({"get", "endpoints"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: several node agents run here (a, b): pick one with --node\n");
+}
+
+TEST_F(MeshctlTest, DefaultRunRootIsTheAgentsOne) {
+  const auto target = resolve_target({.node = "n1", .admin_socket = ""}, Environment{}.run_root);
+  EXPECT_EQ(target.socket_path.string(), paths::admin_socket("n1"));
+  EXPECT_EQ(target.describe(), "the agent of node \"n1\" at /run/sockmesh/n1/admin.sock");
+}
+
+TEST_F(MeshctlTest, UsageErrorsAreOneLineWithExitCode2) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {}, {"frobnicate"}, {"get"}, {"get", "pods"}, {"--timeout", "0", "status"},
+           {"--node", "a", "--admin-socket", "/x", "status"}}) {
+    const auto r = run(args);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_EQ(r.out, "");
+    EXPECT_TRUE(r.err.starts_with("meshctl: ")) << r.err;
+    EXPECT_TRUE(r.err.ends_with(" (see meshctl --help)\n")) << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  }
+}
+
+TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
+  auto r = run({});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "meshctl: missing command, one of: status, get, version (see meshctl --help)\n");
+  r = run({"get"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "meshctl: get: missing command, one of: services, endpoints (see meshctl --help)\n");
+  r = run({"--timeout", "-1", "status"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "meshctl: --timeout: must be a number of seconds > 0, got \"-1\" (see meshctl --help)\n");
+}
+
+TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
+  auto r = run({"--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.err, "");
+  for (const char* word : {"--node", "--admin-socket", "--timeout", "status", "get", "version", "Exit codes"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
+  }
+  r = run({"get", "--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* word : {"services", "endpoints"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
+  }
+}
+
+TEST_F(MeshctlTest, Version) {
+  const auto r = run({"version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "meshctl " SOCKMESH_TEST_VERSION "\n");
+}
+
+}  // namespace
+}  // namespace sockmesh::cli
