@@ -1,0 +1,194 @@
+// The kernel load balancer with real sockets: two lab nodes, meshd on each, an unmodified HTTP
+// client in a pod connecting to service VIPs.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "mesh_fixture.h"
+#include "sockmesh/common/paths.h"
+#include "sockmesh/lab/echo_server.h"
+
+namespace sockmesh::testing {
+namespace {
+
+// One lab for the suite: building it costs seconds.
+class LbLabTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { mesh_ = new MeshLab(); }
+  static void TearDownTestSuite() {
+    delete mesh_;
+    mesh_ = nullptr;
+  }
+  void TearDown() override {
+    // Every test leaves node 1 on the default 80/20 config.
+    auto before = mesh_->status(1).config();
+    if (before.last_error().empty() && before.generation() == 1) return;
+    mesh_->write_config(1, mesh_->config_text({}));
+    auto after = mesh_->wait_generation(1, before.generation());
+    ASSERT_TRUE(after.config().last_error().empty()) << after.config().last_error();
+  }
+  static MeshLab* mesh_;
+};
+MeshLab* LbLabTest::mesh_ = nullptr;
+
+void expect_share(const ConnectTally& tally, const std::string& backend, double p, int n) {
+  double sigma = std::sqrt(p * (1 - p) / n);
+  auto it = tally.bodies.find(backend);
+  double share = it == tally.bodies.end() ? 0.0 : double(it->second) / n;
+  EXPECT_NEAR(share, p, 5 * sigma) << backend << " got " << share << " of " << n;
+}
+
+TEST_F(LbLabTest, CanarySplitFollowsWeightsAndPeerIsTheVip) {
+  const int n = 4000;  // 5 sigma at p=0.2 is 3.2 points
+  uint64_t balanced_before = mesh_->counter(1, "connect_balanced");
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, n);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.wrong_peer, 0);
+  expect_share(tally, "web-v1-a", 0.4, n);
+  expect_share(tally, "web-v1-b", 0.4, n);
+  expect_share(tally, "web-v2-a", 0.2, n);
+  EXPECT_EQ(mesh_->counter(1, "connect_balanced") - balanced_before, uint64_t(n));
+  EXPECT_GE(mesh_->counter(1, "peername_restored"), uint64_t(n));
+}
+
+TEST_F(LbLabTest, NonVipTrafficIsUntouched) {
+  uint64_t balanced_before = mesh_->counter(1, "connect_balanced");
+  uint64_t passthrough_before = mesh_->counter(1, "connect_passthrough");
+  std::string ip = mesh_->lab().pod_ip("web-v2-a");
+  auto tally = connect_many(mesh_->lab(), "client", ip, 8080, 200);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.wrong_peer, 0);
+  EXPECT_EQ(tally.bodies["web-v2-a"], 200);
+  EXPECT_EQ(mesh_->counter(1, "connect_balanced"), balanced_before);
+  EXPECT_GE(mesh_->counter(1, "connect_passthrough") - passthrough_before, 200u);
+}
+
+TEST_F(LbLabTest, VipWithoutBackendsRefusesAndIsCounted) {
+  uint64_t before = mesh_->counter(1, "connect_no_backend");
+  std::string out;
+  int rc = mesh_->lab().call_in_pod(
+      "client",
+      [] {
+        auto result = lab::http_fetch("10.96.0.11", 80);
+        std::printf("%d", result.err);
+        return 0;
+      },
+      &out);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(out, std::to_string(ECONNREFUSED));
+  EXPECT_EQ(mesh_->counter(1, "connect_no_backend") - before, 1u);
+}
+
+TEST_F(LbLabTest, ConfigChangeTakesEffectWithoutRestart) {
+  pid_t agent = mesh_->agent_pid(1);
+  auto before = mesh_->status(1);
+  mesh_->write_config(1, mesh_->config_text({.v1 = 0, .v2 = 100}));
+  auto after = mesh_->wait_generation(1, before.config().generation());
+  EXPECT_EQ(after.pid(), agent);
+  EXPECT_EQ(after.config().last_error(), "");
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 300);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies["web-v2-a"], 300);
+}
+
+TEST_F(LbLabTest, InvalidUpdateIsRejectedWholeAndPreviousBackendsKeepServing) {
+  // First a valid change to v2 only, so "previous state" is distinguishable from the default.
+  auto before = mesh_->status(1).config().generation();
+  mesh_->write_config(1, mesh_->config_text({.v1 = 0, .v2 = 100}));
+  mesh_->wait_generation(1, before);
+  // Then a file whose first service is fine and whose second is not: nothing of it may apply.
+  std::string bad = mesh_->config_text({.v1 = 100, .v2 = 0});
+  bad += "---\napiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: broken, namespace: demo}\n"
+         "spec:\n  vips: [{address: 10.96.0.12, port: 70000}]\n";
+  mesh_->write_config(1, bad);
+  auto status = mesh_->wait_error(1);
+  EXPECT_NE(status.config().last_error().find("service \"demo/broken\": spec.vips[0].port"),
+            std::string::npos)
+      << status.config().last_error();
+  EXPECT_NE(status.config().last_error().find(mesh_->config_path(1)), std::string::npos);
+  EXPECT_EQ(status.config().generation(), before + 1);
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 200);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies["web-v2-a"], 200);
+}
+
+TEST_F(LbLabTest, ThousandUpdatesWhileConnectingLoseNoConnect) {
+  char stop_tmpl[] = "/tmp/sockmesh-stop-XXXXXX";
+  ASSERT_TRUE(mkdtemp(stop_tmpl));
+  std::string stop = std::string(stop_tmpl) + "/stop";
+  std::string out;
+  std::thread client([&] {
+    mesh_->lab().call_in_pod(
+        "client",
+        [&] {
+          int ok = 0, failed = 0;
+          std::string first_error;
+          struct stat st;
+          while (stat(stop.c_str(), &st) != 0) {
+            auto result = lab::http_fetch("10.96.0.10", 80);
+            if (result.err == 0 && !result.body.empty()) {
+              ok++;
+            } else if (failed++ == 0) {
+              first_error = std::strerror(result.err);
+            }
+          }
+          std::printf("%d %d %s", ok, failed, first_error.c_str());
+          return 0;
+        },
+        &out);
+  });
+  // Alternate between two backend sets that share no backend; each update waits until applied.
+  uint64_t generation = mesh_->status(1).config().generation();
+  const std::string texts[] = {mesh_->config_text({.v1 = 100, .v2 = 0}),
+                               mesh_->config_text({.v1 = 0, .v2 = 100})};
+  for (int i = 0; i < 1000; i++) {
+    mesh_->write_config(1, texts[i % 2]);
+    generation = mesh_->wait_generation(1, generation).config().generation();
+  }
+  std::ofstream(stop).put('x');
+  client.join();
+  std::filesystem::remove_all(stop_tmpl);
+  int ok = 0, failed = 0;
+  std::istringstream(out) >> ok >> failed;
+  EXPECT_EQ(failed, 0) << out;
+  EXPECT_GT(ok, 1000) << out;
+  EXPECT_EQ(mesh_->status(1).config().last_error(), "");
+}
+
+TEST(LbLabTeardown, DownLeavesNoNetnsCgroupPinOrProcess) {
+  std::string run, node1, node2, cgroup;
+  pid_t agent1, agent2;
+  {
+    MeshLab mesh({.v1 = 50, .v2 = 50});
+    run = mesh.lab().run_id();
+    node1 = mesh.lab().node_name(1);
+    node2 = mesh.lab().node_name(2);
+    cgroup = mesh.lab().workload_cgroup(1);
+    agent1 = mesh.agent_pid(1);
+    agent2 = mesh.agent_pid(2);
+    ASSERT_TRUE(std::filesystem::exists(paths::pin_dir(node1) + "/link_connect4"));
+    ASSERT_EQ(kill(agent1, 0), 0);
+  }
+  EXPECT_FALSE(std::filesystem::exists(paths::pin_dir(node1)));
+  EXPECT_FALSE(std::filesystem::exists(paths::pin_dir(node2)));
+  EXPECT_FALSE(std::filesystem::exists(paths::run_dir(node1)));
+  EXPECT_FALSE(std::filesystem::exists(cgroup));
+  EXPECT_FALSE(std::filesystem::exists("/run/netns/" + node1));
+  EXPECT_FALSE(std::filesystem::exists("/run/netns/" + node2));
+  EXPECT_NE(kill(agent1, 0), 0);
+  EXPECT_NE(kill(agent2, 0), 0);
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns"))
+    EXPECT_EQ(entry.path().filename().string().rfind("sm" + run, 0), std::string::npos)
+        << entry.path();
+}
+
+}  // namespace
+}  // namespace sockmesh::testing

@@ -1,0 +1,212 @@
+#include "mesh_fixture.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "sockmesh/common/paths.h"
+#include "sockmesh/lab/echo_server.h"
+#include "sockmesh/v1/admin.grpc.pb.h"
+
+namespace sockmesh::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const std::vector<std::pair<std::string, int>> kWebPods = {
+    {"web-v1-a", 1}, {"web-v1-b", 2}, {"web-v2-a", 2}};
+
+std::string workload_yaml(const lab::Lab& lab, const std::string& name, const std::string& version) {
+  std::ostringstream out;
+  out << "apiVersion: sockmesh/v1\nkind: Workload\n"
+      << "metadata: {name: " << name << ", namespace: demo, labels: {app: web, version: "
+      << version << "}}\n"
+      << "spec: {node: " << lab.node_name(lab.pod_node(name)) << ", addresses: ["
+      << lab.pod_ip(name) << "]}\n---\n";
+  return out.str();
+}
+
+void wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
+                const std::string& what) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("timed out waiting for " + what);
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+}  // namespace
+
+MeshLab::MeshLab(Subsets subsets) {
+  lab::LabSpec spec;
+  spec.nodes = 2;
+  spec.pods = {{"client", 1, ""}};
+  for (const auto& [pod, node] : kWebPods) spec.pods.push_back({pod, node, ""});
+  lab_ = lab::Lab::up(spec);
+
+  char tmpl[] = "/tmp/sockmesh-lbtest-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+
+  for (const auto& [pod, node] : kWebPods)
+    lab_->spawn_in_pod(pod, {MESHLAB_BIN, "echo-server", "--port", "8080", "--name", pod},
+                       dir_ + "/" + pod + ".log");
+  for (int node = 1; node <= 2; node++) {
+    write_config(node, config_text(subsets));
+    agents_[node] = lab_->spawn_in_node(
+        node,
+        {MESHD_BIN, "--node", lab_->node_name(node), "--cgroup", lab_->workload_cgroup(node),
+         "--config", config_path(node)},
+        dir_ + "/meshd-n" + std::to_string(node) + ".log");
+  }
+  for (int node = 1; node <= 2; node++) wait_generation(node, 0);
+  for (const auto& [pod, node] : kWebPods) {
+    std::string ip = lab_->pod_ip(pod);
+    // Probed from inside the client pod: lab addresses mean nothing in the host's netns.
+    wait_until(
+        [&] {
+          return lab_->call_in_pod("client",
+                                   [&] { return lab::http_fetch(ip, 8080).body == pod + "\n" ? 0 : 1; }) == 0;
+        },
+        10s, "echo server in " + pod);
+  }
+}
+
+MeshLab::~MeshLab() {
+  lab_->down();
+  std::string cmd = "rm -rf '" + dir_ + "'";
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", dir_.c_str());
+}
+
+std::string MeshLab::config_path(int node) const {
+  return dir_ + "/config-n" + std::to_string(node) + ".yaml";
+}
+
+std::string MeshLab::config_text(Subsets subsets) const {
+  std::ostringstream out;
+  out << workload_yaml(*lab_, "web-v1-a", "v1") << workload_yaml(*lab_, "web-v1-b", "v1")
+      << workload_yaml(*lab_, "web-v2-a", "v2");
+  out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n"
+      << "spec:\n  vips: [{address: 10.96.0.10, port: 80}]\n  endpoints:\n";
+  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
+  out << "  subsets:\n"
+      << "    - {name: v1, labels: {version: v1}, weight: " << subsets.v1 << "}\n"
+      << "    - {name: v2, labels: {version: v2}, weight: " << subsets.v2 << "}\n---\n";
+  out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: empty, namespace: demo}\n"
+      << "spec:\n  vips: [{address: 10.96.0.11, port: 80}]\n";
+  return out.str();
+}
+
+void MeshLab::write_config(int node, const std::string& text) {
+  std::string tmp = config_path(node) + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (rename(tmp.c_str(), config_path(node).c_str()) != 0)
+    throw std::runtime_error("rename " + tmp + ": " + std::strerror(errno));
+}
+
+v1::AgentStatus MeshLab::status(int node) {
+  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 2s);
+  v1::AgentStatus reply;
+  auto result = stub->GetStatus(&context, v1::GetStatusRequest(), &reply);
+  if (!result.ok()) throw std::runtime_error("GetStatus: " + result.error_message());
+  return reply;
+}
+
+v1::AgentStatus MeshLab::wait_generation(int node, uint64_t after) {
+  v1::AgentStatus last;
+  wait_until(
+      [&] {
+        try {
+          last = status(node);
+          return last.config().generation() > after;
+        } catch (const std::exception&) {
+          return false;  // not serving yet
+        }
+      },
+      20s, "generation > " + std::to_string(after) + " on node " + std::to_string(node));
+  return last;
+}
+
+v1::AgentStatus MeshLab::wait_error(int node) {
+  v1::AgentStatus last;
+  wait_until(
+      [&] {
+        last = status(node);
+        return !last.config().last_error().empty();
+      },
+      10s, "a rejected config on node " + std::to_string(node));
+  return last;
+}
+
+uint64_t MeshLab::counter(int node, const std::string& name) {
+  auto current = status(node);
+  for (const auto& c : current.counters())
+    if (c.name() == name) return c.value();
+  throw std::runtime_error("no counter " + name);
+}
+
+ConnectTally connect_many(lab::Lab& lab, const std::string& pod, const std::string& ip,
+                          uint16_t port, int count) {
+  std::string out;
+  std::string expected_peer = ip + ":" + std::to_string(port);
+  int rc = lab.call_in_pod(
+      pod,
+      [&] {
+        std::map<std::string, int> bodies;
+        int failures = 0, wrong_peer = 0;
+        std::string first_error;
+        for (int i = 0; i < count; i++) {
+          auto result = lab::http_fetch(ip, port);
+          if (result.err != 0 || result.body.empty()) {
+            if (failures++ == 0) first_error = std::strerror(result.err);
+            continue;
+          }
+          if (result.peer != expected_peer) wrong_peer++;
+          bodies[result.body.substr(0, result.body.find('\n'))]++;
+        }
+        for (const auto& [body, n] : bodies) std::printf("body %s %d\n", body.c_str(), n);
+        std::printf("failures %d\nwrong_peer %d\nerror %s\n", failures, wrong_peer,
+                    first_error.c_str());
+        std::fflush(stdout);
+        return 0;
+      },
+      &out);
+  if (rc != 0) throw std::runtime_error("connect loop in " + pod + " exited " + std::to_string(rc));
+  ConnectTally tally;
+  std::istringstream lines(out);
+  std::string word;
+  while (lines >> word) {
+    if (word == "body") {
+      std::string name;
+      int n;
+      lines >> name >> n;
+      tally.bodies[name] = n;
+    } else if (word == "failures") {
+      lines >> tally.failures;
+    } else if (word == "wrong_peer") {
+      lines >> tally.wrong_peer;
+    } else if (word == "error") {
+      std::getline(lines, tally.first_error);
+    }
+  }
+  return tally;
+}
+
+}  // namespace sockmesh::testing

@@ -1,0 +1,61 @@
+// A two-node lab running meshd on each node with a config file per node, plus helpers to query
+// the agents and drive connections from inside a pod.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sockmesh/lab/lab.h"
+#include "sockmesh/v1/admin.pb.h"
+
+namespace sockmesh::testing {
+
+struct Subsets {
+  uint32_t v1 = 80;
+  uint32_t v2 = 20;
+};
+
+class MeshLab {
+ public:
+  // Pods: client (n1), web-v1-a (n1), web-v1-b (n2), web-v2-a (n2); echo servers on :8080 in the
+  // web pods; service demo/web at 10.96.0.10:80 split v1/v2 by `subsets`; service demo/empty at
+  // 10.96.0.11:80 with no endpoints. meshd on both nodes.
+  explicit MeshLab(Subsets subsets = {});
+  ~MeshLab();
+
+  lab::Lab& lab() { return *lab_; }
+  std::string config_path(int node) const;
+  // The config text for a given split (and optionally an extra YAML fragment appended).
+  std::string config_text(Subsets subsets) const;
+  // Writes the config of `node` atomically (rename), as an operator's tool would.
+  void write_config(int node, const std::string& text);
+  v1::AgentStatus status(int node);
+  // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
+  v1::AgentStatus wait_generation(int node, uint64_t after);
+  v1::AgentStatus wait_error(int node);
+  uint64_t counter(int node, const std::string& name);
+  pid_t agent_pid(int node) const { return agents_.at(node); }
+
+ private:
+  std::unique_ptr<lab::Lab> lab_;
+  std::string dir_;
+  std::map<int, pid_t> agents_;
+};
+
+// Result of many connections made from inside a pod.
+struct ConnectTally {
+  std::map<std::string, int> bodies;  // echo server name -> count
+  int failures = 0;
+  int wrong_peer = 0;                 // getpeername() differed from the address connected to
+  std::string first_error;
+};
+
+// Connects `count` times to ip:port from inside `pod`, reading each response.
+ConnectTally connect_many(lab::Lab& lab, const std::string& pod, const std::string& ip,
+                          uint16_t port, int count);
+
+}  // namespace sockmesh::testing
