@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs `scripts/demo.sh --short` on an existing build and checks what it printed.
+set -uo pipefail
+source_dir=$1
+build_dir=$2
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+SOCKMESH_BUILD_DIR=$build_dir "$source_dir/scripts/demo.sh" --short >"$out" 2>&1
+rc=$?
+cat "$out"
+[ $rc -eq 0 ] || { echo "check_demo: demo exited $rc"; exit 1; }
+
+expect() {
+  grep -Eq -- "$1" "$out" || { echo "check_demo: missing in the demo's output: $1"; exit 1; }
+}
+expect '^split within 5 sigma of 40/40/20$'
+expect '^split within 5 sigma of 25/25/50$'
+expect '^demo +web +10\.96\.0\.10:80/TCP +RANDOM +3/3$'
+expect '^demo/web +web-v2-a +10\.78\.2\.11:8080 +v2 +[0-9]+ +20\.0%$'
+expect '^connect_balanced +400$'
+expect '^connect_no_backend +0$'
+expect '^demo: ok$'
+# Nothing of the lab may remain.
+if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then
+  echo "check_demo: the demo left network namespaces behind"
+  exit 1
+fi
+echo "check_demo: ok"
