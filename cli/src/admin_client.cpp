@@ -67,7 +67,11 @@ struct AdminClient::Impl {
 
 AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout) {
   check_socket(target);
-  auto channel = grpc::CreateChannel("unix:" + target.socket_path.string(), grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  // The socket is local: an http_proxy in the environment must not apply to it.
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  auto channel = grpc::CreateCustomChannel("unix:" + target.socket_path.string(),
+                                           grpc::InsecureChannelCredentials(), args);
   impl_ = std::make_unique<Impl>(Impl{.target = std::move(target),
                                       .timeout = timeout,
                                       .stub = v1::Admin::NewStub(channel)});

@@ -22,6 +22,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// An hour: longer is a mistake, and keeps the conversion to milliseconds far from overflow.
+constexpr int kMaxTimeoutSeconds = 3600;
 
 // Everything the command line sets.
 struct Options {
@@ -38,8 +40,8 @@ CLI::Validator positive_seconds() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
         double value = 0;
-        if (!CLI::detail::lexical_cast(text, value) || !(value > 0)) {
-          return fmt::format("must be a number of seconds > 0, got \"{}\"", text);
+        if (!CLI::detail::lexical_cast(text, value) || !(value > 0 && value <= kMaxTimeoutSeconds)) {
+          return fmt::format("must be a number of seconds > 0 and <= {}, got \"{}\"", kMaxTimeoutSeconds, text);
         }
         return {};
       },
@@ -85,6 +87,21 @@ void cmd_get_endpoints(const Options& options, const Environment& env, std::ostr
 
 void cmd_version(std::ostream& out) { out << "meshctl " << SOCKMESH_VERSION << '\n'; }
 
+// CLI11 is told commands are optional so that require_command() can name the choices; the usage
+// line must still show that one is required.
+class UsageFormatter : public CLI::Formatter {
+ public:
+  UsageFormatter() {
+    label("SUBCOMMAND", "COMMAND");
+  }
+  std::string make_usage(const CLI::App* app, std::string name) const override {
+    std::string usage = CLI::Formatter::make_usage(app, std::move(name));
+    constexpr std::string_view kOptional = "[COMMAND]";
+    if (const auto at = usage.find(kOptional); at != std::string::npos) usage.replace(at, kOptional.size(), "COMMAND");
+    return usage;
+  }
+};
+
 // The whole command tree. Its help text is generated from these declarations, so it cannot drift.
 struct CommandLine {
   CLI::App app{"meshctl: the sockmesh operator's CLI, a client of a node agent's admin API.", "meshctl"};
@@ -99,6 +116,7 @@ struct CommandLine {
         "Without --node or --admin-socket, meshctl uses the only node agent whose socket exists under "
         "/run/sockmesh.\n"
         "Exit codes: 0 success, 1 failure (one line on stderr starting \"meshctl: \"), 2 usage error.");
+    app.formatter(std::make_shared<UsageFormatter>());
     // At most one command; missing_command() names the choices when there is none.
     app.require_subcommand(0, 1);
     app.fallthrough();
@@ -108,7 +126,7 @@ struct CommandLine {
     app.add_option("--admin-socket", options.target.admin_socket, "Talk to the agent listening on this unix socket")
         ->type_name("PATH")
         ->excludes(node);
-    app.add_option("--timeout", options.timeout_seconds, "Seconds (> 0) to wait for each answer of the agent")
+    app.add_option("--timeout", options.timeout_seconds, fmt::format("Seconds (> 0, <= {}) to wait for each answer of the agent", kMaxTimeoutSeconds))
         ->type_name("SECONDS")
         ->check(positive_seconds())
         ->capture_default_str();
@@ -125,6 +143,9 @@ struct CommandLine {
         ->add_option("SERVICE", options.endpoints_service, "Only this service: NAMESPACE/NAME, or NAME in any namespace")
         ->type_name("");
     version = app.add_subcommand("version", "Print meshctl's version");
+    for (auto* parent : {&app, get}) {
+      for (auto* sub : parent->get_subcommands({})) sub->group("Commands");
+    }
   }
 
   // CLI11 reports a missing subcommand without naming the choices; this names them.

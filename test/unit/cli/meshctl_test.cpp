@@ -325,6 +325,15 @@ TEST_F(MeshctlTest, EmptyLists) {
   EXPECT_EQ(r.err, "");
 }
 
+TEST_F(MeshctlTest, GlobalOptionsMayFollowTheCommand) {
+  start_agent("n1");
+  start_agent("n2");
+  const auto r = run({"get", "endpoints", "shop/cart", "--node", "n2", "--timeout", "2"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_TRUE(r.out.starts_with("SERVICE     ENDPOINT")) << r.out;
+}
+
 TEST_F(MeshctlTest, ExplicitAdminSocket) {
   start_agent("n1");
   start_agent("n2").status.set_node("n2");
@@ -405,7 +414,7 @@ TEST_F(MeshctlTest, DefaultRunRootIsTheAgentsOne) {
 
 TEST_F(MeshctlTest, UsageErrorsAreOneLineWithExitCode2) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {}, {"frobnicate"}, {"get"}, {"get", "pods"}, {"--timeout", "0", "status"},
+           {}, {"frobnicate"}, {"get"}, {"get", "pods"}, {"--timeout", "0", "status"}, {"--timeout", "1e300", "status"},
            {"--node", "a", "--admin-socket", "/x", "status"}}) {
     const auto r = run(args);
     EXPECT_EQ(r.code, 2) << r.err;
@@ -425,13 +434,14 @@ TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   EXPECT_EQ(r.err, "meshctl: get: missing command, one of: services, endpoints (see meshctl --help)\n");
   r = run({"--timeout", "-1", "status"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "meshctl: --timeout: must be a number of seconds > 0, got \"-1\" (see meshctl --help)\n");
+  EXPECT_EQ(r.err, "meshctl: --timeout: must be a number of seconds > 0 and <= 3600, got \"-1\" (see meshctl --help)\n");
 }
 
 TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
   auto r = run({"--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("Usage: meshctl [OPTIONS] COMMAND\n"), std::string::npos) << r.out;
   for (const char* word : {"--node", "--admin-socket", "--timeout", "status", "get", "version", "Exit codes"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
