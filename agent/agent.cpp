@@ -106,7 +106,15 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
   check_node_name(options_.node);
   check_workload_cgroup(options_.workload_cgroup);
   lock_fd_ = lock_node(options_.node);
+  try {
+    start();
+  } catch (...) {
+    release_node();
+    throw;
+  }
+}
 
+void Agent::start() {
   std::string text = config::read_file(options_.config_path);
   auto loaded = resources::load_yaml_string(text, options_.config_path);
   if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
@@ -127,7 +135,17 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
 
 Agent::~Agent() {
   admin_.reset();
-  if (lock_fd_ >= 0) close(lock_fd_);
+  release_node();
+}
+
+// The runtime directory goes with the agent; the pins stay (they are the data path).
+void Agent::release_node() {
+  if (lock_fd_ < 0) return;
+  std::string dir = paths::run_dir(options_.node);
+  unlink((dir + "/meshd.lock").c_str());
+  close(lock_fd_);
+  lock_fd_ = -1;
+  rmdir(dir.c_str());
 }
 
 void Agent::apply_locked(v1::Snapshot snapshot) {

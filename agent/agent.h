@@ -46,6 +46,8 @@ class Agent : public admin::AdminState {
   v1::ListEndpointsResponse endpoints() override;
 
  private:
+  void start();
+  void release_node();
   // Re-reads the config file; applies it whole or keeps the previous state and records why not.
   void reload();
   void apply_locked(v1::Snapshot snapshot);
