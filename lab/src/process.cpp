@@ -1,0 +1,296 @@
+#include "process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace sockmesh::lab {
+namespace {
+
+// Failure report from a child to its parent, before exec.
+struct ChildError {
+  int err = 0;
+  char step[48] = {};
+};
+
+void report_and_exit(int status_fd, const char* step, int err) {
+  ChildError e;
+  e.err = err;
+  std::strncpy(e.step, step, sizeof(e.step) - 1);
+  if (status_fd >= 0) {
+    ssize_t ignored = ::write(status_fd, &e, sizeof(e));
+    (void)ignored;
+  }
+  ::_exit(127);
+}
+
+// The library's teardown handlers belong to the parent; a child must not run them.
+void reset_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+// Joins the cgroup and netns; returns the failed step or nullptr. Only async-signal-safe calls (runs after
+// fork in a possibly multi-threaded process).
+const char* join(const char* cgroup_procs, const char* netns_path) {
+  if (cgroup_procs[0] != '\0') {
+    int fd = ::open(cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return "open cgroup.procs";
+    // "0" moves the writing process itself.
+    bool ok = ::write(fd, "0", 1) == 1;
+    ::close(fd);
+    if (!ok) return "join cgroup";
+  }
+  if (netns_path[0] != '\0') {
+    int fd = ::open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "open netns";
+    bool ok = ::setns(fd, CLONE_NEWNET) == 0;
+    ::close(fd);
+    if (!ok) return "setns";
+  }
+  return nullptr;
+}
+
+struct PlacementPaths {
+  std::string procs;
+  std::string netns;
+  explicit PlacementPaths(const Placement& p)
+      : procs(p.cgroup.empty() ? "" : p.cgroup + "/cgroup.procs"),
+        netns(p.netns.empty() ? "" : "/run/netns/" + p.netns) {}
+};
+
+std::string describe(const Placement& where) {
+  std::string s;
+  if (!where.cgroup.empty()) s += " cgroup " + where.cgroup;
+  if (!where.netns.empty()) s += " netns " + where.netns;
+  return s;
+}
+
+void read_all(int fd, std::string* out) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      if (out) out->append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+const std::string& ip_binary() {
+  static const std::string path = [] {
+    for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+      if (::access(p, X_OK) == 0) return std::string(p);
+    }
+    return std::string("ip");
+  }();
+  return path;
+}
+
+int wait_exit_status(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+pid_t launch(const Placement& where, const std::vector<std::string>& argv, const LaunchOptions& opts) {
+  if (argv.empty()) throw std::invalid_argument("empty command");
+  const PlacementPaths paths(where);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  int out_fd = -1;
+  if (!opts.log_path.empty()) {
+    out_fd = ::open(opts.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (out_fd < 0) throw std::runtime_error(fmt::format("cannot open log {}: {}", opts.log_path, std::strerror(errno)));
+  } else if (opts.null_output) {
+    out_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  }
+  int status_pipe[2];
+  if (::pipe2(status_pipe, O_CLOEXEC) != 0) {
+    if (out_fd >= 0) ::close(out_fd);
+    throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(status_pipe[0]);
+    ::close(status_pipe[1]);
+    if (out_fd >= 0) ::close(out_fd);
+    throw std::runtime_error(fmt::format("fork: {}", std::strerror(err)));
+  }
+  if (pid == 0) {
+    reset_signals();
+    if (opts.new_session) ::setsid();
+    if (const char* step = join(paths.procs.c_str(), paths.netns.c_str())) report_and_exit(status_pipe[1], step, errno);
+    if (opts.new_session) {
+      int null_in = ::open("/dev/null", O_RDONLY);
+      if (null_in >= 0) ::dup2(null_in, 0);
+    }
+    if (opts.stdout_fd >= 0) ::dup2(opts.stdout_fd, 1);
+    if (out_fd >= 0) {
+      if (opts.stdout_fd < 0) ::dup2(out_fd, 1);
+      ::dup2(out_fd, 2);
+    }
+    // Keep the lab's and the caller's descriptors out of the program.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::execvp(args[0], args.data());
+    report_and_exit(status_pipe[1], "exec", errno);
+  }
+  ::close(status_pipe[1]);
+  if (out_fd >= 0) ::close(out_fd);
+  ChildError e;
+  ssize_t n;
+  do {
+    n = ::read(status_pipe[0], &e, sizeof e);
+  } while (n < 0 && errno == EINTR);
+  ::close(status_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof e)) {
+    wait_exit_status(pid);
+    throw std::runtime_error(
+        fmt::format("cannot run \"{}\"{}: {}: {}", argv[0], describe(where), e.step, std::strerror(e.err)));
+  }
+  return pid;
+}
+
+int run_placed(const Placement& where, const std::vector<std::string>& argv, std::string* out) {
+  int pipefd[2] = {-1, -1};
+  if (out && ::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+  LaunchOptions opts;
+  opts.stdout_fd = out ? pipefd[1] : -1;
+  pid_t pid;
+  try {
+    pid = launch(where, argv, opts);
+  } catch (const std::exception& e) {
+    if (out) {
+      ::close(pipefd[0]);
+      ::close(pipefd[1]);
+    }
+    std::fprintf(stderr, "%s\n", e.what());
+    return 127;
+  }
+  if (out) {
+    ::close(pipefd[1]);
+    read_all(pipefd[0], out);
+    ::close(pipefd[0]);
+  }
+  return wait_exit_status(pid);
+}
+
+int call_placed(const Placement& where, const std::function<int()>& fn, std::string* out) {
+  const PlacementPaths paths(where);
+  int pipefd[2] = {-1, -1};
+  if (out && ::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    reset_signals();
+    if (out) ::dup2(pipefd[1], 1);
+    if (const char* step = join(paths.procs.c_str(), paths.netns.c_str())) {
+      std::fprintf(stderr, "call_in_pod:%s: %s: %s\n", describe(where).c_str(), step, std::strerror(errno));
+      ::_exit(125);
+    }
+    int rc = 1;
+    try {
+      rc = fn();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "call_in_pod: %s\n", e.what());
+    }
+    std::cout.flush();
+    std::fflush(nullptr);
+    ::_exit(rc);
+  }
+  if (out) {
+    ::close(pipefd[1]);
+    read_all(pipefd[0], out);
+    ::close(pipefd[0]);
+  }
+  return wait_exit_status(pid);
+}
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data) {
+  // stdin from a memfd, not a pipe: a child that exits early cannot raise SIGPIPE in this process.
+  int in_fd = ::memfd_create("sockmesh-lab-stdin", MFD_CLOEXEC);
+  int outp[2], errp[2];
+  if (in_fd < 0 || ::pipe2(outp, O_CLOEXEC) || ::pipe2(errp, O_CLOEXEC)) {
+    throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  for (size_t done = 0; done < stdin_data.size();) {
+    ssize_t n = ::write(in_fd, stdin_data.data() + done, stdin_data.size() - done);
+    if (n < 0 && errno != EINTR) throw std::runtime_error(fmt::format("memfd write: {}", std::strerror(errno)));
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  ::lseek(in_fd, 0, SEEK_SET);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::cout.flush();
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    reset_signals();
+    ::dup2(in_fd, 0);
+    ::dup2(outp[1], 1);
+    ::dup2(errp[1], 2);
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    ::execvp(args[0], args.data());
+    std::fprintf(stderr, "cannot exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(in_fd);
+  ::close(outp[1]);
+  ::close(errp[1]);
+  CommandResult r;
+  int out_fd = outp[0], err_fd = errp[0];
+  while (out_fd >= 0 || err_fd >= 0) {
+    pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      int& fd = i == 0 ? out_fd : err_fd;
+      if (fd >= 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP))) {
+        char buf[4096];
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n > 0) {
+          (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+          ::close(fd);
+          fd = -1;
+        }
+      }
+    }
+  }
+  r.status = wait_exit_status(pid);
+  return r;
+}
+
+}  // namespace sockmesh::lab
