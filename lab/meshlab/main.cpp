@@ -1,5 +1,8 @@
 // meshlab: the multi-node lab from a shell (docs/lab.md).
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <iostream>
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
   down->add_option("run", down_run, "Run id")->required();
 
   auto* gc = app.add_subcommand("gc", "Tear down the labs whose owner process is gone");
-  auto* list = app.add_subcommand("list", "List labs: run id, owner pid, live/stale");
+  auto* list = app.add_subcommand("list", "List labs: run id, owner pid (live or gone; gone ones are removed by the next up or gc)");
   auto* info = app.add_subcommand("info", "Print a lab's state (JSON)");
   std::string info_run;
   info->add_option("run", info_run, "Run id")->required();
@@ -149,9 +152,10 @@ int main(int argc, char** argv) {
         try {
           auto state = nlohmann::json::parse(lab::Lab::attach(id)->state_json());
           pid_t pid = state["owner_pid"].get<pid_t>();
-          std::cout << fmt::format("{} owner={} nodes={} pods={}\n", id, pid, state["nodes"].size(),
-                                   state["pods"].size());
-        } catch (const std::exception& e) {
+          const bool alive = ::kill(pid, 0) == 0 || errno == EPERM;
+          std::cout << fmt::format("{} owner={} ({}) nodes={} pods={}\n", id, pid, alive ? "live" : "gone",
+                                   state["nodes"].size(), state["pods"].size());
+        } catch (const std::exception&) {
           std::cout << id << " unreadable\n";
         }
       }

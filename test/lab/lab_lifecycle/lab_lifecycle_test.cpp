@@ -228,22 +228,25 @@ TEST_F(LabLifecycle, UpRejectsBadSpecsAndLeavesNothing) {
 }
 
 TEST_F(LabLifecycle, StaleLabsAreRemovedLiveOnesKept) {
-  pid_t dead = ::fork();
-  if (dead == 0) ::_exit(0);
-  ::waitpid(dead, nullptr, 0);
-  ChildGuard alive(::fork());
-  if (alive.pid == 0) {
-    ::pause();
-    ::_exit(0);
-  }
+  auto pausing_child = [] {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    return pid;
+  };
+  ChildGuard alive(pausing_child());
+  ChildGuard dying(pausing_child());
   const std::string stale_run = unique_run_id("st");
   const std::string live_run = unique_run_id("lv");
   LabGuard stale_guard(stale_run), live_guard(live_run);
 
-  // The live one first: every up() removes the stale labs it finds.
   lab::Lab::up(spec(1, {{"y", 1, ""}}, live_run, alive.pid))->detach();
-  lab::Lab::up(spec(1, {{"x", 1, ""}}, stale_run, dead))->detach();
+  lab::Lab::up(spec(1, {{"x", 1, ""}}, stale_run, dying.pid))->detach();
   ASSERT_NE(leftovers(stale_run), "");
+  // Its owner ends: from now on any up() (also of a parallel test) may remove it.
+  dying.stop();
 
   auto third = lab::Lab::up(spec(1));
   EXPECT_EQ(leftovers(stale_run), "") << "a lab whose owner is gone must be removed by the next up";
@@ -252,9 +255,9 @@ TEST_F(LabLifecycle, StaleLabsAreRemovedLiveOnesKept) {
 
   alive.stop();
   const auto removed = lab::remove_stale_labs();
-  EXPECT_NE(std::find(removed.begin(), removed.end(), live_run), removed.end());
-  EXPECT_EQ(std::find(removed.begin(), removed.end(), third->run_id()), removed.end());
+  EXPECT_EQ(std::find(removed.begin(), removed.end(), third->run_id()), removed.end()) << "its owner lives";
   EXPECT_EQ(leftovers(live_run), "");
+  EXPECT_NE(leftovers(third->run_id()), "");
 }
 
 // A process that owns a lab and is told to stop (SIGTERM/SIGINT) removes it, then dies of that signal.
