@@ -102,16 +102,29 @@ std::unique_ptr<Lab> Lab::up(const LabSpec& spec) {
     if (fs::exists(state_path(run_id))) throw std::runtime_error(fmt::format("lab {} exists already", run_id));
     state->owner_pid = spec.owner > 0 ? spec.owner : ::getpid();
     state->owner_start = process_start_time(state->owner_pid);
+    register_owned_lab(run_id);
     // Written before anything is made: whatever exists of a lab always has a state file naming it.
-    write_state(*state);
+    try {
+      write_state(*state);
+    } catch (...) {
+      unregister_owned_lab(run_id);
+      throw;
+    }
   }
   std::unique_ptr<Lab> lab(new Lab(std::move(state), true));
-  register_owned_lab(lab->run_id());
-  try {
-    build_topology(*lab->state_);
-  } catch (const std::exception& e) {
+  std::string failure;
+  {
+    // A signal arriving now waits for the build to finish, so that its teardown sees everything that was made.
+    std::lock_guard lock(teardown_mutex());
+    try {
+      build_topology(*lab->state_);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  if (!failure.empty()) {
     lab->down();
-    throw std::runtime_error(fmt::format("lab {}: {}", lab->run_id(), e.what()));
+    throw std::runtime_error(fmt::format("lab {}: {}", lab->run_id(), failure));
   }
   return lab;
 }
