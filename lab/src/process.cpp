@@ -125,8 +125,6 @@ pid_t launch(const Placement& where, const std::vector<std::string>& argv, const
   if (!opts.log_path.empty()) {
     out_fd = ::open(opts.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (out_fd < 0) throw std::runtime_error(fmt::format("cannot open log {}: {}", opts.log_path, std::strerror(errno)));
-  } else if (opts.null_output) {
-    out_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   }
   int status_pipe[2];
   if (::pipe2(status_pipe, O_CLOEXEC) != 0) {

@@ -17,10 +17,9 @@ struct Placement {
 };
 
 struct LaunchOptions {
-  std::string log_path;         // stdout+stderr appended here if set
-  bool null_output = false;     // stdout+stderr to /dev/null (when no log_path)
-  bool new_session = false;     // setsid(): not hit by the terminal's Ctrl-C
-  int stdout_fd = -1;           // dup'ed to stdout if >= 0 (capture)
+  std::string log_path;      // stdout+stderr appended here if set
+  bool new_session = false;  // setsid(): not hit by the terminal's Ctrl-C
+  int stdout_fd = -1;        // dup'ed to stdout if >= 0 (capture)
 };
 
 // Forks, places and execs argv. Throws std::runtime_error when the child cannot be placed or the program cannot
