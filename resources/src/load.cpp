@@ -1,5 +1,6 @@
 #include "sockmesh/resources/load.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "check.h"
 #include "syntax.h"
@@ -173,7 +175,7 @@ class DocumentReader {
   void read_vip(const YAML::Node &item, const std::string &path, v1::VirtualAddress *vip) {
     vip->set_protocol(v1::PROTOCOL_TCP);
     if (!item.IsMap()) {
-      fail(line_of(item), path, "must be a map, got " + describe(item));
+      fail(at(path), path, "must be a map, got " + describe(item));
       return;
     }
     fields(item, path, {"address", "port", "protocol"});
@@ -195,7 +197,7 @@ class DocumentReader {
   void read_endpoint(const YAML::Node &item, const std::string &path, v1::Endpoint *ep) {
     ep->set_weight(kDefaultWeight);
     if (!item.IsMap()) {
-      fail(line_of(item), path, "must be a map, got " + describe(item));
+      fail(at(path), path, "must be a map, got " + describe(item));
       return;
     }
     fields(item, path, {"workload", "port", "weight"});
@@ -211,7 +213,7 @@ class DocumentReader {
   void read_subset(const YAML::Node &item, const std::string &path, v1::Subset *subset) {
     subset->set_weight(kDefaultWeight);
     if (!item.IsMap()) {
-      fail(line_of(item), path, "must be a map, got " + describe(item));
+      fail(at(path), path, "must be a map, got " + describe(item));
       return;
     }
     fields(item, path, {"name", "labels", "weight"});
@@ -373,7 +375,8 @@ class DocumentReader {
     for (size_t i = 0; i < list->size(); ++i) {
       const YAML::Node item = (*list)[i];
       const std::string p = item_path(path, i);
-      note(item, p);
+      // A null item's mark points past it; the list's line is the closest reliable one.
+      loc_.lines[p] = item.IsNull() ? at(path) : line_of(item);
       read(item, p);
     }
   }
@@ -384,7 +387,7 @@ class DocumentReader {
       if (item.IsScalar()) {
         out->Add(std::string(item.Scalar()));
       } else {
-        fail(line_of(item), p, "must be a string, got " + describe(item));
+        fail(at(p), p, "must be a string, got " + describe(item));
         out->Add();
       }
     });
@@ -421,6 +424,58 @@ class DocumentReader {
   ResourceLocation &loc_;
 };
 
+// yaml-cpp 0.7's LoadAll() loops forever, allocating until the process dies, when a document
+// starts with a token no node can start with (e.g. a stray ','): the parser reports an empty
+// document without consuming the token, again and again (fixed upstream by jbeder/yaml-cpp#1319,
+// after Debian 12's 0.7). This walks the documents first and finds such a token.
+class StuckDocumentProbe : public YAML::EventHandler {
+ public:
+  // Returns the mark of the token the parser cannot get past, if any.
+  static std::optional<YAML::Mark> find(const std::string &text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    StuckDocumentProbe probe;
+    std::optional<int> previous_null_pos;
+    while (true) {
+      probe.nodes_ = 0;
+      probe.null_mark_.reset();
+      if (!parser.HandleNextDocument(probe)) return std::nullopt;
+      if (probe.nodes_ != 1 || !probe.null_mark_) {
+        previous_null_pos.reset();
+        continue;
+      }
+      if (previous_null_pos == probe.null_mark_->pos) return probe.null_mark_;
+      previous_null_pos = probe.null_mark_->pos;
+    }
+  }
+
+  void OnDocumentStart(const YAML::Mark &) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark &mark, YAML::anchor_t) override {
+    ++nodes_;
+    null_mark_ = mark;
+  }
+  void OnAlias(const YAML::Mark &, YAML::anchor_t) override { ++nodes_; }
+  void OnScalar(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                const std::string &) override {
+    ++nodes_;
+  }
+  void OnSequenceStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++nodes_;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark &, const std::string &, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++nodes_;
+  }
+  void OnMapEnd() override {}
+
+ private:
+  int nodes_ = 0;
+  std::optional<YAML::Mark> null_mark_;
+};
+
 class FileLoader {
  public:
   explicit FileLoader(std::string_view source) : source_(source) {}
@@ -428,7 +483,13 @@ class FileLoader {
   LoadResult load(std::string_view text) {
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(std::string(text));
+      const std::string input(text);
+      if (auto stuck = StuckDocumentProbe::find(input)) {
+        const size_t pos = size_t(stuck->pos);
+        const std::string token = pos < input.size() ? input.substr(pos, 1) : "end of input";
+        return error_only(stuck->line + 1, "malformed YAML: unexpected " + quoted(token));
+      }
+      docs = YAML::LoadAll(input);
     } catch (const YAML::Exception &e) {
       const int line = e.mark.line >= 0 ? e.mark.line + 1 : 1;
       return error_only(line, "malformed YAML: " + e.msg);

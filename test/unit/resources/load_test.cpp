@@ -315,6 +315,17 @@ TEST(LoadTest, MalformedYaml) {
   EXPECT_EQ(errors, Errors{"demo.yaml:4: malformed YAML: end of map flow not found"});
 }
 
+// yaml-cpp 0.7 alone loops forever on these (a document starting with a stray ',').
+TEST(LoadTest, MalformedYamlThatStallsTheParser) {
+  EXPECT_EQ(errors_of("\n,\n"), Errors{R"(demo.yaml:2: malformed YAML: unexpected ",")"});
+  EXPECT_EQ(errors_of("apiVersion: sockmesh/v1\n---\n, a\nb: c/[1\n"),
+            Errors{R"(demo.yaml:3: malformed YAML: unexpected ",")"});
+}
+
+TEST(LoadTest, ConsecutiveEmptyDocumentsAreFine) {
+  EXPECT_EQ(errors_of("---\n---\n...\n---\n# nothing\n---\n"), Errors{});
+}
+
 TEST(LoadTest, EmptyInputIsAnEmptySnapshot) {
   LoadResult r = load_yaml_string("", "empty.yaml");
   EXPECT_TRUE(r.ok());
