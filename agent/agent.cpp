@@ -34,27 +34,22 @@ namespace {
 int64_t unix_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
-int64_t now_ms() { return unix_ms(std::chrono::system_clock::now()); }
-
-std::string ip_text(uint32_t host_order) {
-  in_addr addr{htonl(host_order)};
-  char text[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &addr, text, sizeof(text));
-  return text;
+int64_t now_ms() {
+  return unix_ms(std::chrono::system_clock::now());
 }
 
-std::string join_lines(const std::vector<std::string>& lines) {
+std::string join_lines(const std::vector<std::string> &lines) {
   std::string out;
-  for (const auto& line : lines) out += (out.empty() ? "" : "\n") + line;
+  for (const auto &line : lines) out += (out.empty() ? "" : "\n") + line;
   return out;
 }
 
 // The programs must never see the agent's own sockets (its upstream connections would be
 // balanced or captured again): refuse a workload cgroup that contains the agent.
-void check_workload_cgroup(const std::string& cgroup) {
+void check_workload_cgroup(const std::string &cgroup) {
   if (cgroup.empty() || cgroup[0] != '/')
     throw std::runtime_error("--cgroup must be an absolute path, got \"" + cgroup + "\"");
-  struct statfs fs{};
+  struct statfs fs {};
   if (statfs(cgroup.c_str(), &fs) != 0)
     throw std::runtime_error("--cgroup " + cgroup + ": " + std::strerror(errno));
   if (fs.f_type != CGROUP2_SUPER_MAGIC)
@@ -71,7 +66,7 @@ void check_workload_cgroup(const std::string& cgroup) {
 
 }  // namespace
 
-void check_node_name(const std::string& node) {
+void check_node_name(const std::string &node) {
   static const std::regex label("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$");
   if (!std::regex_match(node, label))
     throw std::runtime_error("--node \"" + node +
@@ -79,7 +74,7 @@ void check_node_name(const std::string& node) {
                              "at most 63, starting and ending with a letter or digit)");
 }
 
-int lock_node(const std::string& node) {
+int lock_node(const std::string &node) {
   std::string dir = paths::run_dir(node);
   mkdir(std::string(paths::kRunRoot).c_str(), 0700);
   if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
@@ -154,7 +149,7 @@ void Agent::apply_locked(v1::Snapshot snapshot) {
   reconcile::ApplyStats stats;
   try {
     stats = reconciler_->apply(desired);
-  } catch (const std::exception& e) {
+  } catch (const std::exception &e) {
     // Services applied before the failure are in the kernel and known to the reconciler; the
     // next change (or SIGHUP) retries the rest.
     last_error_ = std::string("applying to the kernel failed: ") + e.what();
@@ -181,7 +176,7 @@ void Agent::reload() {
   std::string text;
   try {
     text = config::read_file(options_.config_path);
-  } catch (const std::exception& e) {
+  } catch (const std::exception &e) {
     std::lock_guard lock(mu_);
     last_error_ = e.what();
     last_error_unix_ms_ = now_ms();
@@ -196,7 +191,7 @@ void Agent::reload() {
     rejected_text_ = text;
     last_error_ = join_lines(loaded.errors);
     last_error_unix_ms_ = now_ms();
-    for (const auto& error : loaded.errors)
+    for (const auto &error : loaded.errors)
       spdlog::error("event=config_rejected reason=\"{}\" action=keep_previous", error);
     return;
   }
@@ -213,7 +208,8 @@ void Agent::run() {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signal_fd.valid()) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+  if (!signal_fd.valid())
+    throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
   config::FileWatcher watcher(options_.config_path);
   spdlog::info("event=serving node={} admin={}", options_.node, paths::admin_socket(options_.node));
 
@@ -223,7 +219,8 @@ void Agent::run() {
   for (;;) {
     pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watcher.fd(), POLLIN, 0}};
     int ready = poll(fds, 2, pending ? kSettleMs : -1);
-    if (ready < 0 && errno != EINTR) throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    if (ready < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     if (ready == 0 && pending) {
       pending = false;
       reload();
@@ -252,21 +249,21 @@ v1::AgentStatus Agent::status() {
   out.set_started_unix_ms(unix_ms(started_));
   out.set_cgroup(options_.workload_cgroup);
   out.set_pin_dir(datapath_->pin_dir());
-  for (const auto& program : datapath_->programs()) {
-    auto* p = out.add_programs();
+  for (const auto &program : datapath_->programs()) {
+    auto *p = out.add_programs();
     p->set_name(program.name);
     p->set_id(program.prog_id);
     p->set_attach_type(program.attach_type);
     p->set_link_id(program.link_id);
   }
-  for (const auto& [name, value] : telemetry::read_datapath_counters(datapath_->counters_fd())) {
-    auto* c = out.add_counters();
+  for (const auto &[name, value] : telemetry::read_datapath_counters(datapath_->counters_fd())) {
+    auto *c = out.add_counters();
     c->set_name(name);
     c->set_value(value);
   }
   std::lock_guard lock(mu_);
-  for (const auto& map : datapath_->maps()) {
-    auto* m = out.add_maps();
+  for (const auto &map : datapath_->maps()) {
+    auto *m = out.add_maps();
     m->set_name(map.name);
     m->set_id(map.id);
     m->set_type(map.type);
@@ -276,7 +273,7 @@ v1::AgentStatus Agent::status() {
     else if (map.name == "sm_counters")
       m->set_entries(map.max_entries);
   }
-  auto* config = out.mutable_config();
+  auto *config = out.mutable_config();
   config->set_source("file:" + options_.config_path);
   config->set_generation(generation_);
   config->set_applied_unix_ms(applied_unix_ms_);
@@ -290,23 +287,20 @@ v1::AgentStatus Agent::status() {
 v1::ListServicesResponse Agent::services() {
   std::lock_guard lock(mu_);
   v1::ListServicesResponse out;
-  for (const auto& service : snapshot_.services()) {
-    auto* view = out.add_services();
+  for (const auto &service : snapshot_.services()) {
+    auto *view = out.add_services();
     view->set_namespace_(service.metadata().namespace_());
     view->set_name(service.metadata().name());
     *view->mutable_vips() = service.vips();
     view->set_lb_policy(service.lb_policy());
     view->set_endpoints(uint32_t(service.endpoints_size()));
     uint32_t usable = 0;
-    for (const auto& vip : service.vips()) {
-      in_addr addr{};
-      inet_pton(AF_INET, vip.address().c_str(), &addr);
-      reconcile::ServiceKey key{ntohl(addr.s_addr), uint16_t(vip.port()),
-                                uint8_t(vip.protocol() == v1::PROTOCOL_UDP ? IPPROTO_UDP : IPPROTO_TCP)};
+    for (const auto &vip : service.vips()) {
+      auto key = reconcile::key_of(vip);
       view->add_slots(uint32_t(reconciler_->slot_of(key)));
       auto it = desired_.find(key);
       if (it != desired_.end() && usable == 0)
-        for (const auto& backend : it->second.backends) usable += backend.weight > 0;
+        for (const auto &backend : it->second.backends) usable += backend.weight > 0;
     }
     view->set_usable_endpoints(usable);
   }
@@ -318,17 +312,17 @@ v1::ListEndpointsResponse Agent::endpoints() {
   v1::ListEndpointsResponse out;
   // Every VIP of a service balances over the same backends: list them once per service.
   std::set<std::string> listed;
-  for (const auto& [key, service] : desired_) {
+  for (const auto &[key, service] : desired_) {
     if (!listed.insert(service.service).second) continue;
     uint64_t total = 0;
-    for (const auto& backend : service.backends) total += backend.weight;
+    for (const auto &backend : service.backends) total += backend.weight;
     auto slash = service.service.find('/');
-    for (const auto& backend : service.backends) {
-      auto* view = out.add_endpoints();
+    for (const auto &backend : service.backends) {
+      auto *view = out.add_endpoints();
       view->set_service_namespace(service.service.substr(0, slash));
       view->set_service_name(service.service.substr(slash + 1));
       view->set_workload(backend.workload.substr(backend.workload.find('/') + 1));
-      view->set_address(ip_text(backend.addr));
+      view->set_address(reconcile::format_ipv4(backend.addr));
       view->set_port(backend.port);
       view->set_subset(backend.subset);
       view->set_kernel_weight(backend.weight);

@@ -73,10 +73,10 @@ class Agent : public admin::AdminState {
 };
 
 // Validates a node name (DNS-1123 label); throws std::runtime_error with the reason.
-void check_node_name(const std::string& node);
+void check_node_name(const std::string &node);
 
 // Holds /run/sockmesh/<node>/meshd.lock: one agent per node. Returns the fd; throws naming the pid
 // of the agent holding it.
-int lock_node(const std::string& node);
+int lock_node(const std::string &node);
 
 }  // namespace sockmesh

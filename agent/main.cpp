@@ -1,5 +1,6 @@
 // meshd: the sockmesh node agent.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -8,11 +9,9 @@
 #include "loader/datapath.h"
 #include "sockmesh/common/paths.h"
 
-#include <unistd.h>
-
 namespace {
 
-int uninstall(const std::string& node) {
+int uninstall(const std::string &node) {
   sockmesh::check_node_name(node);
   int lock = sockmesh::lock_node(node);  // refuses while an agent serves the node
   sockmesh::loader::Datapath::uninstall(node);
@@ -27,11 +26,12 @@ int uninstall(const std::string& node) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  CLI::App app{"meshd: the sockmesh node agent. Loads the kernel data path, pins it under "
-               "/sys/fs/bpf/sockmesh/<node>/, attaches it to the node's workload cgroup and keeps "
-               "the kernel maps in step with the config. SIGTERM stops the agent and keeps the data "
-               "path running; SIGHUP re-reads the config."};
+int main(int argc, char **argv) {
+  CLI::App app{
+      "meshd: the sockmesh node agent. Loads the kernel data path, pins it under "
+      "/sys/fs/bpf/sockmesh/<node>/, attaches it to the node's workload cgroup and keeps "
+      "the kernel maps in step with the config. SIGTERM stops the agent and keeps the data "
+      "path running; SIGHUP re-reads the config."};
   app.set_version_flag("--version", SOCKMESH_VERSION);
   std::string node, cgroup, config, level = "info";
   app.add_option("--node", node, "Name of this node (pins and admin socket are per node)");
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
-  auto* uninstall_cmd = app.add_subcommand(
+  auto *uninstall_cmd = app.add_subcommand(
       "uninstall", "Detach the programs of a node and remove its pins (the agent must be stopped)");
   std::string uninstall_node;
   uninstall_cmd->add_option("--node", uninstall_node, "Node to uninstall")->required();
@@ -52,12 +52,13 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l %v");
   try {
     if (*uninstall_cmd) return uninstall(uninstall_node);
-    for (auto [value, flag] : {std::pair{&node, "--node"}, {&cgroup, "--cgroup"}, {&config, "--config"}})
+    for (auto [value, flag] :
+         {std::pair{&node, "--node"}, {&cgroup, "--cgroup"}, {&config, "--config"}})
       if (value->empty()) throw std::runtime_error(std::string(flag) + " is required");
     sockmesh::Agent agent({node, cgroup, config});
     agent.run();
     return 0;
-  } catch (const std::exception& e) {
+  } catch (const std::exception &e) {
     std::cerr << "meshd: " << e.what() << "\n";
     return 1;
   }

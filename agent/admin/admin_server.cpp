@@ -15,18 +15,18 @@ namespace {
 
 class AdminService final : public v1::Admin::Service {
  public:
-  explicit AdminService(AdminState& state) : state_(state) {}
+  explicit AdminService(AdminState &state) : state_(state) {}
 
-  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
-                         v1::AgentStatus* reply) override {
+  grpc::Status GetStatus(grpc::ServerContext *, const v1::GetStatusRequest *,
+                         v1::AgentStatus *reply) override {
     return guarded([&] { *reply = state_.status(); });
   }
-  grpc::Status ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
-                            v1::ListServicesResponse* reply) override {
+  grpc::Status ListServices(grpc::ServerContext *, const v1::ListServicesRequest *,
+                            v1::ListServicesResponse *reply) override {
     return guarded([&] { *reply = state_.services(); });
   }
-  grpc::Status ListEndpoints(grpc::ServerContext*, const v1::ListEndpointsRequest*,
-                             v1::ListEndpointsResponse* reply) override {
+  grpc::Status ListEndpoints(grpc::ServerContext *, const v1::ListEndpointsRequest *,
+                             v1::ListEndpointsResponse *reply) override {
     return guarded([&] { *reply = state_.endpoints(); });
   }
 
@@ -36,15 +36,15 @@ class AdminService final : public v1::Admin::Service {
     try {
       fn();
       return grpc::Status::OK;
-    } catch (const std::exception& e) {
+    } catch (const std::exception &e) {
       return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }
   }
 
-  AdminState& state_;
+  AdminState &state_;
 };
 
-void prepare_socket_dir(const std::string& socket_path) {
+void prepare_socket_dir(const std::string &socket_path) {
   std::string dir = socket_path.substr(0, socket_path.rfind('/'));
   std::string partial;
   for (size_t pos = 1; pos != std::string::npos;) {
@@ -62,13 +62,13 @@ void prepare_socket_dir(const std::string& socket_path) {
 }  // namespace
 
 struct AdminServer::Impl {
-  explicit Impl(AdminState& state) : service(state) {}
+  explicit Impl(AdminState &state) : service(state) {}
   AdminService service;
   std::unique_ptr<grpc::Server> server;
   std::string socket_path;
 };
 
-AdminServer::AdminServer(const std::string& socket_path, AdminState& state)
+AdminServer::AdminServer(const std::string &socket_path, AdminState &state)
     : impl_(std::make_unique<Impl>(state)) {
   prepare_socket_dir(socket_path);
   impl_->socket_path = socket_path;

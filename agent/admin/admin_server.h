@@ -12,7 +12,7 @@ namespace sockmesh::admin {
 class AdminServer {
  public:
   // Serves until destroyed. Throws std::runtime_error when the socket cannot be bound.
-  AdminServer(const std::string& socket_path, AdminState& state);
+  AdminServer(const std::string &socket_path, AdminState &state);
   ~AdminServer();
 
  private:

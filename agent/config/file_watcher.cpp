@@ -11,7 +11,7 @@
 
 namespace sockmesh::config {
 
-FileWatcher::FileWatcher(const std::string& path) {
+FileWatcher::FileWatcher(const std::string &path) {
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   name_ = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -28,8 +28,8 @@ bool FileWatcher::drain() {
   for (;;) {
     ssize_t n = read(inotify_.get(), buffer, sizeof(buffer));
     if (n <= 0) break;
-    for (char* p = buffer; p < buffer + n;) {
-      auto* event = reinterpret_cast<inotify_event*>(p);
+    for (char *p = buffer; p < buffer + n;) {
+      auto *event = reinterpret_cast<inotify_event *>(p);
       // A ConfigMap swaps a "..data" symlink in the same directory: treat it as a change too.
       if (event->len > 0 && (name_ == event->name || std::strncmp(event->name, "..", 2) == 0))
         relevant = true;
@@ -40,7 +40,7 @@ bool FileWatcher::drain() {
   return relevant;
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
   std::ostringstream text;

@@ -11,7 +11,7 @@ namespace sockmesh::config {
 
 class FileWatcher {
  public:
-  explicit FileWatcher(const std::string& path);  // throws std::runtime_error
+  explicit FileWatcher(const std::string &path);  // throws std::runtime_error
   // Readable when something happened; poll() it.
   int fd() const { return inotify_.get(); }
   // Drains the pending events; true when one of them concerns the file.
@@ -23,6 +23,6 @@ class FileWatcher {
 };
 
 // Reads a whole file. Throws std::runtime_error naming the path and the reason.
-std::string read_file(const std::string& path);
+std::string read_file(const std::string &path);
 
 }  // namespace sockmesh::config

@@ -24,14 +24,14 @@
 namespace sockmesh::loader {
 namespace {
 
-[[noreturn]] void fail(const std::string& what, int err) {
+[[noreturn]] void fail(const std::string &what, int err) {
   throw std::runtime_error(what + ": " + std::strerror(err));
 }
 
 // libbpf's messages (verifier logs among them) go to our logger: warnings as warnings, the
 // chatter at debug.
-int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) {
-  char* text = nullptr;
+int libbpf_log(enum libbpf_print_level level, const char *format, va_list args) {
+  char *text = nullptr;
   int n = vasprintf(&text, format, args);  // verifier logs run to many kilobytes
   if (n < 0) return 0;
   while (n > 0 && text[n - 1] == '\n') text[--n] = '\0';
@@ -43,7 +43,7 @@ int libbpf_log(enum libbpf_print_level level, const char* format, va_list args) 
   return 0;
 }
 
-void mkdir_p(const std::string& path, mode_t mode) {
+void mkdir_p(const std::string &path, mode_t mode) {
   std::string partial;
   std::stringstream parts(path);
   std::string part;
@@ -55,7 +55,7 @@ void mkdir_p(const std::string& path, mode_t mode) {
 }
 
 void ensure_bpffs() {
-  struct statfs fs{};
+  struct statfs fs {};
   if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return;
   mkdir_p("/sys/fs/bpf", 0755);
   if (mount("bpffs", "/sys/fs/bpf", "bpf", 0, "mode=0700") != 0)
@@ -63,26 +63,26 @@ void ensure_bpffs() {
   spdlog::info("event=bpffs_mounted path=/sys/fs/bpf");
 }
 
-bool exists(const std::string& path) {
-  struct stat st{};
+bool exists(const std::string &path) {
+  struct stat st {};
   return stat(path.c_str(), &st) == 0;
 }
 
-uint64_t cgroup_id_of(const std::string& path) {
-  struct stat st{};
+uint64_t cgroup_id_of(const std::string &path) {
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0) fail("stat cgroup " + path, errno);
   return st.st_ino;  // on cgroup v2 the inode number is the cgroup id
 }
 
 struct ProgramSlot {
-  bpf_program* prog;
-  const char* attach_type;
-  const char* pin_name;
+  bpf_program *prog;
+  const char *attach_type;
+  const char *pin_name;
 };
 
 }  // namespace
 
-Datapath::Datapath(const std::string& node, const std::string& workload_cgroup) {
+Datapath::Datapath(const std::string &node, const std::string &workload_cgroup) {
   libbpf_set_print(libbpf_log);
   ensure_bpffs();
   pin_dir_ = paths::pin_dir(node);
@@ -108,7 +108,7 @@ Datapath::Datapath(const std::string& node, const std::string& workload_cgroup) 
   try {
     attach_all(cgroup.get(), cgroup_id_of(workload_cgroup));
   } catch (...) {
-    for (auto* link : links_) bpf_link__destroy(link);
+    for (auto *link : links_) bpf_link__destroy(link);
     links_.clear();
     sock_lb__destroy(skel_);
     skel_ = nullptr;
@@ -119,7 +119,7 @@ Datapath::Datapath(const std::string& node, const std::string& workload_cgroup) 
 Datapath::~Datapath() {
   // Closing our fds leaves the pinned links attached and the pinned maps alive: the data path
   // keeps running without the agent (DESIGN.md, principle 2).
-  for (auto* link : links_) bpf_link__destroy(link);
+  for (auto *link : links_) bpf_link__destroy(link);
   if (skel_) sock_lb__destroy(skel_);
 }
 
@@ -128,9 +128,9 @@ void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
       {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
       {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
   };
-  for (const auto& slot : slots) {
+  for (const auto &slot : slots) {
     std::string pin = pin_dir_ + "/" + slot.pin_name;
-    bpf_link* link = nullptr;
+    bpf_link *link = nullptr;
     if (exists(pin)) {
       link = bpf_link__open(pin.c_str());
       if (!link) fail("open pinned link " + pin, errno);
@@ -167,19 +167,27 @@ void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
   }
 }
 
-int Datapath::services_fd() const { return bpf_map__fd(skel_->maps.sm_services); }
-int Datapath::backend_sets_fd() const { return bpf_map__fd(skel_->maps.sm_backend_sets); }
-int Datapath::counters_fd() const { return bpf_map__fd(skel_->maps.sm_counters); }
+int Datapath::services_fd() const {
+  return bpf_map__fd(skel_->maps.sm_services);
+}
+int Datapath::backend_sets_fd() const {
+  return bpf_map__fd(skel_->maps.sm_backend_sets);
+}
+int Datapath::counters_fd() const {
+  return bpf_map__fd(skel_->maps.sm_counters);
+}
 
-std::vector<ProgramInfo> Datapath::programs() const { return programs_; }
+std::vector<ProgramInfo> Datapath::programs() const {
+  return programs_;
+}
 
 std::vector<MapInfo> Datapath::maps() const {
   std::vector<MapInfo> out;
-  bpf_map* map;
+  bpf_map *map;
   bpf_object__for_each_map(map, skel_->obj) {
     MapInfo info;
     info.name = bpf_map__name(map);
-    const char* type = libbpf_bpf_map_type_str(bpf_map__type(map));
+    const char *type = libbpf_bpf_map_type_str(bpf_map__type(map));
     info.type = type ? type : "unknown";
     info.max_entries = bpf_map__max_entries(map);
     bpf_map_info kernel{};
@@ -190,24 +198,24 @@ std::vector<MapInfo> Datapath::maps() const {
   return out;
 }
 
-void Datapath::uninstall(const std::string& node) {
+void Datapath::uninstall(const std::string &node) {
   std::string dir = paths::pin_dir(node);
-  DIR* d = opendir(dir.c_str());
+  DIR *d = opendir(dir.c_str());
   if (!d) {
     if (errno == ENOENT) return;
     fail("open " + dir, errno);
   }
   std::vector<std::string> names;
-  while (dirent* entry = readdir(d)) {
+  while (dirent *entry = readdir(d)) {
     std::string name = entry->d_name;
     if (name != "." && name != "..") names.push_back(name);
   }
   closedir(d);
   // Links first: unpinning the last reference to a link detaches its program.
-  std::sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
+  std::sort(names.begin(), names.end(), [](const std::string &a, const std::string &b) {
     return (a.rfind("link_", 0) == 0) > (b.rfind("link_", 0) == 0);
   });
-  for (const auto& name : names) {
+  for (const auto &name : names) {
     std::string path = dir + "/" + name;
     if (unlink(path.c_str()) != 0 && errno != ENOENT) fail("remove pin " + path, errno);
   }

@@ -34,30 +34,30 @@ struct MapInfo {
 class Datapath {
  public:
   // Throws std::runtime_error naming the step that failed.
-  Datapath(const std::string& node, const std::string& workload_cgroup);
+  Datapath(const std::string &node, const std::string &workload_cgroup);
   ~Datapath();
-  Datapath(const Datapath&) = delete;
-  Datapath& operator=(const Datapath&) = delete;
+  Datapath(const Datapath &) = delete;
+  Datapath &operator=(const Datapath &) = delete;
 
   int services_fd() const;
   int backend_sets_fd() const;
   int counters_fd() const;
 
-  const std::string& pin_dir() const { return pin_dir_; }
+  const std::string &pin_dir() const { return pin_dir_; }
   std::vector<ProgramInfo> programs() const;
   std::vector<MapInfo> maps() const;
   // true when the pinned state of an earlier agent was adopted.
   bool adopted() const { return adopted_; }
 
   // Detaches every program of `node` and removes its pins. Idempotent.
-  static void uninstall(const std::string& node);
+  static void uninstall(const std::string &node);
 
  private:
   void attach_all(int cgroup_fd, uint64_t cgroup_id);
 
   std::string pin_dir_;
-  sock_lb* skel_ = nullptr;
-  std::vector<::bpf_link*> links_;
+  sock_lb *skel_ = nullptr;
+  std::vector<::bpf_link *> links_;
   std::vector<ProgramInfo> programs_;
   bool adopted_ = false;
 };

@@ -14,11 +14,11 @@
 namespace sockmesh::reconcile {
 namespace {
 
-[[noreturn]] void fail(const std::string& what, int err) {
+[[noreturn]] void fail(const std::string &what, int err) {
   throw std::runtime_error(what + ": " + std::strerror(err));
 }
 
-sm_service_key to_kernel(const ServiceKey& key) {
+sm_service_key to_kernel(const ServiceKey &key) {
   sm_service_key out{};
   out.addr = htonl(key.addr);
   out.port = htons(key.port);
@@ -26,17 +26,16 @@ sm_service_key to_kernel(const ServiceKey& key) {
   return out;
 }
 
-ServiceKey from_kernel(const sm_service_key& key) {
+ServiceKey from_kernel(const sm_service_key &key) {
   return {ntohl(key.addr), ntohs(key.port), key.proto};
 }
-
 
 }  // namespace
 
 std::vector<KernelService> BpfLbMaps::read_all() {
   std::vector<KernelService> out;
   sm_service_key key{}, next{};
-  const void* prev = nullptr;
+  const void *prev = nullptr;
   while (bpf_map_get_next_key(services_fd_, prev, &next) == 0) {
     key = next;
     prev = &key;
@@ -56,11 +55,11 @@ std::vector<KernelService> BpfLbMaps::read_all() {
   return out;
 }
 
-void BpfLbMaps::write_set(uint32_t slot, const sm_backend_set& set) {
+void BpfLbMaps::write_set(uint32_t slot, const sm_backend_set &set) {
   // A fresh inner map per write: the swap below is the atomic switch, and the kernel frees the
   // old inner map only after every program that may hold it has finished.
-  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "sm_bset", sizeof(uint32_t), sizeof(sm_backend_set),
-                          1, nullptr));
+  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "sm_bset", sizeof(uint32_t),
+                                sizeof(sm_backend_set), 1, nullptr));
   if (inner.get() < 0) fail("create backend-set map for slot " + std::to_string(slot), errno);
   uint32_t zero = 0;
   if (bpf_map_update_elem(inner.get(), &zero, &set, BPF_ANY) != 0)
@@ -70,7 +69,7 @@ void BpfLbMaps::write_set(uint32_t slot, const sm_backend_set& set) {
     fail("install backend set in slot " + std::to_string(slot), errno);
 }
 
-void BpfLbMaps::bind(const ServiceKey& key, uint32_t slot) {
+void BpfLbMaps::bind(const ServiceKey &key, uint32_t slot) {
   sm_service_key k = to_kernel(key);
   sm_service_value value{};
   value.set_slot = slot;
@@ -78,7 +77,7 @@ void BpfLbMaps::bind(const ServiceKey& key, uint32_t slot) {
     fail("bind " + format_key(key) + " to slot " + std::to_string(slot), errno);
 }
 
-void BpfLbMaps::unbind(const ServiceKey& key) {
+void BpfLbMaps::unbind(const ServiceKey &key) {
   sm_service_key k = to_kernel(key);
   if (bpf_map_delete_elem(services_fd_, &k) != 0 && errno != ENOENT)
     fail("unbind " + format_key(key), errno);

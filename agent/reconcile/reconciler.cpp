@@ -5,8 +5,8 @@
 
 namespace sockmesh::reconcile {
 
-Reconciler::Reconciler(LbMaps& maps) : maps_(maps) {
-  for (const auto& kernel : maps_.read_all()) {
+Reconciler::Reconciler(LbMaps &maps) : maps_(maps) {
+  for (const auto &kernel : maps_.read_all()) {
     installed_[kernel.key] = {kernel.slot, kernel.set};
     used_slots_.insert(kernel.slot);
     next_slot_ = std::max(next_slot_, kernel.slot + 1);
@@ -28,14 +28,14 @@ uint32_t Reconciler::allocate_slot() {
                            std::to_string(SM_MAX_SERVICES) + " service ports");
 }
 
-ApplyStats Reconciler::apply(const DesiredState& desired) {
+ApplyStats Reconciler::apply(const DesiredState &desired) {
   ApplyStats stats;
 
   // Removals first, so their slots are free for additions.
   std::vector<ServiceKey> gone;
-  for (const auto& [key, installed] : installed_)
+  for (const auto &[key, installed] : installed_)
     if (!desired.count(key)) gone.push_back(key);
-  for (const auto& key : gone) {
+  for (const auto &key : gone) {
     uint32_t slot = installed_.at(key).slot;
     maps_.unbind(key);  // new connects pass through from here on
     installed_.erase(key);
@@ -44,7 +44,7 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
     stats.removed++;
   }
 
-  for (const auto& [key, service] : desired) {
+  for (const auto &[key, service] : desired) {
     sm_backend_set set = to_backend_set(service);
     auto it = installed_.find(key);
     if (it != installed_.end()) {
@@ -76,7 +76,7 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
   return stats;
 }
 
-int64_t Reconciler::slot_of(const ServiceKey& key) const {
+int64_t Reconciler::slot_of(const ServiceKey &key) const {
   auto it = installed_.find(key);
   return it == installed_.end() ? -1 : int64_t(it->second.slot);
 }

@@ -20,14 +20,14 @@ struct ApplyStats {
 class Reconciler {
  public:
   // Adopts what the maps already hold.
-  explicit Reconciler(LbMaps& maps);
+  explicit Reconciler(LbMaps &maps);
 
   // Throws std::runtime_error when a map write fails; what was written before stays written and
   // is known to the reconciler, so the next apply() continues from the true kernel state.
-  ApplyStats apply(const DesiredState& desired);
+  ApplyStats apply(const DesiredState &desired);
 
   // Slot of a VIP port as installed, or -1.
-  int64_t slot_of(const ServiceKey& key) const;
+  int64_t slot_of(const ServiceKey &key) const;
   size_t services() const { return installed_.size(); }
 
  private:
@@ -37,7 +37,7 @@ class Reconciler {
   };
   uint32_t allocate_slot();
 
-  LbMaps& maps_;
+  LbMaps &maps_;
   std::map<ServiceKey, Installed> installed_;
   std::set<uint32_t> used_slots_;
   uint32_t next_slot_ = 0;

@@ -8,86 +8,87 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "sockmesh/resources/names.h"
 #include "sockmesh/v1/resources.pb.h"
 
 namespace sockmesh::reconcile {
 namespace {
 
-std::string id_of(const v1::ObjectMeta& meta) { return meta.namespace_() + "/" + meta.name(); }
-
-uint32_t parse_ipv4(const std::string& text) {
+uint32_t parse_ipv4(const std::string &text) {
   in_addr addr{};
   if (inet_pton(AF_INET, text.c_str(), &addr) != 1)
     throw std::invalid_argument("not an IPv4 address: " + text);
   return ntohl(addr.s_addr);
 }
 
-bool has_labels(const v1::Workload& workload, const v1::Subset& subset) {
-  const auto& labels = workload.metadata().labels();
-  return std::all_of(subset.labels().begin(), subset.labels().end(), [&](const auto& kv) {
+bool has_labels(const v1::Workload &workload, const v1::Subset &subset) {
+  const auto &labels = workload.metadata().labels();
+  return std::all_of(subset.labels().begin(), subset.labels().end(), [&](const auto &kv) {
     auto it = labels.find(kv.first);
     return it != labels.end() && it->second == kv.second;
   });
 }
 
 struct Candidate {
-  const v1::Endpoint* endpoint;
-  const v1::Workload* workload;
+  const v1::Endpoint *endpoint;
+  const v1::Workload *workload;
   int subset;  // index into service.subsets(), -1 for none
 };
 
 // Weights of a service without subsets are the endpoints' own. With subsets, each subset's share
 // is divided among its endpoints by their weights; shares of subsets without a usable endpoint go
 // to the others (docs/config.md).
-void assign_weights(const v1::Service& service, const std::vector<Candidate>& candidates,
-                    std::vector<DesiredBackend>& out) {
+void assign_weights(const v1::Service &service, const std::vector<Candidate> &candidates,
+                    std::vector<DesiredBackend> &out) {
   if (service.subsets().empty()) {
     for (size_t i = 0; i < candidates.size(); i++) out[i].weight = candidates[i].endpoint->weight();
     return;
   }
   std::vector<uint64_t> subset_sum(service.subsets().size(), 0);
-  for (const auto& c : candidates)
+  for (const auto &c : candidates)
     if (c.subset >= 0) subset_sum[c.subset] += c.endpoint->weight();
   uint64_t live_subset_weight = 0;
   for (int s = 0; s < service.subsets().size(); s++)
     if (subset_sum[s] > 0) live_subset_weight += service.subsets(s).weight();
   for (size_t i = 0; i < candidates.size(); i++) {
-    const auto& c = candidates[i];
+    const auto &c = candidates[i];
     if (c.subset < 0 || live_subset_weight == 0 || subset_sum[c.subset] == 0) {
       out[i].weight = 0;
       continue;
     }
-    uint64_t num = uint64_t(service.subsets(c.subset).weight()) * c.endpoint->weight() * kSplitScale;
+    uint64_t num =
+        uint64_t(service.subsets(c.subset).weight()) * c.endpoint->weight() * kSplitScale;
     uint64_t den = live_subset_weight * subset_sum[c.subset];
     out[i].weight = uint32_t((num + den / 2) / den);
   }
 }
 
-DesiredService translate_service(const v1::Service& service,
-                                 const std::map<std::string, const v1::Workload*>& workloads) {
+DesiredService translate_service(const v1::Service &service,
+                                 const std::map<std::string, const v1::Workload *> &workloads) {
   std::vector<Candidate> candidates;
-  for (const auto& endpoint : service.endpoints()) {
+  for (const auto &endpoint : service.endpoints()) {
     auto it = workloads.find(service.metadata().namespace_() + "/" + endpoint.workload());
-    if (it == workloads.end() || it->second->addresses().empty()) continue;  // refused by validate()
+    if (it == workloads.end() || it->second->addresses().empty())
+      continue;  // refused by validate()
     int subset = -1;
     for (int s = 0; s < service.subsets().size() && subset < 0; s++)
       if (has_labels(*it->second, service.subsets(s))) subset = s;
     candidates.push_back({&endpoint, it->second, subset});
   }
-  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate &a, const Candidate &b) {
     return std::tuple(a.workload->metadata().name(), a.endpoint->port()) <
            std::tuple(b.workload->metadata().name(), b.endpoint->port());
   });
 
   DesiredService out;
-  out.service = id_of(service.metadata());
+  out.service = resources::resource_id(service.metadata());
   out.backends.resize(candidates.size());
   for (size_t i = 0; i < candidates.size(); i++) {
-    const auto& c = candidates[i];
-    auto& backend = out.backends[i];
+    const auto &c = candidates[i];
+    auto &backend = out.backends[i];
     backend.addr = parse_ipv4(c.workload->addresses(0));
     backend.port = uint16_t(c.endpoint->port());
-    backend.workload = id_of(c.workload->metadata());
+    backend.workload = resources::resource_id(c.workload->metadata());
     backend.subset = c.subset >= 0 ? service.subsets(c.subset).name() : "";
   }
   assign_weights(service, candidates, out.backends);
@@ -100,19 +101,21 @@ uint8_t ip_proto(v1::Protocol protocol) {
 
 }  // namespace
 
-DesiredState translate(const v1::Snapshot& snapshot) {
-  std::map<std::string, const v1::Workload*> workloads;
-  for (const auto& workload : snapshot.workloads()) workloads[id_of(workload.metadata())] = &workload;
+DesiredState translate(const v1::Snapshot &snapshot) {
+  std::map<std::string, const v1::Workload *> workloads;
+  for (const auto &workload : snapshot.workloads())
+    workloads[resources::resource_id(workload.metadata())] = &workload;
 
   DesiredState state;
-  for (const auto& service : snapshot.services()) {
+  for (const auto &service : snapshot.services()) {
     DesiredService desired = translate_service(service, workloads);
-    for (const auto& vip : service.vips()) {
-      ServiceKey key{parse_ipv4(vip.address()), uint16_t(vip.port()), ip_proto(vip.protocol())};
-      state[key] = desired;
-    }
+    for (const auto &vip : service.vips()) state[key_of(vip)] = desired;
   }
   return state;
+}
+
+ServiceKey key_of(const v1::VirtualAddress &vip) {
+  return {parse_ipv4(vip.address()), uint16_t(vip.port()), ip_proto(vip.protocol())};
 }
 
 }  // namespace sockmesh::reconcile

@@ -6,7 +6,8 @@
 
 namespace sockmesh::v1 {
 class Snapshot;
-}
+class VirtualAddress;
+}  // namespace sockmesh::v1
 
 namespace sockmesh::reconcile {
 
@@ -14,6 +15,9 @@ namespace sockmesh::reconcile {
 // 2^20, enough resolution for splits down to one part in a million.
 inline constexpr uint64_t kSplitScale = 1u << 20;
 
-DesiredState translate(const sockmesh::v1::Snapshot& snapshot);
+DesiredState translate(const sockmesh::v1::Snapshot &snapshot);
+
+// The kernel key of a validated VIP.
+ServiceKey key_of(const sockmesh::v1::VirtualAddress &vip);
 
 }  // namespace sockmesh::reconcile

@@ -13,7 +13,7 @@ namespace sockmesh::telemetry {
 namespace {
 
 // In the order of enum sm_counter; the static_asserts catch a counter added on one side only.
-constexpr const char* kNames[] = {
+constexpr const char *kNames[] = {
     "connect_balanced",     // SM_CNT_CONNECT_BALANCED
     "connect_no_backend",   // SM_CNT_CONNECT_NO_BACKEND
     "connect_passthrough",  // SM_CNT_CONNECT_PASSTHROUGH
@@ -25,7 +25,9 @@ static_assert(SM_CNT_ORIG_DST_LOST == 4);
 
 }  // namespace
 
-const char* counter_name(uint32_t index) { return index < SM_CNT__MAX ? kNames[index] : "unknown"; }
+const char *counter_name(uint32_t index) {
+  return index < SM_CNT__MAX ? kNames[index] : "unknown";
+}
 
 std::vector<std::pair<std::string, uint64_t>> read_datapath_counters(int counters_fd) {
   int cpus = libbpf_num_possible_cpus();
@@ -34,7 +36,8 @@ std::vector<std::pair<std::string, uint64_t>> read_datapath_counters(int counter
   std::vector<std::pair<std::string, uint64_t>> out;
   for (uint32_t i = 0; i < SM_CNT__MAX; i++) {
     if (bpf_map_lookup_elem(counters_fd, &i, per_cpu.data()) != 0)
-      throw std::runtime_error(std::string("read counter ") + kNames[i] + ": " + std::strerror(errno));
+      throw std::runtime_error(std::string("read counter ") + kNames[i] + ": " +
+                               std::strerror(errno));
     uint64_t sum = 0;
     for (uint64_t v : per_cpu) sum += v;
     out.emplace_back(kNames[i], sum);

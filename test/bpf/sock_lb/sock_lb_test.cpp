@@ -8,11 +8,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -43,7 +43,8 @@ const reconcile::ServiceKey kEmptyVip{ip(10, 96, 0, 11), 80, IPPROTO_TCP};
 reconcile::DesiredService backends(std::vector<std::pair<uint8_t, uint32_t>> last_octet_weight) {
   reconcile::DesiredService service{"test/web", {}};
   for (auto [last, weight] : last_octet_weight)
-    service.backends.push_back({ip(127, 0, 0, last), 9001, weight, "test/be" + std::to_string(last), ""});
+    service.backends.push_back(
+        {ip(127, 0, 0, last), 9001, weight, "test/be" + std::to_string(last), ""});
   return service;
 }
 
@@ -69,7 +70,7 @@ class Backends {
     for (uint8_t last : {2, 3}) {
       int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
       auto addr = sockaddr_of(ip(127, 0, 0, last), 9001);
-      if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 1024) != 0)
+      if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 || listen(fd, 1024) != 0)
         _exit(92);
       listeners_[last] = fd;
     }
@@ -91,23 +92,23 @@ class Backends {
 };
 
 struct Outcome {
-  int err = 0;           // errno of connect()
-  int backend = -1;      // last octet of the listener that accepted
-  std::string peer;      // getpeername()
+  int err = 0;       // errno of connect()
+  int backend = -1;  // last octet of the listener that accepted
+  std::string peer;  // getpeername()
 };
 
-Outcome connect_once(Backends& backends, uint32_t host_ip, uint16_t port) {
+Outcome connect_once(Backends &backends, uint32_t host_ip, uint16_t port) {
   Outcome out;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   auto addr = sockaddr_of(host_ip, port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) {
     out.err = errno;
     close(fd);
     return out;
   }
   sockaddr_in peer{};
   socklen_t len = sizeof(peer);
-  getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
+  getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &len);
   char text[INET_ADDRSTRLEN];
   inet_ntop(AF_INET, &peer.sin_addr, text, sizeof(text));
   out.peer = std::string(text) + ":" + std::to_string(ntohs(peer.sin_port));
@@ -118,7 +119,7 @@ Outcome connect_once(Backends& backends, uint32_t host_ip, uint16_t port) {
 
 // Pins and cgroups of an earlier run of this test that crashed (its pid is gone).
 void remove_leftovers_of_dead_runs() {
-  for (const auto& entry : std::filesystem::directory_iterator(loader::cgroup2_mount())) {
+  for (const auto &entry : std::filesystem::directory_iterator(loader::cgroup2_mount())) {
     std::string name = entry.path().filename();
     if (name.rfind("sockmesh-test-", 0) != 0) continue;
     std::string pid = name.substr(std::strlen("sockmesh-test-"));
@@ -145,7 +146,8 @@ class SockLbTest : public ::testing::Test {
   }
   void open_datapath() {
     datapath_ = std::make_unique<loader::Datapath>(node_, cgroup_);
-    maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(), datapath_->backend_sets_fd());
+    maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
+                                                   datapath_->backend_sets_fd());
     reconciler_ = std::make_unique<reconcile::Reconciler>(*maps_);
   }
   void close_datapath() {
@@ -153,14 +155,14 @@ class SockLbTest : public ::testing::Test {
     maps_.reset();
     datapath_.reset();
   }
-  uint64_t counter(const std::string& name) {
-    for (const auto& [n, v] : telemetry::read_datapath_counters(datapath_->counters_fd()))
+  uint64_t counter(const std::string &name) {
+    for (const auto &[n, v] : telemetry::read_datapath_counters(datapath_->counters_fd()))
       if (n == name) return v;
     return ~0ull;
   }
 
   // Runs fn in a child process inside the test cgroup and a fresh netns; returns what it printed.
-  std::string in_workload(const std::function<void(Backends&)>& fn) {
+  std::string in_workload(const std::function<void(Backends &)> &fn) {
     int pipe_fds[2];
     EXPECT_EQ(pipe(pipe_fds), 0);
     pid_t pid = fork();
@@ -196,7 +198,7 @@ TEST_F(SockLbTest, ProgramsAreAttachedThroughPinnedLinks) {
   ASSERT_EQ(programs.size(), 2u);
   EXPECT_EQ(programs[0].attach_type, "cgroup/connect4");
   EXPECT_EQ(programs[1].attach_type, "cgroup/getpeername4");
-  for (const auto& p : programs) {
+  for (const auto &p : programs) {
     EXPECT_GT(p.prog_id, 0u);
     EXPECT_GT(p.link_id, 0u);
   }
@@ -207,7 +209,7 @@ TEST_F(SockLbTest, ProgramsAreAttachedThroughPinnedLinks) {
 TEST_F(SockLbTest, WeightedSplitAndVipAsPeer) {
   reconciler_->apply({{kVip, backends({{2, 3}, {3, 1}})}});
   const int n = 4000;
-  auto out = in_workload([&](Backends& b) {
+  auto out = in_workload([&](Backends &b) {
     std::map<int, int> picks;
     int bad_peer = 0, failed = 0;
     for (int i = 0; i < n; i++) {
@@ -230,7 +232,7 @@ TEST_F(SockLbTest, WeightedSplitAndVipAsPeer) {
 
 TEST_F(SockLbTest, VipWithoutUsableBackendIsRefused) {
   reconciler_->apply({{kVip, backends({{2, 0}, {3, 0}})}, {kEmptyVip, backends({})}});
-  auto out = in_workload([&](Backends& b) {
+  auto out = in_workload([&](Backends &b) {
     printf("%d %d", connect_once(b, kVip.addr, 80).err, connect_once(b, kEmptyVip.addr, 80).err);
   });
   EXPECT_EQ(out, std::to_string(ECONNREFUSED) + " " + std::to_string(ECONNREFUSED));
@@ -239,7 +241,7 @@ TEST_F(SockLbTest, VipWithoutUsableBackendIsRefused) {
 
 TEST_F(SockLbTest, OtherDestinationsAreUntouched) {
   reconciler_->apply({{kVip, backends({{2, 1}})}});
-  auto out = in_workload([&](Backends& b) {
+  auto out = in_workload([&](Backends &b) {
     auto direct = connect_once(b, ip(127, 0, 0, 3), 9001);
     auto other_port = connect_once(b, kVip.addr, 81);  // a VIP address, not a VIP port
     printf("%d %s %d", direct.backend, direct.peer.c_str(), other_port.err);
@@ -255,7 +257,7 @@ TEST_F(SockLbTest, BackendSetSwitchesAtomicallyUnderConnectLoad) {
   std::atomic<bool> done{false};
   std::string out;
   std::thread client([&] {
-    out = in_workload([&](Backends& b) {
+    out = in_workload([&](Backends &b) {
       int ok = 0, failed = 0;
       // The child cannot see `done`; it runs for a fixed time longer than the updates take.
       auto until = std::chrono::steady_clock::now() + std::chrono::seconds(6);
@@ -286,7 +288,8 @@ TEST_F(SockLbTest, RestartAdoptsPinsWithoutDetaching) {
   reconciler_->apply({{kVip, backends({{2, 1}})}});
   auto before = datapath_->programs();
   close_datapath();  // the agent exits; pins keep the data path running
-  auto while_down = in_workload([&](Backends& b) { printf("%d", connect_once(b, kVip.addr, 80).backend); });
+  auto while_down =
+      in_workload([&](Backends &b) { printf("%d", connect_once(b, kVip.addr, 80).backend); });
   EXPECT_EQ(while_down, "2");
   open_datapath();
   EXPECT_TRUE(datapath_->adopted());
@@ -305,7 +308,7 @@ TEST_F(SockLbTest, UninstallDetachesThePrograms) {
   reconciler_->apply({{kVip, backends({{2, 1}})}});
   close_datapath();
   loader::Datapath::uninstall(node_);
-  auto out = in_workload([&](Backends& b) { printf("%d", connect_once(b, kVip.addr, 80).err); });
+  auto out = in_workload([&](Backends &b) { printf("%d", connect_once(b, kVip.addr, 80).err); });
   EXPECT_EQ(out, std::to_string(ENETUNREACH));
   open_datapath();  // for TearDown
 }

@@ -35,11 +35,11 @@ class LbLabTest : public ::testing::Test {
     auto after = mesh_->wait_generation(1, before.generation());
     ASSERT_TRUE(after.config().last_error().empty()) << after.config().last_error();
   }
-  static MeshLab* mesh_;
+  static MeshLab *mesh_;
 };
-MeshLab* LbLabTest::mesh_ = nullptr;
+MeshLab *LbLabTest::mesh_ = nullptr;
 
-void expect_share(const ConnectTally& tally, const std::string& backend, double p, int n) {
+void expect_share(const ConnectTally &tally, const std::string &backend, double p, int n) {
   double sigma = std::sqrt(p * (1 - p) / n);
   auto it = tally.bodies.find(backend);
   double share = it == tally.bodies.end() ? 0.0 : double(it->second) / n;
@@ -106,8 +106,9 @@ TEST_F(LbLabTest, InvalidUpdateIsRejectedWholeAndPreviousBackendsKeepServing) {
   mesh_->wait_generation(1, before);
   // Then a file whose first service is fine and whose second is not: nothing of it may apply.
   std::string bad = mesh_->config_text({.v1 = 100, .v2 = 0});
-  bad += "---\napiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: broken, namespace: demo}\n"
-         "spec:\n  vips: [{address: 10.96.0.12, port: 70000}]\n";
+  bad +=
+      "---\napiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: broken, namespace: demo}\n"
+      "spec:\n  vips: [{address: 10.96.0.12, port: 70000}]\n";
   mesh_->write_config(1, bad);
   auto status = mesh_->wait_error(1);
   EXPECT_NE(status.config().last_error().find("service \"demo/broken\": spec.vips[0].port"),
@@ -185,7 +186,7 @@ TEST(LbLabTeardown, DownLeavesNoNetnsCgroupPinOrProcess) {
   EXPECT_FALSE(std::filesystem::exists("/run/netns/" + node2));
   EXPECT_NE(kill(agent1, 0), 0);
   EXPECT_NE(kill(agent2, 0), 0);
-  for (const auto& entry : std::filesystem::directory_iterator("/run/netns"))
+  for (const auto &entry : std::filesystem::directory_iterator("/run/netns"))
     EXPECT_EQ(entry.path().filename().string().rfind("sm" + run, 0), std::string::npos)
         << entry.path();
 }

@@ -24,18 +24,19 @@ using namespace std::chrono_literals;
 const std::vector<std::pair<std::string, int>> kWebPods = {
     {"web-v1-a", 1}, {"web-v1-b", 2}, {"web-v2-a", 2}};
 
-std::string workload_yaml(const lab::Lab& lab, const std::string& name, const std::string& version) {
+std::string workload_yaml(const lab::Lab &lab, const std::string &name,
+                          const std::string &version) {
   std::ostringstream out;
   out << "apiVersion: sockmesh/v1\nkind: Workload\n"
-      << "metadata: {name: " << name << ", namespace: demo, labels: {app: web, version: "
-      << version << "}}\n"
+      << "metadata: {name: " << name << ", namespace: demo, labels: {app: web, version: " << version
+      << "}}\n"
       << "spec: {node: " << lab.node_name(lab.pod_node(name)) << ", addresses: ["
       << lab.pod_ip(name) << "]}\n---\n";
   return out.str();
 }
 
-void wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
-                const std::string& what) {
+void wait_until(const std::function<bool()> &done, std::chrono::milliseconds limit,
+                const std::string &what) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
     if (std::chrono::steady_clock::now() > deadline)
@@ -50,32 +51,33 @@ MeshLab::MeshLab(Subsets subsets) {
   lab::LabSpec spec;
   spec.nodes = 2;
   spec.pods = {{"client", 1, ""}};
-  for (const auto& [pod, node] : kWebPods) spec.pods.push_back({pod, node, ""});
+  for (const auto &[pod, node] : kWebPods) spec.pods.push_back({pod, node, ""});
   lab_ = lab::Lab::up(spec);
 
   char tmpl[] = "/tmp/sockmesh-lbtest-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
 
-  for (const auto& [pod, node] : kWebPods)
+  for (const auto &[pod, node] : kWebPods)
     lab_->spawn_in_pod(pod, {MESHLAB_BIN, "echo-server", "--port", "8080", "--name", pod},
                        dir_ + "/" + pod + ".log");
   for (int node = 1; node <= 2; node++) {
     write_config(node, config_text(subsets));
-    agents_[node] = lab_->spawn_in_node(
-        node,
-        {MESHD_BIN, "--node", lab_->node_name(node), "--cgroup", lab_->workload_cgroup(node),
-         "--config", config_path(node)},
-        dir_ + "/meshd-n" + std::to_string(node) + ".log");
+    agents_[node] =
+        lab_->spawn_in_node(node,
+                            {MESHD_BIN, "--node", lab_->node_name(node), "--cgroup",
+                             lab_->workload_cgroup(node), "--config", config_path(node)},
+                            dir_ + "/meshd-n" + std::to_string(node) + ".log");
   }
   for (int node = 1; node <= 2; node++) wait_generation(node, 0);
-  for (const auto& [pod, node] : kWebPods) {
+  for (const auto &[pod, node] : kWebPods) {
     std::string ip = lab_->pod_ip(pod);
     // Probed from inside the client pod: lab addresses mean nothing in the host's netns.
     wait_until(
         [&] {
-          return lab_->call_in_pod("client",
-                                   [&] { return lab::http_fetch(ip, 8080).body == pod + "\n" ? 0 : 1; }) == 0;
+          return lab_->call_in_pod("client", [&] {
+            return lab::http_fetch(ip, 8080).body == pod + "\n" ? 0 : 1;
+          }) == 0;
         },
         10s, "echo server in " + pod);
   }
@@ -97,7 +99,7 @@ std::string MeshLab::config_text(Subsets subsets) const {
       << workload_yaml(*lab_, "web-v2-a", "v2");
   out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n"
       << "spec:\n  vips: [{address: 10.96.0.10, port: 80}]\n  endpoints:\n";
-  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
+  for (const auto &[pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
   out << "  subsets:\n"
       << "    - {name: v1, labels: {version: v1}, weight: " << subsets.v1 << "}\n"
       << "    - {name: v2, labels: {version: v2}, weight: " << subsets.v2 << "}\n---\n";
@@ -106,7 +108,7 @@ std::string MeshLab::config_text(Subsets subsets) const {
   return out.str();
 }
 
-void MeshLab::write_config(int node, const std::string& text) {
+void MeshLab::write_config(int node, const std::string &text) {
   std::string tmp = config_path(node) + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -136,7 +138,7 @@ v1::AgentStatus MeshLab::wait_generation(int node, uint64_t after) {
         try {
           last = status(node);
           return last.config().generation() > after;
-        } catch (const std::exception&) {
+        } catch (const std::exception &) {
           return false;  // not serving yet
         }
       },
@@ -155,14 +157,14 @@ v1::AgentStatus MeshLab::wait_error(int node) {
   return last;
 }
 
-uint64_t MeshLab::counter(int node, const std::string& name) {
+uint64_t MeshLab::counter(int node, const std::string &name) {
   auto current = status(node);
-  for (const auto& c : current.counters())
+  for (const auto &c : current.counters())
     if (c.name() == name) return c.value();
   throw std::runtime_error("no counter " + name);
 }
 
-ConnectTally connect_many(lab::Lab& lab, const std::string& pod, const std::string& ip,
+ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::string &ip,
                           uint16_t port, int count) {
   std::string out;
   std::string expected_peer = ip + ":" + std::to_string(port);
@@ -181,7 +183,7 @@ ConnectTally connect_many(lab::Lab& lab, const std::string& pod, const std::stri
           if (result.peer != expected_peer) wrong_peer++;
           bodies[result.body.substr(0, result.body.find('\n'))]++;
         }
-        for (const auto& [body, n] : bodies) std::printf("body %s %d\n", body.c_str(), n);
+        for (const auto &[body, n] : bodies) std::printf("body %s %d\n", body.c_str(), n);
         std::printf("failures %d\nwrong_peer %d\nerror %s\n", failures, wrong_peer,
                     first_error.c_str());
         std::fflush(stdout);

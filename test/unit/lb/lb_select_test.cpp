@@ -1,4 +1,6 @@
 // The kernel's backend choice (bpf/include/sockmesh/lb_select.h), run in user space.
+#include "sockmesh/lb_select.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -6,11 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "sockmesh/lb_select.h"
-
 namespace {
 
-sm_backend_set make_set(const std::vector<uint32_t>& weights) {
+sm_backend_set make_set(const std::vector<uint32_t> &weights) {
   sm_backend_set set;
   std::memset(&set, 0, sizeof(set));
   uint32_t cum = 0;
@@ -25,7 +25,7 @@ sm_backend_set make_set(const std::vector<uint32_t>& weights) {
 }
 
 // Picks for `steps` random numbers spread evenly over the whole 32-bit range.
-std::vector<uint64_t> picks_over_grid(const sm_backend_set& set, uint64_t steps) {
+std::vector<uint64_t> picks_over_grid(const sm_backend_set &set, uint64_t steps) {
   std::vector<uint64_t> picks(set.count, 0);
   for (uint64_t i = 0; i < steps; i++) {
     int idx = sm_select_weighted(&set, uint32_t((i << 32) / steps));

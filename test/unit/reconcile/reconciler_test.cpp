@@ -1,5 +1,7 @@
 // Reconcile diffing against a fake kernel: unchanged services are not rewritten, changed ones
 // switch in one write, and a restarted agent adopts what the maps hold.
+#include "reconcile/reconciler.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
@@ -8,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "reconcile/reconciler.h"
-
 namespace sockmesh::reconcile {
 namespace {
 
@@ -17,19 +17,19 @@ class FakeLbMaps : public LbMaps {
  public:
   std::vector<KernelService> read_all() override {
     std::vector<KernelService> out;
-    for (const auto& [key, slot] : bound) out.push_back({key, slot, sets.at(slot)});
+    for (const auto &[key, slot] : bound) out.push_back({key, slot, sets.at(slot)});
     return out;
   }
-  void write_set(uint32_t slot, const sm_backend_set& set) override {
+  void write_set(uint32_t slot, const sm_backend_set &set) override {
     if (fail_writes) throw std::runtime_error("injected failure");
     log.push_back("write_set " + std::to_string(slot));
     sets[slot] = set;
   }
-  void bind(const ServiceKey& key, uint32_t slot) override {
+  void bind(const ServiceKey &key, uint32_t slot) override {
     log.push_back("bind " + format_key(key) + " " + std::to_string(slot));
     bound[key] = slot;
   }
-  void unbind(const ServiceKey& key) override {
+  void unbind(const ServiceKey &key) override {
     log.push_back("unbind " + format_key(key));
     bound.erase(key);
   }
@@ -48,10 +48,12 @@ ServiceKey vip(uint8_t last, uint16_t port = 80) {
   return {(10u << 24) | (96u << 16) | last, port, IPPROTO_TCP};
 }
 
-DesiredService service(const std::string& name, std::vector<uint32_t> weights) {
+DesiredService service(const std::string &name, std::vector<uint32_t> weights) {
   DesiredService s{name, {}};
   uint32_t host = 10;
-  for (uint32_t w : weights) s.backends.push_back({(10u << 24) | (78u << 16) | (1u << 8) | host++, 8080, w, name + "-be", ""});
+  for (uint32_t w : weights)
+    s.backends.push_back(
+        {(10u << 24) | (78u << 16) | (1u << 8) | host++, 8080, w, name + "-be", ""});
   return s;
 }
 
@@ -83,7 +85,8 @@ TEST(Reconciler, ChangedServiceSwitchesInOneWriteToItsSlot) {
   Reconciler reconciler(maps);
   reconciler.apply({{vip(1), service("demo/a", {1, 1})}, {vip(2), service("demo/b", {3})}});
   maps.log.clear();
-  auto stats = reconciler.apply({{vip(1), service("demo/a", {1, 1})}, {vip(2), service("demo/b", {3, 4})}});
+  auto stats =
+      reconciler.apply({{vip(1), service("demo/a", {1, 1})}, {vip(2), service("demo/b", {3, 4})}});
   EXPECT_EQ(maps.log, (std::vector<std::string>{"write_set 1"}));
   EXPECT_EQ(stats.updated, 1u);
   EXPECT_EQ(stats.unchanged, 1u);
@@ -114,7 +117,8 @@ TEST(Reconciler, RestartedAgentAdoptsKernelStateAndRewritesNothing) {
   EXPECT_TRUE(maps.log.empty());
   EXPECT_EQ(stats.unchanged, 2u);
   // A new service does not take a slot the adopted ones hold.
-  second.apply({{vip(1), service("demo/a", {1, 2})}, {vip(2), service("demo/b", {3})},
+  second.apply({{vip(1), service("demo/a", {1, 2})},
+                {vip(2), service("demo/b", {3})},
                 {vip(3), service("demo/c", {1})}});
   EXPECT_EQ(second.slot_of(vip(3)), 2);
 }
@@ -135,7 +139,8 @@ TEST(Reconciler, FailedWriteIsReportedAndRetriedNextTime) {
 TEST(Reconciler, TooManyBackendsIsRefusedBeforeAnyWrite) {
   FakeLbMaps maps;
   Reconciler reconciler(maps);
-  EXPECT_THROW(reconciler.apply({{vip(1), service("demo/a", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
+  EXPECT_THROW(reconciler.apply(
+                   {{vip(1), service("demo/a", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
                std::invalid_argument);
   EXPECT_TRUE(maps.log.empty());
 }
