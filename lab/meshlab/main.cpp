@@ -46,13 +46,16 @@ lab::PodSpec parse_pod(const std::string& text) {
 void print_lab(const lab::Lab& l) {
   std::cout << "RUN_ID=" << l.run_id() << "\n";
   for (int i = 1; i <= l.node_count(); ++i) {
-    std::cout << fmt::format("node {} name={} netns={} address={} pod_cidr={} workload_cgroup={} agent_cgroup={}\n",
-                             i, l.node_name(i), l.node_netns(i), l.node_address(i), l.node_pod_cidr(i),
-                             l.workload_cgroup(i), l.agent_cgroup(i));
+    // New fields go at the end of a line: scripts may read the earlier ones by position.
+    std::cout << fmt::format(
+        "node {} name={} netns={} address={} pod_cidr={} workload_cgroup={} agent_cgroup={} address6={} "
+        "pod_cidr6={}\n",
+        i, l.node_name(i), l.node_netns(i), l.node_address(i), l.node_pod_cidr(i), l.workload_cgroup(i),
+        l.agent_cgroup(i), l.node_address6(i), l.node_pod_cidr6(i));
   }
   for (const auto& pod : l.pods()) {
-    std::cout << fmt::format("pod {} node={} netns={} ip={} cgroup={}\n", pod, l.pod_node(pod), l.pod_netns(pod),
-                             l.pod_ip(pod), l.pod_cgroup(pod));
+    std::cout << fmt::format("pod {} node={} netns={} ip={} cgroup={} ip6={}\n", pod, l.pod_node(pod),
+                             l.pod_netns(pod), l.pod_ip(pod), l.pod_cgroup(pod), l.pod_ip6(pod));
   }
   std::cout.flush();
 }
@@ -103,10 +106,10 @@ int main(int argc, char** argv) {
   std::string info_run;
   info->add_option("run", info_run, "Run id")->required();
 
-  auto* echo = app.add_subcommand("echo-server", "Serve HTTP on 0.0.0.0:PORT answering NAME (a test workload)");
+  auto* echo = app.add_subcommand("echo-server", "Serve HTTP (TCP) and a UDP echo on [::]:PORT, dual-stack, answering NAME (a test workload)");
   uint16_t echo_port = 0;
   std::string echo_name;
-  echo->add_option("--port", echo_port, "TCP port")->required();
+  echo->add_option("--port", echo_port, "TCP and UDP port")->required();
   echo->add_option("--name", echo_name, "Body of every reply")->required();
 
   CLI11_PARSE(app, argc, argv);

@@ -172,10 +172,13 @@ std::string Lab::node_name(int node) const { return state_->node(node).name; }
 std::string Lab::node_netns(int node) const { return state_->node(node).name; }
 std::string Lab::node_address(int node) const { return state_->node(node).address; }
 std::string Lab::node_pod_cidr(int node) const { return state_->node(node).pod_cidr; }
+std::string Lab::node_address6(int node) const { return state_->node(node).address6; }
+std::string Lab::node_pod_cidr6(int node) const { return state_->node(node).pod_cidr6; }
 std::string Lab::workload_cgroup(int node) const { return state_->node(node).workload_cgroup; }
 std::string Lab::agent_cgroup(int node) const { return state_->node(node).agent_cgroup; }
 std::string Lab::bridge_netns() const { return state_->bridge_netns; }
 std::string Lab::pod_ip(const std::string& pod) const { return state_->pod(pod).ip; }
+std::string Lab::pod_ip6(const std::string& pod) const { return state_->pod(pod).ip6; }
 int Lab::pod_node(const std::string& pod) const { return state_->pod(pod).node; }
 std::string Lab::pod_netns(const std::string& pod) const { return state_->pod(pod).netns; }
 std::string Lab::pod_cgroup(const std::string& pod) const { return state_->pod(pod).cgroup; }

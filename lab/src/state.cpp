@@ -88,6 +88,11 @@ LabState plan_lab(const LabSpec& spec, const std::string& run_id, const std::str
     n.address = fmt::format("10.77.0.{}", i);
     n.pod_cidr = fmt::format("10.78.{}.0/24", i);
     n.gateway = fmt::format("10.78.{}.1", i);
+    // The decimal numbers are written into hex groups as they are ("node 12" is fd00:77::12): distinct text,
+    // distinct addresses, and the IPv6 plan reads like the IPv4 one.
+    n.address6 = fmt::format("fd00:77::{}", i);
+    n.pod_cidr6 = fmt::format("fd00:78:{}::/64", i);
+    n.gateway6 = fmt::format("fd00:78:{}::1", i);
     n.cgroup = fmt::format("{}/n{}", s.cgroup_root, i);
     n.agent_cgroup = n.cgroup + "/agent";
     n.workload_cgroup = n.cgroup + "/pods";
@@ -122,13 +127,17 @@ LabState plan_lab(const LabSpec& spec, const std::string& run_id, const std::str
     ps.name = p.name;
     ps.node = p.node;
     ps.ip = p.ip;
+    int host = 0;
     if (ps.ip.empty()) {
-      int host = 10;
+      host = 10;
       while (host <= 254 && used[p.node].count(host)) ++host;
       if (host > 254) throw std::invalid_argument(fmt::format("pod \"{}\": node {} has no free address", p.name, p.node));
       used[p.node].insert(host);
-      ps.ip = fmt::format("10.78.{}.{}", p.node, host);
+    } else {
+      host = *pod_host_part(p.ip, p.node);
     }
+    ps.ip = fmt::format("10.78.{}.{}", p.node, host);  // canonical text, also for a given address
+    ps.ip6 = fmt::format("fd00:78:{}::{}", p.node, host);
     ps.netns = fmt::format("{}-p-{}", prefix, p.name);
     ps.cgroup = fmt::format("{}/pods/{}", s.nodes[p.node - 1].cgroup, p.name);
     ps.node_veth = fmt::format("vp{}", veth++);
@@ -152,6 +161,9 @@ nlohmann::json to_json(const LabState& s) {
                           {"address", n.address},
                           {"pod_cidr", n.pod_cidr},
                           {"gateway", n.gateway},
+                          {"address6", n.address6},
+                          {"pod_cidr6", n.pod_cidr6},
+                          {"gateway6", n.gateway6},
                           {"cgroup", n.cgroup},
                           {"agent_cgroup", n.agent_cgroup},
                           {"workload_cgroup", n.workload_cgroup},
@@ -163,6 +175,7 @@ nlohmann::json to_json(const LabState& s) {
     j["pods"].push_back({{"name", p.name},
                          {"node", p.node},
                          {"ip", p.ip},
+                         {"ip6", p.ip6},
                          {"netns", p.netns},
                          {"cgroup", p.cgroup},
                          {"node_veth", p.node_veth}});
@@ -188,6 +201,10 @@ LabState state_from_json(const nlohmann::json& j) {
     ns.address = n.at("address").get<std::string>();
     ns.pod_cidr = n.at("pod_cidr").get<std::string>();
     ns.gateway = n.at("gateway").get<std::string>();
+    // Absent in state files of labs made before IPv6 (teardown still has to read those).
+    ns.address6 = n.value("address6", "");
+    ns.pod_cidr6 = n.value("pod_cidr6", "");
+    ns.gateway6 = n.value("gateway6", "");
     ns.cgroup = n.at("cgroup").get<std::string>();
     ns.agent_cgroup = n.at("agent_cgroup").get<std::string>();
     ns.workload_cgroup = n.at("workload_cgroup").get<std::string>();
@@ -200,6 +217,7 @@ LabState state_from_json(const nlohmann::json& j) {
     ps.name = p.at("name").get<std::string>();
     ps.node = p.at("node").get<int>();
     ps.ip = p.at("ip").get<std::string>();
+    ps.ip6 = p.value("ip6", "");
     ps.netns = p.at("netns").get<std::string>();
     ps.cgroup = p.at("cgroup").get<std::string>();
     ps.node_veth = p.at("node_veth").get<std::string>();

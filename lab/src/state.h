@@ -20,6 +20,9 @@ struct NodeState {
   std::string address;
   std::string pod_cidr;
   std::string gateway;
+  std::string address6;   // fd00:77::<i>
+  std::string pod_cidr6;  // fd00:78:<i>::/64
+  std::string gateway6;   // fd00:78:<i>::1
   std::string cgroup;  // .../n<i>
   std::string agent_cgroup;
   std::string workload_cgroup;
@@ -31,6 +34,7 @@ struct PodState {
   std::string name;
   int node = 0;
   std::string ip;
+  std::string ip6;  // fd00:78:<node>::<k>, k = the last octet of ip
   std::string netns;
   std::string cgroup;
   std::string node_veth;  // the pod's veth end in the node netns

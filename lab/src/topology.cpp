@@ -37,17 +37,41 @@ void ip_batch(const std::string& netns, const std::string& lines) {
   }
 }
 
-void enable_forwarding(const std::string& netns) {
-  // Net sysctls resolve against the netns of the process that opens them.
-  int rc = call_placed({"", netns}, [] {
-    int fd = ::open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return 1;
-    bool ok = ::write(fd, "1\n", 2) == 2;
-    ::close(fd);
-    return ok ? 0 : 1;
+// Writes "1"/"0" to /proc/sys/net/... files inside a netns. Net sysctls resolve against the netns of the process
+// that opens them, so the writes happen in a child that joined it.
+void write_sysctls(const std::string& netns, const std::vector<std::pair<std::string, std::string>>& values) {
+  std::string failed;
+  int rc = call_placed({"", netns}, [&] {
+    for (const auto& [key, value] : values) {
+      const std::string path = "/proc/sys/" + key;
+      int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return 1;
+      const std::string text = value + "\n";
+      bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      ::close(fd);
+      if (!ok) return 1;
+    }
+    return 0;
   }, nullptr);
-  if (rc != 0) throw std::runtime_error(fmt::format("cannot enable ip_forward in netns {}", netns));
+  if (rc != 0) {
+    std::string keys;
+    for (const auto& kv : values) keys += " " + kv.first + "=" + kv.second;
+    throw std::runtime_error(fmt::format("cannot set sysctls in netns {}:{}", netns, keys));
+  }
 }
+
+// Before any link exists in the netns: interfaces take their IPv6 settings from `default` when they are made
+// (also the veth ends made elsewhere and moved in). No duplicate address detection, so every address, link-local
+// ones included, is usable at once instead of "tentative" for a second or more (the lab owns all addresses).
+const std::vector<std::pair<std::string, std::string>> kNoDad = {
+    {"net/ipv6/conf/all/accept_dad", "0"}, {"net/ipv6/conf/default/accept_dad", "0"}};
+
+const std::vector<std::pair<std::string, std::string>> kNodeSysctls = {
+    {"net/ipv6/conf/all/accept_dad", "0"},
+    {"net/ipv6/conf/default/accept_dad", "0"},
+    {"net/ipv4/ip_forward", "1"},
+    // Also sets `default` and every existing interface; a router ignores router advertisements.
+    {"net/ipv6/conf/all/forwarding", "1"}};
 
 }  // namespace
 
@@ -61,6 +85,9 @@ void build_topology(const LabState& s) {
   ip({"netns", "add", s.bridge_netns});
   for (const auto& n : s.nodes) ip({"netns", "add", n.name});
   for (const auto& p : s.pods) ip({"netns", "add", p.netns});
+  write_sysctls(s.bridge_netns, kNoDad);
+  for (const auto& n : s.nodes) write_sysctls(n.name, kNodeSysctls);
+  for (const auto& p : s.pods) write_sysctls(p.netns, kNoDad);
 
   ip_batch(s.bridge_netns, "link set lo up\nlink add br0 type bridge\nlink set br0 up\n");
 
@@ -69,19 +96,23 @@ void build_topology(const LabState& s) {
   for (const auto& n : s.nodes) {
     std::string b = "link set lo up\n";
     b += fmt::format("link add eth0 type veth peer name n{} netns {}\n", n.index, s.bridge_netns);
-    b += fmt::format("addr add {}/24 dev eth0\nlink set eth0 up\n", n.address);
-    b += fmt::format("link add cbr0 type bridge\naddr add {}/24 dev cbr0\nlink set cbr0 up\n", n.gateway);
+    b += fmt::format("addr add {}/24 dev eth0\naddr add {}/64 dev eth0 nodad\nlink set eth0 up\n", n.address,
+                     n.address6);
+    b += fmt::format("link add cbr0 type bridge\naddr add {}/24 dev cbr0\naddr add {}/64 dev cbr0 nodad\n", n.gateway,
+                     n.gateway6);
+    b += "link set cbr0 up\n";
     for (const auto& p : s.pods) {
       if (p.node != n.index) continue;
       b += fmt::format("link add {} type veth peer name eth0 netns {}\n", p.node_veth, p.netns);
       b += fmt::format("link set {} master cbr0 up\n", p.node_veth);
     }
     for (const auto& other : s.nodes) {
-      if (other.index != n.index) b += fmt::format("route add {} via {}\n", other.pod_cidr, other.address);
+      if (other.index == n.index) continue;
+      b += fmt::format("route add {} via {}\n", other.pod_cidr, other.address);
+      b += fmt::format("route add {} via {}\n", other.pod_cidr6, other.address6);
     }
     b += kVipRoutes;
     ip_batch(n.name, b);
-    enable_forwarding(n.name);
   }
 
   std::string bridge_ports;
@@ -91,8 +122,9 @@ void build_topology(const LabState& s) {
   for (const auto& p : s.pods) {
     const NodeState& n = s.node(p.node);
     std::string b = "link set lo up\n";
-    b += fmt::format("addr add {}/24 dev eth0\nlink set eth0 up\n", p.ip);
+    b += fmt::format("addr add {}/24 dev eth0\naddr add {}/64 dev eth0 nodad\nlink set eth0 up\n", p.ip, p.ip6);
     b += fmt::format("route add default via {}\n", n.gateway);
+    b += fmt::format("route add default via {}\n", n.gateway6);
     b += kVipRoutes;
     ip_batch(p.netns, b);
   }

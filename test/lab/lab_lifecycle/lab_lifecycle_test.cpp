@@ -1,4 +1,5 @@
-// The lab's life cycle: connectivity across nodes, VIP containment, complete teardown (normal, stale, signals).
+// The lab's life cycle: connectivity across nodes (IPv4 and IPv6, TCP and UDP), VIP containment, complete
+// teardown (normal, stale, signals).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -151,6 +153,133 @@ TEST_F(LabLifecycle, PodsReachEachOtherAcrossNodes) {
   EXPECT_TRUE(process_gone(server));
 }
 
+// Every address of the lab is usable as soon as up() returns: no "tentative" (DAD) phase.
+void expect_no_tentative(const std::string& where, int rc, const std::string& addrs) {
+  EXPECT_EQ(rc, 0) << where;
+  EXPECT_EQ(addrs.find("tentative"), std::string::npos) << where << ":\n" << addrs;
+}
+
+TEST_F(LabLifecycle, Ipv6PodsReachEachOtherAcrossNodes) {
+  auto l = lab::Lab::up(spec(2, {{"client", 1, ""}, {"server", 2, ""}, {"fixed", 2, "10.78.2.50"}}));
+  LabGuard guard(l->run_id());
+  EXPECT_EQ(l->node_address6(1), "fd00:77::1");
+  EXPECT_EQ(l->node_address6(2), "fd00:77::2");
+  EXPECT_EQ(l->node_pod_cidr6(2), "fd00:78:2::/64");
+  EXPECT_EQ(l->pod_ip6("client"), "fd00:78:1::10");
+  EXPECT_EQ(l->pod_ip6("server"), "fd00:78:2::10");
+  EXPECT_EQ(l->pod_ip6("fixed"), "fd00:78:2::50");  // the same number as the last octet of 10.78.2.50
+
+  // Right after up(): no address is tentative, and binding the pod's address works (a tentative one would give
+  // EADDRNOTAVAIL).
+  for (const auto& pod : l->pods()) {
+    std::string addrs;
+    int rc = l->run_in_pod(pod, {"ip", "-6", "-o", "addr", "show"}, &addrs);
+    expect_no_tentative("pod " + pod, rc, addrs);
+    EXPECT_NE(addrs.find(l->pod_ip6(pod) + "/64"), std::string::npos) << addrs;
+  }
+  for (int i = 1; i <= 2; ++i) {
+    std::string addrs;
+    int rc = l->run_in_node(i, {"ip", "-6", "-o", "addr", "show"}, &addrs);
+    expect_no_tentative("node " + std::to_string(i), rc, addrs);
+    EXPECT_NE(addrs.find(l->node_address6(i) + "/64"), std::string::npos) << addrs;
+    EXPECT_NE(addrs.find("fd00:78:" + std::to_string(i) + "::1/64"), std::string::npos) << addrs;
+  }
+  std::string out;
+  EXPECT_EQ(l->call_in_pod("client", [&] {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    ::inet_pton(AF_INET6, l->pod_ip6("client").c_str(), &a.sin6_addr);
+    int r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    std::printf("%d", r == 0 ? 0 : errno);
+    return 0;
+  }, &out), 0);
+  EXPECT_EQ(out, "0") << "bind to the pod's IPv6 address right after up: errno " << out;
+
+  // Nodes forward IPv6 and route each other's pod prefixes.
+  out.clear();
+  EXPECT_EQ(l->run_in_node(1, {"cat", "/proc/sys/net/ipv6/conf/all/forwarding"}, &out), 0);
+  EXPECT_EQ(out, "1\n");
+  out.clear();
+  EXPECT_EQ(l->run_in_node(1, {"ip", "-6", "route", "show"}, &out), 0);
+  EXPECT_NE(out.find("fd00:78:2::/64 via fd00:77::2"), std::string::npos) << out;
+  EXPECT_NE(out.find("unreachable fd00:96::/64"), std::string::npos) << out;
+
+  pid_t server = l->spawn_in_pod("server", {MESHLAB_PATH, "echo-server", "--port", "8080", "--name", "server-pod"});
+  l->spawn_in_pod("fixed", {MESHLAB_PATH, "echo-server", "--port", "8080", "--name", "fixed-pod"});
+  for (const std::string pod : {"server", "fixed"}) {
+    std::string reply = get_when_ready(*l, "client", l->pod_ip6(pod), 8080);
+    ASSERT_FALSE(reply.empty()) << "no answer over IPv6 from " << pod;
+    const auto bar1 = reply.find('|'), bar2 = reply.rfind('|');
+    EXPECT_EQ(reply.substr(0, bar1), pod + "-pod\n");
+    const std::string seen_peer = reply.substr(bar1 + 1, bar2 - bar1 - 1);
+    EXPECT_EQ(seen_peer.rfind("[" + l->pod_ip6("client") + "]:", 0), 0u) << "server saw " << seen_peer;
+    EXPECT_EQ(reply.substr(bar2 + 1), "[" + l->pod_ip6(pod) + "]:8080");
+  }
+  // The dual-stack server shows an IPv4 client as plain IPv4, not ::ffff:10.78.1.10.
+  std::string reply = get_when_ready(*l, "client", l->pod_ip("server"), 8080);
+  const auto bar1 = reply.find('|'), bar2 = reply.rfind('|');
+  EXPECT_EQ(reply.substr(bar1 + 1, bar2 - bar1 - 1).rfind(l->pod_ip("client") + ":", 0), 0u) << reply;
+  EXPECT_EQ(reply.substr(bar2 + 1), l->pod_ip("server") + ":8080");
+
+  const std::string run = l->run_id();
+  l->down();
+  EXPECT_TRUE(process_gone(server));
+  EXPECT_EQ(leftovers(run), "");
+}
+
+// One UDP exchange from inside a pod: "err|body|from|reply's second line" on stdout.
+std::string udp_from_pod(lab::Lab& l, const std::string& pod, const std::string& ip, uint16_t port, bool connected,
+                         int timeout_ms = 1000) {
+  std::string out;
+  l.call_in_pod(pod, [&] {
+    lab::UdpResult r = connected ? lab::udp_request_connected(ip, port, timeout_ms)
+                                 : lab::udp_request(ip, port, timeout_ms);
+    const auto nl = r.reply.find('\n');
+    const std::string second = nl == std::string::npos ? "" : r.reply.substr(nl + 1);
+    std::printf("%d|%s|%s|%s", r.err, r.body().c_str(), r.from.c_str(), second.c_str());
+    return 0;
+  }, &out);
+  return out;
+}
+
+TEST_F(LabLifecycle, UdpEchoOverIpv4AndIpv6AcrossNodes) {
+  auto l = lab::Lab::up(spec(2, {{"client", 1, ""}, {"server", 2, ""}}));
+  LabGuard guard(l->run_id());
+  l->spawn_in_pod("server", {MESHLAB_PATH, "echo-server", "--port", "5353", "--name", "server-pod"});
+  std::string out;
+  for (int i = 0; i < 100; ++i) {
+    out = udp_from_pod(*l, "client", l->pod_ip("server"), 5353, false, 100);
+    if (out.rfind("0|", 0) == 0) break;
+  }
+  ASSERT_EQ(out.rfind("0|", 0), 0u) << "no UDP answer: " << out;
+
+  struct Case {
+    std::string server, client;  // as endpoint_string shows them, without the port
+  };
+  for (const Case& c : {Case{l->pod_ip("server"), l->pod_ip("client")},
+                        Case{"[" + l->pod_ip6("server") + "]", "[" + l->pod_ip6("client") + "]"}}) {
+    const std::string ip = c.server.front() == '[' ? c.server.substr(1, c.server.size() - 2) : c.server;
+    for (bool connected : {false, true}) {
+      SCOPED_TRACE(ip + (connected ? " connected" : " unconnected"));
+      out = udp_from_pod(*l, "client", ip, 5353, connected);
+      // err|body|from|<client as the server saw it>\n
+      EXPECT_EQ(out.rfind("0|server-pod|" + c.server + ":5353|" + c.client + ":", 0), 0u) << out;
+      EXPECT_EQ(out.back(), '\n') << out;
+    }
+  }
+  // Nobody on the port: a connected socket gets the ICMP port unreachable as ECONNREFUSED, an unconnected one
+  // times out.
+  out = udp_from_pod(*l, "client", l->pod_ip6("server"), 5354, true);
+  EXPECT_EQ(out.rfind(std::to_string(ECONNREFUSED) + "|", 0), 0u) << out;
+  out = udp_from_pod(*l, "client", l->pod_ip("server"), 5354, false, 200);
+  EXPECT_EQ(out.rfind(std::to_string(ETIMEDOUT) + "|", 0), 0u) << out;
+
+  const std::string run = l->run_id();
+  l->down();
+  EXPECT_EQ(leftovers(run), "");
+}
+
 TEST_F(LabLifecycle, UnrewrittenVipFailsFast) {
   auto l = lab::Lab::up(spec(1, {{"a", 1, ""}}));
   LabGuard guard(l->run_id());
@@ -176,6 +305,27 @@ TEST_F(LabLifecycle, UnrewrittenVipFailsFast) {
   out.clear();
   EXPECT_NE(l->run_in_node(1, {"sh", "-c", "ip route get 10.96.0.1 2>&1"}, &out), 0);
   EXPECT_NE(out.find("No route to host"), std::string::npos) << out;
+
+  // IPv6: the pod has a default route via its node, but the unreachable fd00:96::/64 is more specific.
+  // Linux maps an IPv6 `unreachable` route to EHOSTUNREACH too (ip6_rt_type_to_error: RTN_UNREACHABLE), at
+  // route lookup in connect(), before any packet is sent.
+  out.clear();
+  const auto start6 = std::chrono::steady_clock::now();
+  rc = l->call_in_pod("a", [] {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_port = htons(80);
+    ::inet_pton(AF_INET6, "fd00:96::1", &addr.sin6_addr);
+    int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    std::printf("%d", r == 0 ? 0 : errno);
+    return 0;
+  }, &out);
+  ASSERT_EQ(rc, 0);
+  EXPECT_EQ(std::stoi(out), EHOSTUNREACH) << "connect [fd00:96::1]:80: " << std::strerror(std::stoi(out));
+  EXPECT_LT(std::chrono::steady_clock::now() - start6, 2s);
+  out.clear();
+  EXPECT_NE(l->run_in_node(1, {"sh", "-c", "ip -6 route get fd00:96::1 2>&1"}, &out), 0) << out;
 }
 
 TEST_F(LabLifecycle, DownRemovesEverything) {
@@ -302,7 +452,11 @@ TEST_F(LabLifecycle, MeshlabCommands) {
   std::string out = shell(meshlab + " up --nodes 2 --pod web@2 --pod cli@1:10.78.1.77 --run-id " + run +
                           " --owner-pid " + std::to_string(::getpid()));
   EXPECT_NE(out.find("RUN_ID=" + run + "\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("pod cli node=1 netns=sm" + run + "-p-cli ip=10.78.1.77"), std::string::npos) << out;
+  EXPECT_NE(out.find("pod cli node=1 netns=sm" + run + "-p-cli ip=10.78.1.77 cgroup="), std::string::npos) << out;
+  EXPECT_NE(out.find(" ip6=fd00:78:1::77\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("node 2 name=sm" + run + "-n2 netns=sm" + run + "-n2 address=10.77.0.2 pod_cidr=10.78.2.0/24"),
+            std::string::npos) << out;
+  EXPECT_NE(out.find(" address6=fd00:77::2 pod_cidr6=fd00:78:2::/64\n"), std::string::npos) << out;
   EXPECT_NE(shell(meshlab + " list").find(run), std::string::npos);
   EXPECT_NE(shell(meshlab + " info " + run).find("\"owner_pid\""), std::string::npos);
 
@@ -316,6 +470,9 @@ TEST_F(LabLifecycle, MeshlabCommands) {
                  "printf \"GET / HTTP/1.1\\r\\n\\r\\n\" >&3; cat <&3' 2>/dev/null");
   }
   EXPECT_NE(body.find("X-Sockmesh-Peer: 10.78.1.77:"), std::string::npos) << body;
+  body = shell(meshlab + " exec " + run + " --pod cli -- bash -c 'exec 3<>/dev/tcp/fd00:78:2::10/9000; "
+               "printf \"GET / HTTP/1.1\\r\\n\\r\\n\" >&3; cat <&3' 2>/dev/null");
+  EXPECT_NE(body.find("X-Sockmesh-Peer: [fd00:78:1::77]:"), std::string::npos) << body;
   EXPECT_EQ(std::system((meshlab + " exec " + run + " --node 1 -- true").c_str()), 0);
 
   EXPECT_EQ(std::system((meshlab + " down " + run).c_str()), 0);

@@ -50,10 +50,13 @@ class Lab {
   std::string node_netns(int node) const;       // "sm<run>-n<i>"
   std::string node_address(int node) const;     // "10.77.0.<i>"
   std::string node_pod_cidr(int node) const;    // "10.78.<i>.0/24"
+  std::string node_address6(int node) const;    // "fd00:77::<i>" (/64 on the node network)
+  std::string node_pod_cidr6(int node) const;   // "fd00:78:<i>::/64"
   std::string workload_cgroup(int node) const;  // <cg2>/sockmesh-lab/sm<run>/n<i>/pods
   std::string agent_cgroup(int node) const;     // <cg2>/sockmesh-lab/sm<run>/n<i>/agent
   std::string bridge_netns() const;             // "sm<run>-br"
-  std::string pod_ip(const std::string& pod) const;
+  std::string pod_ip(const std::string& pod) const;   // "10.78.<node>.<k>"
+  std::string pod_ip6(const std::string& pod) const;  // "fd00:78:<node>::<k>", the same k as in pod_ip
   int pod_node(const std::string& pod) const;
   std::string pod_netns(const std::string& pod) const;   // "sm<run>-p-<pod>"
   std::string pod_cgroup(const std::string& pod) const;  // <cg2>/sockmesh-lab/sm<run>/n<i>/pods/<pod>
