@@ -90,6 +90,13 @@ std::string describe(const YAML::Node &n) {
   return "nothing";
 }
 
+// `- fd00::` in a block list: YAML reads a map {"fd00:": null}.
+bool looks_like_unquoted_colon_end(const YAML::Node &n) {
+  if (!n.IsMap() || n.size() != 1) return false;
+  const auto entry = *n.begin();
+  return entry.first.IsScalar() && entry.first.Scalar().ends_with(':') && entry.second.IsNull();
+}
+
 std::optional<Kind> parse_kind(std::string_view s) {
   if (s == "Workload") return Kind::kWorkload;
   if (s == "Service") return Kind::kService;
@@ -134,7 +141,7 @@ class DocumentReader {
   }
 
   void read_service_spec(const YAML::Node &spec, v1::Service *svc) {
-    fields(spec, "spec", {"vips", "lbPolicy", "endpoints", "subsets"});
+    fields(spec, "spec", {"vips", "lbPolicy", "maglev", "endpoints", "subsets"});
     for_each_item(spec, "vips", "spec.vips", [&](const YAML::Node &item, const std::string &path) {
       read_vip(item, path, svc->add_vips());
     });
@@ -147,6 +154,9 @@ class DocumentReader {
              "unknown policy " + quoted(*v) +
                  " (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV)");
       }
+    }
+    if (auto m = map_field(spec, "maglev", "spec.maglev", false)) {
+      read_maglev(*m, svc->mutable_maglev());
     }
     for_each_item(spec, "endpoints", "spec.endpoints",
                   [&](const YAML::Node &item, const std::string &path) {
@@ -192,6 +202,19 @@ class DocumentReader {
              "unknown protocol " + quoted(*v) + " (one of TCP, UDP)");
       }
     }
+  }
+
+  // tableSize 0 means the default in the proto, so a 0 written here is refused here.
+  void read_maglev(const YAML::Node &m, v1::MaglevConfig *maglev) {
+    fields(m, "spec.maglev", {"tableSize"});
+    const std::string path = "spec.maglev.tableSize";
+    auto n = written_integer(m, "tableSize", path, false);
+    if (!n) return;
+    if (auto error = detail::maglev_table_size_error(n->fits ? n->value : UINT64_MAX, n->text)) {
+      fail(at(path), path, *error);
+      return;
+    }
+    maglev->set_table_size(n->value);
   }
 
   void read_endpoint(const YAML::Node &item, const std::string &path, v1::Endpoint *ep) {
@@ -295,9 +318,16 @@ class DocumentReader {
     return n.Scalar();
   }
 
-  std::optional<uint32_t> integer(const YAML::Node &map, std::string_view key,
-                                  const std::string &path, bool required, uint32_t lo,
-                                  uint32_t hi) {
+  // A decimal integer as written; `value` is meaningful only when `fits` (not negative, at most
+  // UINT32_MAX), so that range errors can quote any value as written.
+  struct WrittenInteger {
+    std::string text;
+    bool fits;
+    uint32_t value;
+  };
+
+  std::optional<WrittenInteger> written_integer(const YAML::Node &map, std::string_view key,
+                                                const std::string &path, bool required) {
     const YAML::Node n = lookup(map, key, path);
     if (!present(n)) {
       if (required) missing(path);
@@ -322,12 +352,21 @@ class DocumentReader {
       too_big = value > UINT32_MAX;
     }
     const bool negative = text[0] == '-' && value != 0;
-    if (negative || too_big || value < lo || value > hi) {
+    return WrittenInteger{text, !negative && !too_big, uint32_t(value)};
+  }
+
+  std::optional<uint32_t> integer(const YAML::Node &map, std::string_view key,
+                                  const std::string &path, bool required, uint32_t lo,
+                                  uint32_t hi) {
+    auto n = written_integer(map, key, path, required);
+    if (!n) return std::nullopt;
+    if (!n->fits || n->value < lo || n->value > hi) {
       fail(at(path), path,
-           "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + text);
+           "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
+               n->text);
       return std::nullopt;
     }
-    return uint32_t(value);
+    return n->value;
   }
 
   std::optional<bool> boolean(const YAML::Node &map, std::string_view key,
@@ -386,10 +425,15 @@ class DocumentReader {
     for_each_item(map, key, path, [&](const YAML::Node &item, const std::string &p) {
       if (item.IsScalar()) {
         out->Add(std::string(item.Scalar()));
-      } else {
-        fail(at(p), p, "must be a string, got " + describe(item));
-        out->Add();
+        return;
       }
+      std::string what = "must be a string, got " + describe(item);
+      if (looks_like_unquoted_colon_end(item)) {
+        what += " (YAML reads an unquoted item ending in ':' as a map; quote it: \"" +
+                item.begin()->first.Scalar() + ":\")";
+      }
+      fail(at(p), p, what);
+      out->Add();
     });
   }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -60,6 +61,31 @@ v1::Protocol effective_protocol(v1::Protocol p) {
   return p == v1::PROTOCOL_UNSPECIFIED ? v1::PROTOCOL_TCP : p;
 }
 
+v1::LbPolicy effective_policy(v1::LbPolicy p) {
+  return p == v1::LB_POLICY_UNSPECIFIED ? v1::LB_POLICY_RANDOM : p;
+}
+
+// address:port/protocol as written, the IPv6 address in brackets.
+std::string vip_text(const v1::VirtualAddress &vip, Family family) {
+  const std::string address =
+      family == Family::kIpv6 ? "[" + vip.address() + "]" : vip.address();
+  return address + ":" + std::to_string(vip.port()) + "/" +
+         std::string(protocol_name(effective_protocol(vip.protocol())));
+}
+
+// The smallest prime >= n (n is small here: at most 100 × SM_MAX_BACKENDS).
+uint32_t prime_at_least(uint32_t n) {
+  for (;; ++n) {
+    bool prime = n >= 2;
+    for (uint32_t d = 2; prime && d * d <= n; ++d) prime = n % d != 0;
+    if (prime) return n;
+  }
+}
+
+// A table this many times the number of endpoints gives each endpoint its share to within
+// about 1 % (docs/config.md).
+constexpr uint32_t kMaglevEntriesPerEndpointForEvenShares = 100;
+
 class Checker {
  public:
   Checker(const v1::Snapshot& snapshot, const WhereFn& where) : s_(snapshot), where_(where) {}
@@ -85,9 +111,26 @@ class Checker {
         {cur_.ref, path, resource_label(cur_.ref.kind, *cur_.meta) + ": " + path + ": " + what});
   }
 
+  // Which address families a workload has, for the services' VIP family check.
+  struct Families {
+    bool ipv4 = false;
+    bool ipv6 = false;
+    bool all_valid = true;  // false: an address is malformed, so the families are not known
+  };
+
   void index_workloads() {
     for (const auto &w : s_.workloads()) {
-      workload_names_.insert({w.metadata().namespace_(), w.metadata().name()});
+      Families f;
+      for (const std::string &text : w.addresses()) {
+        auto address = parse_address(text);
+        if (!address || ipv4_mapped(*address)) {
+          f.all_valid = false;
+        } else {
+          (address->family == Family::kIpv4 ? f.ipv4 : f.ipv6) = true;
+        }
+      }
+      workload_families_.emplace(std::make_pair(w.metadata().namespace_(), w.metadata().name()),
+                                 f);
     }
   }
 
@@ -115,19 +158,18 @@ class Checker {
     }
   }
 
-  // Returns whether the address may be used (a valid IPv4 address).
-  bool check_address(const std::string &path, const std::string &address) {
-    switch (classify_address(address)) {
-      case AddressKind::kIpv4:
-        return true;
-      case AddressKind::kIpv6:
-        report(path, quoted(address) + ": IPv6 addresses are not supported yet (M2)");
-        return false;
-      case AddressKind::kInvalid:
-        report(path, quoted(address) + " is not an IPv4 address");
-        return false;
+  // The address, if it may be used.
+  std::optional<IpAddress> check_address(const std::string &path, const std::string &text) {
+    auto address = parse_address(text);
+    if (!address) {
+      report(path, quoted(text) + " is not an IPv4 or IPv6 address");
+      return std::nullopt;
     }
-    return false;
+    if (auto ipv4 = ipv4_mapped(*address)) {
+      report(path, quoted(text) + " is an IPv4-mapped IPv6 address; write it as " + *ipv4);
+      return std::nullopt;
+    }
+    return address;
   }
 
   void check_workload(int index) {
@@ -149,20 +191,31 @@ class Checker {
                               "characters)");
     }
     if (w.addresses().empty()) report("spec.addresses", "at least one address is required");
+    std::map<IpAddress, int> own;
+    std::set<Family> families;
     for (int i = 0; i < w.addresses_size(); ++i) {
       const std::string path = indexed("spec.addresses", i);
-      const std::string &address = w.addresses(i);
-      if (!check_address(path, address)) continue;
-      auto [it, inserted] = workload_addresses_.emplace(address, std::make_pair(index, i));
+      const std::string &text = w.addresses(i);
+      auto address = check_address(path, text);
+      if (!address) continue;
+      if (auto [it, inserted] = own.emplace(*address, i); !inserted) {
+        report(path, text + " is listed twice (also spec.addresses[" + std::to_string(it->second) +
+                         "])");
+        continue;
+      }
+      if (!families.insert(address->family).second) {
+        const std::string family(family_name(address->family));
+        report(path, "a workload has at most one IPv4 and one IPv6 address; " + quoted(text) +
+                         " is its second " + family + " address");
+        continue;
+      }
+      auto [it, inserted] = workload_addresses_.emplace(*address, std::make_pair(index, i));
       if (inserted) continue;
       auto [other, other_i] = it->second;
-      if (other == index) {
-        report(path, address + " is listed twice (also spec.addresses[" + std::to_string(other_i) +
-                         "])");
-      } else {
-        report(path, address + " is already used by " +
-                         resource_label(Kind::kWorkload, s_.workloads(other).metadata()));
-      }
+      const v1::Workload &other_w = s_.workloads(other);
+      report(path, text + " is already used by " +
+                       resource_label(Kind::kWorkload, other_w.metadata()) +
+                       written_there(text, other_w.addresses(other_i)));
     }
     if (!is_relative_clean_path(w.cgroup_path())) {
       report("spec.cgroupPath",
@@ -175,8 +228,15 @@ class Checker {
     check_metadata(Kind::kService, index, svc.metadata());
     check_vips(index, svc);
     check_policy(svc.lb_policy());
+    check_maglev(svc);
     check_endpoints(svc);
     check_subsets(svc);
+    check_vip_families(svc);
+  }
+
+  // " (written <theirs> there)" when the same address is spelled differently elsewhere.
+  static std::string written_there(const std::string &ours, const std::string &theirs) {
+    return ours == theirs ? "" : " (written " + theirs + " there)";
   }
 
   void check_vips(int index, const v1::Service &svc) {
@@ -189,40 +249,98 @@ class Checker {
         report(path, "too many VIPs: at most " + std::to_string(SM_MAX_SERVICES) +
                          " in the mesh, got " + std::to_string(total_vips_));
       }
-      bool usable = check_address(path + ".address", vip.address());
+      const auto address = check_address(path + ".address", vip.address());
+      bool usable = address.has_value();
       if (vip.port() < 1 || vip.port() > kMaxPort) {
         report(path + ".port", range_error(1, kMaxPort, vip.port()));
         usable = false;
       }
       const v1::Protocol protocol = effective_protocol(vip.protocol());
-      if (protocol == v1::PROTOCOL_UDP) {
-        report(path + ".protocol", "UDP services are not supported yet (M2); TCP is");
-      } else if (protocol != v1::PROTOCOL_TCP) {
+      if (protocol != v1::PROTOCOL_TCP && protocol != v1::PROTOCOL_UDP) {
         report(path + ".protocol", "unknown protocol " + std::to_string(int(vip.protocol())));
         usable = false;
       }
       if (!usable) continue;
-      const std::string key = vip.address() + ":" + std::to_string(vip.port()) + "/" +
-                              std::string(protocol_name(protocol));
-      auto [it, inserted] = vips_.emplace(key, std::make_pair(index, i));
+      const std::string text = vip_text(vip, address->family);
+      auto [it, inserted] =
+          vips_.emplace(std::make_tuple(*address, vip.port(), protocol), std::make_pair(index, i));
       if (inserted) continue;
       auto [other, other_i] = it->second;
+      const v1::Service &other_svc = s_.services(other);
       if (other == index) {
-        report(path, key + " is listed twice (also spec.vips[" + std::to_string(other_i) + "])");
+        report(path, text + " is listed twice (also spec.vips[" + std::to_string(other_i) + "])");
       } else {
-        report(path, key + " is already used by " +
-                         resource_label(Kind::kService, s_.services(other).metadata()));
+        report(path, text + " is already used by " +
+                         resource_label(Kind::kService, other_svc.metadata()) +
+                         written_there(vip.address(), other_svc.vips(other_i).address()));
       }
     }
   }
 
   void check_policy(v1::LbPolicy policy) {
-    if (policy == v1::LB_POLICY_UNSPECIFIED || policy == v1::LB_POLICY_RANDOM) return;
-    const std::string_view name = lb_policy_name(policy);
-    if (name == "UNKNOWN") {
-      report("spec.lbPolicy", "unknown policy " + std::to_string(int(policy)));
-    } else {
-      report("spec.lbPolicy", std::string(name) + " is not supported yet; RANDOM is");
+    switch (policy) {
+      case v1::LB_POLICY_UNSPECIFIED:
+      case v1::LB_POLICY_RANDOM:
+      case v1::LB_POLICY_ROUND_ROBIN:
+      case v1::LB_POLICY_MAGLEV:
+        return;
+      case v1::LB_POLICY_LEAST_CONNECTIONS:
+        report("spec.lbPolicy",
+               "LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use "
+               "RANDOM, ROUND_ROBIN or MAGLEV");
+        return;
+      default:
+        report("spec.lbPolicy", "unknown policy " + std::to_string(int(policy)));
+    }
+  }
+
+  void check_maglev(const v1::Service &svc) {
+    if (!svc.has_maglev()) return;
+    const v1::LbPolicy policy = effective_policy(svc.lb_policy());
+    if (policy != v1::LB_POLICY_MAGLEV) {
+      report("spec.maglev", "only allowed with lbPolicy MAGLEV; this service's is " +
+                                std::string(lb_policy_name(policy)));
+      return;
+    }
+    const uint32_t size = svc.maglev().table_size();
+    if (size == 0) return;  // the default, SM_MAGLEV_DEFAULT_SIZE
+    const std::string path = "spec.maglev.tableSize";
+    if (auto error = maglev_table_size_error(size, std::to_string(size))) {
+      report(path, *error);
+      return;
+    }
+    const auto endpoints = uint32_t(svc.endpoints_size());
+    if (size < endpoints) {
+      const uint32_t even = kMaglevEntriesPerEndpointForEvenShares * endpoints;
+      report(path, "must be at least the number of endpoints (" + std::to_string(endpoints) +
+                       "), got " + std::to_string(size) +
+                       "; for even shares use a prime of at least " +
+                       std::to_string(kMaglevEntriesPerEndpointForEvenShares) + " × " +
+                       std::to_string(endpoints) + ", e.g. " +
+                       std::to_string(prime_at_least(even)));
+    }
+  }
+
+  // A VIP balances only to endpoint addresses of its own family.
+  void check_vip_families(const v1::Service &svc) {
+    if (svc.endpoints().empty()) return;
+    Families any;
+    for (const v1::Endpoint &ep : svc.endpoints()) {
+      auto it = workload_families_.find({svc.metadata().namespace_(), ep.workload()});
+      // An unknown or malformed workload is reported on its own; its families are not known.
+      if (it == workload_families_.end() || !it->second.all_valid) return;
+      any.ipv4 |= it->second.ipv4;
+      any.ipv6 |= it->second.ipv6;
+    }
+    for (int i = 0; i < svc.vips_size(); ++i) {
+      const v1::VirtualAddress &vip = svc.vips(i);
+      auto address = parse_address(vip.address());
+      if (!address || ipv4_mapped(*address)) continue;
+      const bool served = address->family == Family::kIpv4 ? any.ipv4 : any.ipv6;
+      if (served) continue;
+      report(indexed("spec.vips", i) + ".address",
+             "no endpoint's workload has an " + std::string(family_name(address->family)) +
+                 " address, so " + quoted(vip.address()) + " could serve nothing");
     }
   }
 
@@ -240,7 +358,7 @@ class Checker {
       const std::string path = indexed("spec.endpoints", i);
       if (ep.workload().empty()) {
         report(path + ".workload", "required");
-      } else if (!workload_names_.contains({ns, ep.workload()})) {
+      } else if (!workload_families_.contains({ns, ep.workload()})) {
         report(path + ".workload",
                "unknown workload " + quoted(ep.workload()) + " in namespace " + quoted(ns));
       }
@@ -297,10 +415,10 @@ class Checker {
   const WhereFn &where_;
   Current cur_{};
   std::vector<Issue> issues_;
-  std::set<std::pair<std::string, std::string>> workload_names_;
+  std::map<std::pair<std::string, std::string>, Families> workload_families_;
   std::map<std::tuple<Kind, std::string, std::string>, int> first_defined_;
-  std::map<std::string, std::pair<int, int>> workload_addresses_;
-  std::map<std::string, std::pair<int, int>> vips_;
+  std::map<IpAddress, std::pair<int, int>> workload_addresses_;
+  std::map<std::tuple<IpAddress, uint32_t, v1::Protocol>, std::pair<int, int>> vips_;
   size_t total_vips_ = 0;
   size_t vips_seen_ = 0;
 };

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,14 +24,45 @@ metadata: {name: web-v1-a, namespace: demo, labels: {version: v1}}
 spec: {node: n1, addresses: [10.78.1.10]}
 )";
 
-// A service "demo/web" whose spec body (given) starts at line 5, followed by kWorkload.
-std::string service(std::string_view spec_body) {
-  return std::string(
-             "apiVersion: sockmesh/v1\n"
-             "kind: Service\n"
-             "metadata: {name: web, namespace: demo}\n"
-             "spec:\n") +
-         std::string(spec_body) + "---\n" + std::string(kWorkload);
+// Workloads with other address families; 4 lines each.
+constexpr std::string_view kDualStackWorkload = R"(apiVersion: sockmesh/v1
+kind: Workload
+metadata: {name: web-ds, namespace: demo}
+spec: {node: n1, addresses: [10.78.1.11, "fd00:78:1::11"]}
+)";
+constexpr std::string_view kIpv6Workload = R"(apiVersion: sockmesh/v1
+kind: Workload
+metadata: {name: web-v6, namespace: demo}
+spec: {node: n1, addresses: ["fd00:78:1::12"]}
+)";
+
+// A service "demo/web" whose spec body (given) starts at line 5, followed by kWorkload and then
+// the given documents.
+std::string service(std::string_view spec_body, std::string_view more_documents = "") {
+  std::string yaml = std::string(
+                         "apiVersion: sockmesh/v1\n"
+                         "kind: Service\n"
+                         "metadata: {name: web, namespace: demo}\n"
+                         "spec:\n") +
+                     std::string(spec_body) + "---\n" + std::string(kWorkload);
+  if (!more_documents.empty()) yaml += "---\n" + std::string(more_documents);
+  return yaml;
+}
+
+// A second service "demo/api" (6 lines) with the given VIP list.
+std::string api_service(std::string_view vips) {
+  return "---\napiVersion: sockmesh/v1\nkind: Service\n"
+         "metadata: {name: api, namespace: demo}\nspec:\n  vips: " +
+         std::string(vips) + "\n";
+}
+
+// `count` endpoints of web-v1-a on ports 1..count.
+std::string endpoints(int count) {
+  std::string body = "  endpoints:\n";
+  for (int port = 1; port <= count; ++port) {
+    body += "    - {workload: web-v1-a, port: " + std::to_string(port) + "}\n";
+  }
+  return body;
 }
 
 // A workload "demo/w" whose spec body (given) starts at line 5.
@@ -50,6 +82,8 @@ struct Case {
   std::string yaml;
   std::string error;
 };
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
 
 class LoadErrorTest : public testing::TestWithParam<Case> {};
 
@@ -118,10 +152,10 @@ const Case kEnvelopeCases[] = {
      "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\nspec: {}\n---\n"
      "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\nspec: {}\n",
      R"(demo.yaml:8: node "default/n1": metadata.name: duplicate node "default/n1" (first defined at demo.yaml:1))"},
-    {"NodeAddressNotIpv4",
+    {"NodeAddressBad",
      "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\nspec:\n  addresses:\n"
      "    - 10.77.0.1.5\n",
-     R"(demo.yaml:6: node "default/n1": spec.addresses[0]: "10.77.0.1.5" is not an IPv4 address)"},
+     R"(demo.yaml:6: node "default/n1": spec.addresses[0]: "10.77.0.1.5" is not an IPv4 or IPv6 address)"},
 };
 INSTANTIATE_TEST_SUITE_P(Envelope, LoadErrorTest, testing::ValuesIn(kEnvelopeCases),
                          [](const auto &info) { return info.param.name; });
@@ -141,18 +175,45 @@ const Case kWorkloadCases[] = {
      R"(demo.yaml:6: workload "demo/w": spec.addresses: must be a list, got "10.78.1.10")"},
     {"AddressNotString", workload("  node: n1\n  addresses:\n    - {ip: 10.78.1.10}\n"),
      R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: must be a string, got a map)"},
-    {"AddressNotIpv4", workload("  node: n1\n  addresses:\n    - 10.78.1.300\n"),
-     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "10.78.1.300" is not an IPv4 address)"},
+    {"AddressIpv4Bad", workload("  node: n1\n  addresses:\n    - 10.78.1.300\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "10.78.1.300" is not an IPv4 or IPv6 address)"},
     {"AddressLeadingZero", workload("  node: n1\n  addresses:\n    - 10.78.1.010\n"),
-     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "10.78.1.010" is not an IPv4 address)"},
-    {"AddressIpv6", workload("  node: n1\n  addresses:\n    - 10.78.1.10\n    - fd00::1\n"),
-     R"(demo.yaml:8: workload "demo/w": spec.addresses[1]: "fd00::1": IPv6 addresses are not supported yet (M2))"},
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "10.78.1.010" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6TwoGaps", workload("  node: n1\n  addresses:\n    - fd00::1::2\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "fd00::1::2" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6BadDigit", workload("  node: n1\n  addresses:\n    - fd00::g\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "fd00::g" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6NineGroups", workload("  node: n1\n  addresses:\n    - 1:2:3:4:5:6:7:8:9\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "1:2:3:4:5:6:7:8:9" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6Brackets", workload("  node: n1\n  addresses:\n    - \"[fd00::1]\"\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "[fd00::1]" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6Zone", workload("  node: n1\n  addresses:\n    - fe80::1%eth0\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "fe80::1%eth0" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv6Prefix", workload("  node: n1\n  addresses:\n    - fd00::1/64\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "fd00::1/64" is not an IPv4 or IPv6 address)"},
+    {"AddressIpv4Mapped", workload("  node: n1\n  addresses:\n    - \"::ffff:10.78.1.10\"\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "::ffff:10.78.1.10" is an IPv4-mapped IPv6 address; write it as 10.78.1.10)"},
+    {"AddressIpv6UnquotedColonEnd", workload("  node: n1\n  addresses:\n    - fd00:78::\n"),
+     R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: must be a string, got a map (YAML reads an unquoted item ending in ':' as a map; quote it: "fd00:78::"))"},
+    {"AddressSecondIpv4",
+     workload("  node: n1\n  addresses:\n    - 10.78.1.10\n    - 10.1.1.2\n"),
+     R"(demo.yaml:8: workload "demo/w": spec.addresses[1]: a workload has at most one IPv4 and one IPv6 address; "10.1.1.2" is its second IPv4 address)"},
+    {"AddressSecondIpv6",
+     workload("  node: n1\n  addresses:\n    - fd00:78::1\n    - 10.78.1.10\n    - fd00:78::2\n"),
+     R"(demo.yaml:9: workload "demo/w": spec.addresses[2]: a workload has at most one IPv4 and one IPv6 address; "fd00:78::2" is its second IPv6 address)"},
     {"AddressListedTwice",
      workload("  node: n1\n  addresses:\n    - 10.78.1.10\n    - 10.78.1.10\n"),
      R"(demo.yaml:8: workload "demo/w": spec.addresses[1]: 10.78.1.10 is listed twice (also spec.addresses[0]))"},
+    {"AddressIpv6ListedTwiceWrittenDifferently",
+     workload("  node: n1\n  addresses:\n    - fd00:78::1\n    - FD00:78:0:0::1\n"),
+     R"(demo.yaml:8: workload "demo/w": spec.addresses[1]: FD00:78:0:0::1 is listed twice (also spec.addresses[0]))"},
     {"AddressOfAnotherWorkload",
      std::string(kWorkload) + "---\n" + workload("  node: n1\n  addresses: [10.78.1.10]\n"),
      R"(demo.yaml:11: workload "demo/w": spec.addresses[0]: 10.78.1.10 is already used by workload "demo/web-v1-a")"},
+    {"AddressIpv6OfAnotherWorkloadWrittenDifferently",
+     std::string(kIpv6Workload) + "---\n" +
+         workload("  node: n1\n  addresses: [\"fd00:78:1:0:0:0:0:12\"]\n"),
+     R"(demo.yaml:11: workload "demo/w": spec.addresses[0]: fd00:78:1:0:0:0:0:12 is already used by workload "demo/web-v6" (written fd00:78:1::12 there))"},
     {"CapturedNotBool", workload("  node: n1\n  addresses: [10.78.1.10]\n  captured: yes\n"),
      R"(demo.yaml:7: workload "demo/w": spec.captured: must be true or false, got "yes")"},
     {"CgroupPathEscapes",
@@ -183,17 +244,24 @@ const Case kServiceCases[] = {
     {"VipAddressMissing", service("  vips:\n    - {port: 80}\n"),
      R"(demo.yaml:6: service "demo/web": spec.vips[0].address: required)"},
     {"VipAddressBad", service("  vips:\n    - {address: 10.96.0, port: 80}\n"),
-     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "10.96.0" is not an IPv4 address)"},
-    {"VipAddressIpv6", service("  vips:\n    - {address: \"fd00:96::10\", port: 80}\n"),
-     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "fd00:96::10": IPv6 addresses are not supported yet (M2))"},
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "10.96.0" is not an IPv4 or IPv6 address)"},
+    {"VipAddressIpv6Bad", service("  vips:\n    - {address: \"fd00:96:::10\", port: 80}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "fd00:96:::10" is not an IPv4 or IPv6 address)"},
+    {"VipAddressIpv4Mapped", service("  vips:\n    - {address: \"::FFFF:10.96.0.10\", port: 80}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "::FFFF:10.96.0.10" is an IPv4-mapped IPv6 address; write it as 10.96.0.10)"},
+    {"VipAddressNotString", service("  vips:\n    - {address: [10.96.0.10], port: 80}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: must be a string, got a list)"},
+    {"VipPortNotInteger", service("  vips:\n    - {address: 10.96.0.10, port: http}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].port: must be an integer, got "http")"},
     {"VipPortMissing", service("  vips:\n    - {address: 10.96.0.10}\n"),
      R"(demo.yaml:6: service "demo/web": spec.vips[0].port: required)"},
     {"VipPortZero", service("  vips:\n    - {address: 10.96.0.10, port: 0}\n"),
      R"(demo.yaml:6: service "demo/web": spec.vips[0].port: must be between 1 and 65535, got 0)"},
     {"VipPortTooBig", service("  vips:\n    - {address: 10.96.0.10, port: 65536}\n"),
      R"(demo.yaml:6: service "demo/web": spec.vips[0].port: must be between 1 and 65535, got 65536)"},
-    {"VipProtocolUdp", service("  vips:\n    - {address: 10.96.0.10, port: 53, protocol: UDP}\n"),
-     R"(demo.yaml:6: service "demo/web": spec.vips[0].protocol: UDP services are not supported yet (M2); TCP is)"},
+    {"VipProtocolLowercase",
+     service("  vips:\n    - {address: 10.96.0.10, port: 53, protocol: udp}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].protocol: unknown protocol "udp" (one of TCP, UDP))"},
     {"VipProtocolUnknown",
      service("  vips:\n    - {address: 10.96.0.10, port: 80, protocol: SCTP}\n"),
      R"(demo.yaml:6: service "demo/web": spec.vips[0].protocol: unknown protocol "SCTP" (one of TCP, UDP))"},
@@ -206,10 +274,75 @@ const Case kServiceCases[] = {
                      "metadata: {name: api, namespace: demo}\nspec:\n"
                      "  vips: [{address: 10.96.0.10, port: 80}]\n",
      R"(demo.yaml:16: service "demo/api": spec.vips[0]: 10.96.0.10:80/TCP is already used by service "demo/web")"},
+    {"VipUdpOfAnotherService",
+     service("  vips: [{address: 10.96.0.53, port: 53, protocol: UDP}]\n") +
+         api_service("[{address: 10.96.0.53, port: 53, protocol: UDP}]"),
+     R"(demo.yaml:16: service "demo/api": spec.vips[0]: 10.96.0.53:53/UDP is already used by service "demo/web")"},
+    {"VipIpv6TwiceInServiceWrittenDifferently",
+     service("  vips:\n    - {address: \"fd00:96::a\", port: 80}\n"
+             "    - {address: \"fd00:96:0::a\", port: 80}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.vips[1]: [fd00:96:0::a]:80/TCP is listed twice (also spec.vips[0]))"},
+    {"VipIpv6OfAnotherServiceWrittenDifferently",
+     service("  vips: [{address: \"fd00:96::a\", port: 80}]\n") +
+         api_service("[{address: \"fd00:96:0::a\", port: 80}]"),
+     R"(demo.yaml:16: service "demo/api": spec.vips[0]: [fd00:96:0::a]:80/TCP is already used by service "demo/web" (written fd00:96::a there))"},
+    {"VipIpv6OfAnotherServiceExpandedAndUppercase",
+     service("  vips: [{address: \"fd00:96::a\", port: 80}]\n") +
+         api_service("[{address: \"FD00:0096:0000:0000:0000:0000:0000:000A\", port: 80}]"),
+     R"(demo.yaml:16: service "demo/api": spec.vips[0]: [FD00:0096:0000:0000:0000:0000:0000:000A]:80/TCP is already used by service "demo/web" (written fd00:96::a there))"},
+    {"VipIpv6WithoutIpv6Endpoint",
+     service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
+             "    - {address: \"fd00:96::a\", port: 80}\n"
+             "  endpoints: [{workload: web-v1-a, port: 8080}]\n"),
+     R"(demo.yaml:7: service "demo/web": spec.vips[1].address: no endpoint's workload has an IPv6 address, so "fd00:96::a" could serve nothing)"},
+    {"VipIpv4WithoutIpv4Endpoint",
+     service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
+             "    - {address: \"fd00:96::a\", port: 80}\n"
+             "  endpoints: [{workload: web-v6, port: 8080}]\n",
+             kIpv6Workload),
+     R"(demo.yaml:6: service "demo/web": spec.vips[0].address: no endpoint's workload has an IPv4 address, so "10.96.0.10" could serve nothing)"},
     {"LbPolicyUnknown", service(std::string(kVip) + "  lbPolicy: FASTEST\n"),
      R"(demo.yaml:6: service "demo/web": spec.lbPolicy: unknown policy "FASTEST" (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV))"},
-    {"LbPolicyNotYet", service(std::string(kVip) + "  lbPolicy: MAGLEV\n"),
-     R"(demo.yaml:6: service "demo/web": spec.lbPolicy: MAGLEV is not supported yet; RANDOM is)"},
+    {"LbPolicyLowercase", service(std::string(kVip) + "  lbPolicy: maglev\n"),
+     R"(demo.yaml:6: service "demo/web": spec.lbPolicy: unknown policy "maglev" (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV))"},
+    {"LbPolicyNotString", service(std::string(kVip) + "  lbPolicy: [MAGLEV]\n"),
+     R"(demo.yaml:6: service "demo/web": spec.lbPolicy: must be a string, got a list)"},
+    {"LbPolicyLeastConnections", service(std::string(kVip) + "  lbPolicy: LEAST_CONNECTIONS\n"),
+     R"(demo.yaml:6: service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"},
+    {"MaglevWithDefaultPolicy", service(std::string(kVip) + "  maglev: {tableSize: 4093}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is RANDOM)"},
+    {"MaglevWithRoundRobin",
+     service(std::string(kVip) + "  lbPolicy: ROUND_ROBIN\n  maglev: {}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is ROUND_ROBIN)"},
+    {"MaglevNotMap", service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: 4093\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev: must be a map, got "4093")"},
+    {"MaglevUnknownField",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev:\n    size: 4093\n"),
+     R"(demo.yaml:8: service "demo/web": spec.maglev.size: unknown field)"},
+    {"MaglevTableSizeNotPrime",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev:\n    tableSize: 4096\n"),
+     R"(demo.yaml:8: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 4096 (the nearest primes are 4093 and 4099))"},
+    {"MaglevTableSizeBelowMinimum",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 11}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 11)"},
+    {"MaglevTableSizeZero",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 0}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 0)"},
+    {"MaglevTableSizeAboveMaximum",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 65537}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 65537)"},
+    {"MaglevTableSizeHuge",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 99999999999}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 99999999999)"},
+    {"MaglevTableSizeNegative",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: -4093}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got -4093)"},
+    {"MaglevTableSizeNotInteger",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 4k}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be an integer, got "4k")"},
+    {"MaglevTableSizeBelowEndpoints",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 13}\n" + endpoints(20)),
+     R"(demo.yaml:7: service "demo/web": spec.maglev.tableSize: must be at least the number of endpoints (20), got 13; for even shares use a prime of at least 100 × 20, e.g. 2003)"},
     {"EndpointsNotList", service(std::string(kVip) + "  endpoints: web-v1-a\n"),
      R"(demo.yaml:6: service "demo/web": spec.endpoints: must be a list, got "web-v1-a")"},
     {"EndpointUnknownField",
@@ -229,6 +362,12 @@ const Case kServiceCases[] = {
     {"EndpointPortNotScalar",
      service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: [80]}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].port: must be an integer, got a list)"},
+    {"EndpointPortZero",
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 0}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got 0)"},
+    {"EndpointPortTooBig",
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 70000}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got 70000)"},
     {"EndpointPortNegative",
      service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: -80}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got -80)"},
@@ -250,6 +389,14 @@ const Case kServiceCases[] = {
              "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
              "    - {workload: web-v1-a, port: 8080, weight: 3}\n"),
      R"(demo.yaml:8: service "demo/web": spec.endpoints[1]: duplicate of spec.endpoints[0] (workload "web-v1-a", port 8080))"},
+    {"EndpointWeightNotInteger",
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: heavy}\n"),
+     R"(demo.yaml:7: service "demo/web": spec.endpoints[0].weight: must be an integer, got "heavy")"},
+    {"EndpointWeightOnlyOneAndZero",
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"),
+     R"(demo.yaml:6: service "demo/web": spec.endpoints: every endpoint has weight 0; at least one must be positive)"},
+    {"TooManyEndpointsForTheMap", service(std::string(kVip) + endpoints(70)),
+     R"(demo.yaml:6: service "demo/web": spec.endpoints: at most 64 endpoints per service, got 70)"},
     {"EndpointWeightsAllZero",
      service(std::string(kVip) +
              "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"
@@ -291,23 +438,103 @@ const Case kServiceCases[] = {
 INSTANTIATE_TEST_SUITE_P(Service, LoadErrorTest, testing::ValuesIn(kServiceCases),
                          [](const auto &info) { return info.param.name; });
 
-TEST(LoadTest, TooManyEndpoints) {
-  std::string body(kVip);
-  body += "  endpoints:\n";
-  for (int port = 1; port <= 70; ++port) {
-    body += "    - {workload: web-v1-a, port: " + std::to_string(port) + "}\n";
-  }
-  EXPECT_EQ(errors_of(service(body)),
-            Errors{R"(demo.yaml:6: service "demo/web": spec.endpoints: at most 64 endpoints per service, got 70)"});
+// Inputs at the edges of the rules, each of which must load without an error.
+struct GoodCase {
+  std::string name;
+  std::string yaml;
+};
+
+void PrintTo(const GoodCase &c, std::ostream *os) { *os << c.name; }
+
+class LoadGoodTest : public testing::TestWithParam<GoodCase> {};
+
+TEST_P(LoadGoodTest, LoadsWithoutErrors) {
+  EXPECT_EQ(errors_of(GetParam().yaml), Errors{}) << GetParam().yaml;
 }
 
-TEST(LoadTest, SixtyFourEndpointsAreFine) {
-  std::string body(kVip);
-  body += "  endpoints:\n";
-  for (int port = 1; port <= 64; ++port) {
-    body += "    - {workload: web-v1-a, port: " + std::to_string(port) + "}\n";
-  }
-  EXPECT_EQ(errors_of(service(body)), Errors{});
+const GoodCase kGoodCases[] = {
+    {"SixtyFourEndpoints", service(std::string(kVip) + endpoints(64))},
+    {"VipIpv6Compressed", service("  vips: [{address: \"fd00:96::a\", port: 80}]\n")},
+    {"VipIpv6Unquoted", service("  vips: [{address: fd00:96::a, port: 80}]\n")},
+    {"VipIpv6Full",
+     service("  vips: [{address: \"fd00:0096:0000:0000:0000:0000:0000:000a\", port: 80}]\n")},
+    {"VipIpv6Uppercase", service("  vips: [{address: \"FD00:96::A\", port: 80}]\n")},
+    {"VipIpv6Loopback", service("  vips: [{address: \"::1\", port: 80}]\n")},
+    {"VipIpv6EmbeddedIpv4NotMapped", service("  vips: [{address: \"64:ff9b::10.96.0.10\", port: 80}]\n")},
+    {"VipUdp", service("  vips: [{address: 10.96.0.53, port: 53, protocol: UDP}]\n")},
+    {"VipUdpIpv6", service("  vips: [{address: \"fd00:96::53\", port: 53, protocol: UDP}]\n")},
+    {"VipSameAddressAndPortTcpAndUdp",
+     service("  vips:\n    - {address: 10.96.0.53, port: 53, protocol: UDP}\n"
+             "    - {address: 10.96.0.53, port: 53, protocol: TCP}\n")},
+    {"VipIpv6SamePortOtherService",
+     service("  vips: [{address: \"fd00:96::a\", port: 80}]\n") +
+         api_service("[{address: \"fd00:96::b\", port: 80}]")},
+    {"PolicyRandom", service(std::string(kVip) + "  lbPolicy: RANDOM\n")},
+    {"PolicyRoundRobin", service(std::string(kVip) + "  lbPolicy: ROUND_ROBIN\n")},
+    {"PolicyMaglevDefaultTable", service(std::string(kVip) + "  lbPolicy: MAGLEV\n")},
+    {"PolicyMaglevEmptySettings", service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {}\n")},
+    {"MaglevSmallestTable",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 13}\n" + endpoints(13))},
+    {"MaglevLargestTable",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 65521}\n" + endpoints(64))},
+    {"MaglevTableOfEndpointsSize",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 61}\n" + endpoints(61))},
+    {"WorkloadDualStack", workload("  node: n1\n  addresses: [10.78.1.10, \"fd00:78::10\"]\n")},
+    {"WorkloadIpv6First", workload("  node: n1\n  addresses: [\"fd00:78::10\", 10.78.1.10]\n")},
+    {"WorkloadIpv6Only", workload("  node: n1\n  addresses:\n    - fd00:78::10\n")},
+    {"NodeIpv6", "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\n"
+                 "spec: {addresses: [10.77.0.1, \"fd00:77::1\"]}\n"},
+    {"DualStackVipsOneEndpointPerFamily",
+     service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
+             "    - {address: \"fd00:96::a\", port: 80}\n"
+             "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
+             "    - {workload: web-v6, port: 8080}\n",
+             kIpv6Workload)},
+    {"DualStackVipsDualStackEndpoint",
+     service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
+             "    - {address: \"fd00:96::a\", port: 80}\n"
+             "  endpoints: [{workload: web-ds, port: 8080}]\n",
+             kDualStackWorkload)},
+    {"Ipv6VipWithoutEndpoints", service("  vips: [{address: \"fd00:96::a\", port: 80}]\n")},
+};
+INSTANTIATE_TEST_SUITE_P(Edges, LoadGoodTest, testing::ValuesIn(kGoodCases),
+                         [](const auto &info) { return info.param.name; });
+
+TEST(LoadTest, AddressesAreKeptAsWritten) {
+  LoadResult r = load_yaml_string(
+      service("  vips:\n    - {address: \"FD00:96:0::A\", port: 53, protocol: UDP}\n"
+              "  endpoints: [{workload: web-ds, port: 5353}]\n",
+              "apiVersion: sockmesh/v1\nkind: Workload\n"
+              "metadata: {name: web-ds, namespace: demo}\n"
+              "spec: {node: n1, addresses: [\"fd00:78:0:0::11\", 10.78.1.11]}\n"),
+      "demo.yaml");
+  ASSERT_EQ(r.errors, Errors{});
+  const v1::Service &web = r.snapshot.services(0);
+  EXPECT_EQ(web.vips(0).address(), "FD00:96:0::A");
+  EXPECT_EQ(web.vips(0).protocol(), v1::PROTOCOL_UDP);
+  const v1::Workload &ds = r.snapshot.workloads(1);
+  ASSERT_EQ(ds.addresses_size(), 2);
+  EXPECT_EQ(ds.addresses(0), "fd00:78:0:0::11");
+  EXPECT_EQ(ds.addresses(1), "10.78.1.11");
+}
+
+TEST(LoadTest, MaglevSettings) {
+  auto web = [](std::string_view body) {
+    LoadResult r = load_yaml_string(service(std::string(kVip) + std::string(body)), "demo.yaml");
+    EXPECT_EQ(r.errors, Errors{});
+    return r.ok() ? r.snapshot.services(0) : v1::Service{};
+  };
+  const v1::Service sized = web("  lbPolicy: MAGLEV\n  maglev: {tableSize: 1021}\n");
+  EXPECT_EQ(sized.lb_policy(), v1::LB_POLICY_MAGLEV);
+  EXPECT_EQ(sized.maglev().table_size(), 1021u);
+  // Omitted, the table size stays 0 in the proto: the agent applies SM_MAGLEV_DEFAULT_SIZE.
+  const v1::Service omitted = web("  lbPolicy: MAGLEV\n");
+  EXPECT_FALSE(omitted.has_maglev());
+  EXPECT_EQ(omitted.maglev().table_size(), 0u);
+  const v1::Service empty = web("  lbPolicy: MAGLEV\n  maglev: {}\n");
+  EXPECT_TRUE(empty.has_maglev());
+  EXPECT_EQ(empty.maglev().table_size(), 0u);
+  EXPECT_EQ(web("  lbPolicy: ROUND_ROBIN\n").lb_policy(), v1::LB_POLICY_ROUND_ROBIN);
 }
 
 TEST(LoadTest, MalformedYaml) {
@@ -464,18 +691,18 @@ kind: Workload
 metadata: {name: web-v1-a, namespace: demo, labels: {version: v1}}
 spec:
   node: n1
-  addresses: [10.78.1.10, "fd00::1"]
+  addresses: [10.78.1.10, 10.78.1.11]
   color: blue
 )";
   EXPECT_EQ(
       errors_of(kYaml),
       (Errors{
-          R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "10.96.0.300" is not an IPv4 address)",
+          R"(demo.yaml:6: service "demo/web": spec.vips[0].address: "10.96.0.300" is not an IPv4 or IPv6 address)",
           R"(demo.yaml:7: service "demo/web": spec.lbPolicy: unknown policy "FASTEST" (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV))",
           R"(demo.yaml:9: service "demo/web": spec.endpoints[0].workload: unknown workload "ghost" in namespace "demo")",
           R"(demo.yaml:10: service "demo/web": spec.endpoints[1].port: must be an integer, got "http")",
           R"(demo.yaml:13: document 2: kind: unknown kind "Deployment" (one of Workload, Service, Node))",
-          R"(demo.yaml:22: workload "demo/web-v1-a": spec.addresses[1]: "fd00::1": IPv6 addresses are not supported yet (M2))",
+          R"(demo.yaml:22: workload "demo/web-v1-a": spec.addresses[1]: a workload has at most one IPv4 and one IPv6 address; "10.78.1.11" is its second IPv4 address)",
           R"(demo.yaml:23: workload "demo/web-v1-a": spec.color: unknown field)",
       }));
 }
@@ -511,6 +738,25 @@ TEST(LoadTest, DemoExampleLoads) {
   ASSERT_EQ(web.subsets_size(), 2);
   EXPECT_EQ(web.subsets(0).weight(), 80u);
   EXPECT_EQ(web.subsets(1).weight(), 20u);
+}
+
+TEST(LoadTest, DualStackUdpExampleLoads) {
+  LoadResult r = load_yaml_file(SOCKMESH_SOURCE_DIR "/examples/dual-stack-udp.yaml");
+  ASSERT_EQ(r.errors, Errors{});
+  const v1::Snapshot &s = r.snapshot;
+  ASSERT_EQ(s.services_size(), 2);
+  const v1::Service &web = s.services(0);
+  EXPECT_EQ(resource_id(web.metadata()), "demo/web");
+  EXPECT_EQ(web.lb_policy(), v1::LB_POLICY_MAGLEV);
+  EXPECT_EQ(web.maglev().table_size(), 1021u);
+  ASSERT_EQ(web.vips_size(), 2);
+  EXPECT_EQ(web.vips(1).address(), "fd00:96::20");
+  const v1::Service &dns = s.services(1);
+  EXPECT_EQ(resource_id(dns.metadata()), "demo/dns");
+  EXPECT_EQ(dns.lb_policy(), v1::LB_POLICY_ROUND_ROBIN);
+  ASSERT_GE(dns.vips_size(), 2);
+  EXPECT_EQ(dns.vips(0).protocol(), v1::PROTOCOL_UDP);
+  EXPECT_EQ(dns.vips(1).protocol(), v1::PROTOCOL_UDP);
 }
 
 TEST(NamesTest, EnumNames) {

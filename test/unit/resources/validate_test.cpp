@@ -99,15 +99,94 @@ TEST(ValidateTest, OutOfRangeEnums) {
                          }));
 }
 
-TEST(ValidateTest, PoliciesNotSupportedYet) {
-  for (auto [policy, name] : {std::pair{v1::LB_POLICY_ROUND_ROBIN, "ROUND_ROBIN"},
-                              std::pair{v1::LB_POLICY_LEAST_CONNECTIONS, "LEAST_CONNECTIONS"},
-                              std::pair{v1::LB_POLICY_MAGLEV, "MAGLEV"}}) {
+TEST(ValidateTest, SupportedPolicies) {
+  for (v1::LbPolicy policy : {v1::LB_POLICY_RANDOM, v1::LB_POLICY_ROUND_ROBIN, v1::LB_POLICY_MAGLEV}) {
     v1::Snapshot s = base();
     s.mutable_services(0)->set_lb_policy(policy);
-    EXPECT_EQ(validate(s), Errors{std::string(R"(service "demo/web": spec.lbPolicy: )") + name +
-                                  " is not supported yet; RANDOM is"});
+    EXPECT_EQ(validate(s), Errors{}) << v1::LbPolicy_Name(policy);
   }
+}
+
+TEST(ValidateTest, LeastConnectionsNotSupportedYet) {
+  v1::Snapshot s = base();
+  s.mutable_services(0)->set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS);
+  EXPECT_EQ(validate(s),
+            Errors{R"(service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"});
+}
+
+TEST(ValidateTest, MaglevTableSize) {
+  struct Row {
+    v1::LbPolicy policy;
+    uint32_t table_size;
+    int endpoints;
+    Errors errors;
+  };
+  const Row rows[] = {
+      {v1::LB_POLICY_MAGLEV, 0, 1, {}},  // 0: the agent applies SM_MAGLEV_DEFAULT_SIZE
+      {v1::LB_POLICY_MAGLEV, SM_MAGLEV_MIN_SIZE, 13, {}},
+      {v1::LB_POLICY_MAGLEV, SM_MAGLEV_DEFAULT_SIZE, 64, {}},
+      {v1::LB_POLICY_MAGLEV, SM_MAGLEV_MAX_SIZE, 64, {}},
+      {v1::LB_POLICY_MAGLEV, 4096, 1,
+       {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 4096 (the nearest primes are 4093 and 4099))"}},
+      {v1::LB_POLICY_MAGLEV, 65537, 1,
+       {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 65537)"}},
+      {v1::LB_POLICY_MAGLEV, 2, 1,
+       {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 2)"}},
+      {v1::LB_POLICY_MAGLEV, 17, 18,
+       {R"(service "demo/web": spec.maglev.tableSize: must be at least the number of endpoints (18), got 17; for even shares use a prime of at least 100 × 18, e.g. 1801)"}},
+      {v1::LB_POLICY_UNSPECIFIED, 0, 1,
+       {R"(service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is RANDOM)"}},
+      {v1::LB_POLICY_ROUND_ROBIN, 4093, 1,
+       {R"(service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is ROUND_ROBIN)"}},
+  };
+  for (const Row &row : rows) {
+    v1::Snapshot s = base();
+    v1::Service *svc = s.mutable_services(0);
+    svc->set_lb_policy(row.policy);
+    svc->mutable_maglev()->set_table_size(row.table_size);
+    for (int i = 1; i < row.endpoints; ++i) {
+      *svc->add_endpoints() = svc->endpoints(0);
+      svc->mutable_endpoints(i)->set_port(8080 + uint32_t(i));
+    }
+    EXPECT_EQ(validate(s), row.errors) << "table_size " << row.table_size;
+  }
+}
+
+// The figures docs/config.md gives for the kernel memory of a Maglev VIP port.
+TEST(ValidateTest, MaglevMemoryFiguresInTheDocs) {
+  EXPECT_EQ(SM_MAGLEV_CHUNK, 1552u);
+  auto bytes_per_vip_port = [](uint64_t table_size) {
+    return SM_MAGLEV_CHUNK * (1 + (table_size + SM_MAGLEV_CHUNK - 1) / SM_MAGLEV_CHUNK);
+  };
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MIN_SIZE), 3104u);
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_DEFAULT_SIZE), 6208u);
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MAX_SIZE), 68288u);
+}
+
+TEST(ValidateTest, Ipv6VipsCompareAsAddresses) {
+  v1::Snapshot s = base();
+  s.mutable_workloads(0)->add_addresses("fd00:78::10");
+  v1::Service *web = s.mutable_services(0);
+  web->mutable_vips(0)->set_address("fd00:96::a");
+  v1::Service *api = s.add_services();
+  *api = *web;
+  api->mutable_metadata()->set_name("api");
+  api->mutable_vips(0)->set_address("fd00:96:0:0:0:0:0:a");
+  EXPECT_EQ(validate(s),
+            Errors{R"(service "demo/api": spec.vips[0]: [fd00:96:0:0:0:0:0:a]:80/TCP is already used by service "demo/web" (written fd00:96::a there))"});
+  api->mutable_vips(0)->set_protocol(v1::PROTOCOL_UDP);
+  EXPECT_EQ(validate(s), Errors{});
+}
+
+TEST(ValidateTest, VipFamilyNeedsAnEndpointOfThatFamily) {
+  v1::Snapshot s = base();
+  v1::VirtualAddress *v6 = s.mutable_services(0)->add_vips();
+  v6->set_address("fd00:96::a");
+  v6->set_port(80);
+  EXPECT_EQ(validate(s),
+            Errors{R"(service "demo/web": spec.vips[1].address: no endpoint's workload has an IPv6 address, so "fd00:96::a" could serve nothing)"});
+  s.mutable_workloads(0)->add_addresses("fd00:78::10");
+  EXPECT_EQ(validate(s), Errors{});
 }
 
 TEST(ValidateTest, EndpointPortZero) {
@@ -141,9 +220,7 @@ TEST(ValidateTest, SameVipPortWithOtherProtocolIsNotADuplicate) {
   udp->set_address("10.96.0.10");
   udp->set_port(80);
   udp->set_protocol(v1::PROTOCOL_UDP);
-  // Rejected for being UDP, not for clashing with the TCP VIP.
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.vips[1].protocol: UDP services are not supported yet (M2); TCP is)"});
+  EXPECT_EQ(validate(s), Errors{});
 }
 
 }  // namespace
