@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "sockmesh/cli/error.h"
 #include "sockmesh/v1/admin.grpc.pb.h"
@@ -36,21 +40,57 @@ void check_socket(const AdminTarget& target) {
   }
 }
 
+std::string status_text(const grpc::Status& status) {
+  return fmt::format("{} (gRPC status {})", one_line(status.error_message()), static_cast<int>(status.error_code()));
+}
+
+// A stream has no deadline of its own: this cancels it when its first answer takes longer than timeout.
+class FirstAnswerDeadline {
+ public:
+  FirstAnswerDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout)
+      : timer_([this, &context, timeout](std::stop_token answered) {
+          std::mutex mutex;
+          std::unique_lock lock(mutex);
+          std::condition_variable_any().wait_for(lock, answered, timeout, [] { return false; });
+          if (answered.stop_requested()) return;
+          expired_ = true;
+          context.TryCancel();
+        }) {}
+
+  void answered() {
+    timer_.request_stop();
+    if (timer_.joinable()) timer_.join();
+  }
+  bool expired() const { return expired_; }
+
+ private:
+  std::atomic<bool> expired_ = false;
+  std::jthread timer_;
+};
+
 }  // namespace
 
 struct AdminClient::Impl {
   AdminTarget target;
   std::chrono::milliseconds timeout;
+  std::stop_token interrupted;
   std::unique_ptr<v1::Admin::Stub> stub;
 
   template <typename Response, typename Request, typename Method>
   Response call(std::string_view rpc, Method method) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + timeout);
+    std::stop_callback on_interrupt(interrupted, [&] { context.TryCancel(); });
     Request request;
     Response response;
     const grpc::Status status = ((*stub).*method)(&context, request, &response);
     if (status.ok()) return response;
+    fail(rpc, status);
+  }
+
+  // Throws what a failed call means to the operator.
+  [[noreturn]] void fail(std::string_view rpc, const grpc::Status& status) const {
+    if (interrupted.stop_requested()) throw Interrupted();
     switch (status.error_code()) {
       case grpc::StatusCode::UNAVAILABLE:
         throw CliError(fmt::format("cannot reach {}: {} (is meshd running?)", target.describe(),
@@ -59,13 +99,12 @@ struct AdminClient::Impl {
         throw CliError(fmt::format("{} did not answer {} within {} (raise --timeout?)", target.describe(), rpc,
                                    seconds(timeout)));
       default:
-        throw CliError(fmt::format("{} failed {}: {} (gRPC status {})", target.describe(), rpc,
-                                   one_line(status.error_message()), static_cast<int>(status.error_code())));
+        throw CliError(fmt::format("{} failed {}: {}", target.describe(), rpc, status_text(status)));
     }
   }
 };
 
-AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout) {
+AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout, std::stop_token interrupted) {
   check_socket(target);
   grpc::ChannelArguments args;
   // The socket is local: an http_proxy in the environment must not apply to it.
@@ -74,6 +113,7 @@ AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout) 
                                            grpc::InsecureChannelCredentials(), args);
   impl_ = std::make_unique<Impl>(Impl{.target = std::move(target),
                                       .timeout = timeout,
+                                      .interrupted = std::move(interrupted),
                                       .stub = v1::Admin::NewStub(channel)});
 }
 
@@ -91,6 +131,25 @@ v1::ListServicesResponse AdminClient::list_services() {
 v1::ListEndpointsResponse AdminClient::list_endpoints() {
   return impl_->call<v1::ListEndpointsResponse, v1::ListEndpointsRequest>("ListEndpoints",
                                                                           &v1::Admin::Stub::ListEndpoints);
+}
+
+void AdminClient::watch_services(const std::function<void(const v1::ListServicesResponse&)>& on_update) {
+  grpc::ClientContext context;
+  std::stop_callback on_interrupt(impl_->interrupted, [&] { context.TryCancel(); });
+  FirstAnswerDeadline deadline(context, impl_->timeout);
+  auto stream = impl_->stub->WatchServices(&context, v1::ListServicesRequest());
+  bool answered = false;
+  for (v1::ListServicesResponse update; stream->Read(&update);) {
+    deadline.answered();
+    answered = true;
+    on_update(update);
+  }
+  const grpc::Status status = stream->Finish();
+  if (impl_->interrupted.stop_requested()) return;
+  if (deadline.expired()) impl_->fail("WatchServices", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""));
+  if (!answered) impl_->fail("WatchServices", status);
+  throw CliError(fmt::format("{} closed the watch: {}", impl_->target.describe(),
+                             status.ok() ? "no reason given" : status_text(status)));
 }
 
 }  // namespace sockmesh::cli

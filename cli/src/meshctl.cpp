@@ -10,6 +10,7 @@
 
 #include "sockmesh/cli/admin_client.h"
 #include "sockmesh/cli/error.h"
+#include "sockmesh/cli/output.h"
 #include "sockmesh/cli/target.h"
 #include "sockmesh/cli/views.h"
 
@@ -22,6 +23,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// What a shell reports for a command killed by SIGINT.
+constexpr int kExitInterrupted = 130;
 // An hour: longer is a mistake, and keeps the conversion to milliseconds far from overflow.
 constexpr int kMaxTimeoutSeconds = 3600;
 
@@ -29,7 +32,11 @@ constexpr int kMaxTimeoutSeconds = 3600;
 struct Options {
   TargetOptions target;
   double timeout_seconds = 5;
+  std::string output = "table";   // -o, --output of every command that prints data
+  bool watch = false;             // `get services --watch`
   std::string endpoints_service;  // `get endpoints [SERVICE]`
+
+  OutputFormat format() const { return *parse_output_format(output); }
 };
 
 std::chrono::milliseconds timeout_of(const Options& options) {
@@ -48,8 +55,22 @@ CLI::Validator positive_seconds() {
       "");
 }
 
+CLI::Validator output_format() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (parse_output_format(text)) return {};
+        return fmt::format("must be one of table, json, yaml, got \"{}\"", text);
+      },
+      "");
+}
+
 AdminClient connect(const Options& options, const Environment& env) {
-  return AdminClient(resolve_target(options.target, env.run_root), timeout_of(options));
+  return AdminClient(resolve_target(options.target, env.run_root), timeout_of(options), env.interrupted);
+}
+
+void print_document(std::ostream& out, OutputFormat format, const google::protobuf::Message& message,
+                    DocumentLayout layout) {
+  out << (format == OutputFormat::json ? json_document(message, layout) : yaml_document(message, layout));
 }
 
 // Prints a list, or "No <plural>." when it is empty.
@@ -62,12 +83,42 @@ void print_list(std::ostream& out, const Table& table, std::string_view plural) 
 }
 
 void cmd_status(const Options& options, const Environment& env, std::ostream& out) {
-  const auto status = connect(options, env).get_status();
-  out << render_status(status, env.now_unix_ms ? env.now_unix_ms() : system_now_unix_ms());
+  auto status = connect(options, env).get_status();
+  if (options.format() == OutputFormat::table) {
+    out << render_status(status, env.now_unix_ms ? env.now_unix_ms() : system_now_unix_ms());
+    return;
+  }
+  // An agent with no config yet leaves it unset; documents keep one shape.
+  status.mutable_config();
+  print_document(out, options.format(), status, DocumentLayout::single);
 }
 
 void cmd_get_services(const Options& options, const Environment& env, std::ostream& out) {
-  print_list(out, services_table(connect(options, env).list_services()), "services");
+  const auto services = services_in_order(connect(options, env).list_services());
+  if (options.format() == OutputFormat::table) return print_list(out, services_table(services), "services");
+  print_document(out, options.format(), services, DocumentLayout::single);
+}
+
+// One update of `get services --watch`, flushed so that a pipe sees it at once.
+void print_services_update(const Options& options, const v1::ListServicesResponse& update, bool first,
+                           std::ostream& out) {
+  const auto services = services_in_order(update);
+  if (options.format() == OutputFormat::table) {
+    if (!first) out << '\n';
+    out << "# generation " << services.generation() << '\n';
+    print_list(out, services_table(services), "services");
+  } else {
+    print_document(out, options.format(), services, DocumentLayout::stream);
+  }
+  out.flush();
+}
+
+void cmd_watch_services(const Options& options, const Environment& env, std::ostream& out) {
+  bool first = true;
+  connect(options, env).watch_services([&](const v1::ListServicesResponse& update) {
+    print_services_update(options, update, first, out);
+    first = false;
+  });
 }
 
 void cmd_get_endpoints(const Options& options, const Environment& env, std::ostream& out) {
@@ -82,7 +133,9 @@ void cmd_get_endpoints(const Options& options, const Environment& env, std::ostr
                                    [&](const auto& s) { return filter->matches(s.namespace_(), s.name()); });
     if (!known) throw CliError(fmt::format("{} not found", filter->describe()));
   }
-  print_list(out, endpoints_table(endpoints, filter), "endpoints");
+  const auto selected = endpoints_in_order(endpoints, filter);
+  if (options.format() == OutputFormat::table) return print_list(out, endpoints_table(selected), "endpoints");
+  print_document(out, options.format(), selected, DocumentLayout::single);
 }
 
 void cmd_version(std::ostream& out) { out << "meshctl " << SOCKMESH_VERSION << '\n'; }
@@ -136,6 +189,8 @@ struct CommandLine {
     get->require_subcommand(0, 1);
     get_services = get->add_subcommand("services", "Services: VIPs, load-balancing policy, usable/listed endpoints");
     get_services->alias("svc");
+    get_services->add_flag("-w,--watch", options.watch,
+                           "Print the services again after every config change the agent applies, until Ctrl-C");
     get_endpoints =
         get->add_subcommand("endpoints", "Endpoints of every service, with the kernel's weight and traffic share");
     get_endpoints->alias("ep");
@@ -143,6 +198,14 @@ struct CommandLine {
         ->add_option("SERVICE", options.endpoints_service, "Only this service: NAMESPACE/NAME, or NAME in any namespace")
         ->type_name("");
     version = app.add_subcommand("version", "Print meshctl's version");
+    for (auto* command : {status, get_services, get_endpoints}) {
+      command
+          ->add_option("-o,--output", options.output,
+                       "Output format: table, json (protobuf's JSON mapping of the answer) or yaml (the same tree)")
+          ->type_name("FORMAT")
+          ->check(output_format())
+          ->capture_default_str();
+    }
     for (auto* parent : {&app, get}) {
       for (auto* sub : parent->get_subcommands({})) sub->group("Commands");
     }
@@ -163,7 +226,9 @@ struct CommandLine {
 
   void dispatch(const Options& options, const Environment& env, std::ostream& out) const {
     if (status->parsed()) return cmd_status(options, env, out);
-    if (get_services->parsed()) return cmd_get_services(options, env, out);
+    if (get_services->parsed()) {
+      return options.watch ? cmd_watch_services(options, env, out) : cmd_get_services(options, env, out);
+    }
     if (get_endpoints->parsed()) return cmd_get_endpoints(options, env, out);
     if (version->parsed()) return cmd_version(out);
   }
@@ -197,8 +262,11 @@ int run_meshctl(const std::vector<std::string>& args, std::ostream& out, std::os
   try {
     command_line.dispatch(options, env, out);
   } catch (const CliError& e) {
+    out.flush();
     err << "meshctl: " << e.what() << '\n';
     return kExitFailure;
+  } catch (const Interrupted&) {
+    return kExitInterrupted;
   }
   return 0;
 }

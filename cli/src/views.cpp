@@ -120,16 +120,25 @@ std::string render_status(const v1::AgentStatus& status, std::int64_t now_unix_m
   return out.str();
 }
 
-Table services_table(const v1::ListServicesResponse& services) {
-  std::vector<const v1::ServiceView*> sorted;
-  for (const auto& s : services.services()) sorted.push_back(&s);
-  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
-    return std::tie(a->namespace_(), a->name()) < std::tie(b->namespace_(), b->name());
+std::string service_policy(const v1::ServiceView& service) {
+  const std::string name = lb_policy_name(service.lb_policy());
+  if (service.maglev_table_size() == 0) return name;
+  return fmt::format("{}({})", name, service.maglev_table_size());
+}
+
+v1::ListServicesResponse services_in_order(const v1::ListServicesResponse& services) {
+  v1::ListServicesResponse sorted = services;
+  std::sort(sorted.mutable_services()->begin(), sorted.mutable_services()->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.namespace_(), a.name()) < std::tie(b.namespace_(), b.name());
   });
+  return sorted;
+}
+
+Table services_table(const v1::ListServicesResponse& services) {
   Table table({"NAMESPACE", "NAME", "VIPS", "POLICY", "ENDPOINTS"});
-  for (const auto* s : sorted) {
-    table.add_row({s->namespace_(), s->name(), join_vips(*s), lb_policy_name(s->lb_policy()),
-                   fmt::format("{}/{}", s->usable_endpoints(), s->endpoints())});
+  for (const auto& s : services.services()) {
+    table.add_row({s.namespace_(), s.name(), join_vips(s), service_policy(s),
+                   fmt::format("{}/{}", s.usable_endpoints(), s.endpoints())});
   }
   return table;
 }
@@ -156,21 +165,27 @@ std::string ServiceFilter::describe() const {
   return fmt::format("service \"{}\" (any namespace)", name);
 }
 
-Table endpoints_table(const v1::ListEndpointsResponse& endpoints, const std::optional<ServiceFilter>& filter) {
-  std::vector<const v1::EndpointView*> selected;
+v1::ListEndpointsResponse endpoints_in_order(const v1::ListEndpointsResponse& endpoints,
+                                             const std::optional<ServiceFilter>& filter) {
+  v1::ListEndpointsResponse selected;
   for (const auto& e : endpoints.endpoints()) {
-    if (!filter || filter->matches(e.service_namespace(), e.service_name())) selected.push_back(&e);
+    if (!filter || filter->matches(e.service_namespace(), e.service_name())) *selected.add_endpoints() = e;
   }
-  const auto key = [](const v1::EndpointView* e) {
-    return std::make_tuple(std::cref(e->service_namespace()), std::cref(e->service_name()),
-                           std::cref(e->workload()), std::cref(e->address()), e->port());
+  const auto key = [](const v1::EndpointView& e) {
+    return std::make_tuple(std::cref(e.service_namespace()), std::cref(e.service_name()), std::cref(e.workload()),
+                           std::cref(e.address()), e.port());
   };
-  std::sort(selected.begin(), selected.end(), [&](const auto* a, const auto* b) { return key(a) < key(b); });
+  std::sort(selected.mutable_endpoints()->begin(), selected.mutable_endpoints()->end(),
+            [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  return selected;
+}
+
+Table endpoints_table(const v1::ListEndpointsResponse& endpoints) {
   Table table({"SERVICE", "ENDPOINT", "ADDRESS", "SUBSET", "WEIGHT", "SHARE"});
-  for (const auto* e : selected) {
-    table.add_row({fmt::format("{}/{}", e->service_namespace(), e->service_name()), e->workload(),
-                   format_host_port(e->address(), e->port()), e->subset().empty() ? "-" : e->subset(),
-                   std::to_string(e->kernel_weight()), fmt::format("{:.1f}%", e->share_percent())});
+  for (const auto& e : endpoints.endpoints()) {
+    table.add_row({fmt::format("{}/{}", e.service_namespace(), e.service_name()), e.workload(),
+                   format_host_port(e.address(), e.port()), e.subset().empty() ? "-" : e.subset(),
+                   std::to_string(e.kernel_weight()), fmt::format("{:.1f}%", e.share_percent())});
   }
   return table;
 }

@@ -28,6 +28,14 @@ struct FakeAdmin::Server final : v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status WatchServices(grpc::ServerContext* context, const v1::ListServicesRequest*,
+                             grpc::ServerWriter<v1::ListServicesResponse>* writer) override {
+    for (const auto& update : owner.watch_updates) writer->Write(update);
+    if (!owner.watch_holds_open) return owner.watch_end;
+    while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return grpc::Status::CANCELLED;
+  }
+
   FakeAdmin& owner;
   std::unique_ptr<grpc::Server> server;
 };

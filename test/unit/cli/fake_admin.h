@@ -1,9 +1,12 @@
 // An in-process node agent admin API serving fixed answers on a unix socket, for meshctl's tests.
 #pragma once
 
+#include <grpcpp/support/status.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "sockmesh/v1/admin.pb.h"
 
@@ -21,6 +24,11 @@ class FakeAdmin {
   v1::ListEndpointsResponse endpoints;
   // How long GetStatus takes to answer.
   std::chrono::milliseconds status_delay{0};
+  // WatchServices sends these, then ends the stream with watch_end, or, with watch_holds_open,
+  // waits until the client cancels.
+  std::vector<v1::ListServicesResponse> watch_updates;
+  grpc::Status watch_end;
+  bool watch_holds_open = false;
 
  private:
   struct Server;

@@ -93,11 +93,16 @@ void add_vip(v1::ServiceView& s, std::string address, std::uint32_t port, v1::Pr
 // Deliberately unsorted: meshctl sorts by namespace/name.
 v1::ListServicesResponse sample_services() {
   v1::ListServicesResponse r;
+  r.set_generation(7);
   auto cart = service("shop", "cart", v1::LB_POLICY_MAGLEV, 1, 2);
   add_vip(cart, "10.96.0.20", 8080, v1::PROTOCOL_TCP);
   add_vip(cart, "10.96.0.20", 8081, v1::PROTOCOL_UDP);
-  auto web = service("default", "web", v1::LB_POLICY_RANDOM, 3, 3);
+  cart.add_slots(4);
+  cart.add_slots(5);
+  cart.set_maglev_table_size(4093);
+  auto web = service("default", "web", v1::LB_POLICY_ROUND_ROBIN, 3, 3);
   add_vip(web, "10.96.0.10", 80, v1::PROTOCOL_TCP);
+  add_vip(web, "fd00:96::a", 80, v1::PROTOCOL_TCP);
   auto api = service("default", "api", v1::LB_POLICY_UNSPECIFIED, 0, 0);
   add_vip(api, "fd00:96::1", 443, v1::PROTOCOL_UNSPECIFIED);
   *r.add_services() = cart;

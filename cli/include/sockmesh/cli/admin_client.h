@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <stop_token>
 
 #include "sockmesh/cli/target.h"
 #include "sockmesh/v1/admin.pb.h"
@@ -12,17 +14,23 @@ namespace sockmesh::cli {
 
 class AdminClient {
  public:
-  // Every call gives the agent `timeout` to answer. Throws CliError when the socket does not exist
-  // or cannot be opened.
-  AdminClient(AdminTarget target, std::chrono::milliseconds timeout);
+  // Every call gives the agent `timeout` to answer and is cancelled when `interrupted` is
+  // requested. Throws CliError when the socket does not exist or cannot be opened.
+  AdminClient(AdminTarget target, std::chrono::milliseconds timeout, std::stop_token interrupted = {});
   ~AdminClient();
   AdminClient(const AdminClient&) = delete;
   AdminClient& operator=(const AdminClient&) = delete;
 
-  // Each throws CliError naming the agent and the reason when the call fails.
+  // Each throws CliError naming the agent and the reason when the call fails, Interrupted when
+  // the operator interrupted it.
   v1::AgentStatus get_status();
   v1::ListServicesResponse list_services();
   v1::ListEndpointsResponse list_endpoints();
+
+  // Calls on_update with each answer of WatchServices until the operator interrupts (then returns)
+  // or the agent ends the stream (then throws CliError "<agent> closed the watch: <reason>").
+  // `timeout` bounds the wait for the first answer only; failures before it read like those above.
+  void watch_services(const std::function<void(const v1::ListServicesResponse&)>& on_update);
 
  private:
   struct Impl;
