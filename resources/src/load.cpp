@@ -153,6 +153,8 @@ class DocumentReader {
         fail(at("spec.lbPolicy"), "spec.lbPolicy",
              "unknown policy " + quoted(*v) +
                  " (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV)");
+        // Whether maglev settings are allowed depends on the policy the author meant.
+        loc_.error_paths.push_back("spec.maglev");
       }
     }
     if (auto m = map_field(spec, "maglev", "spec.maglev", false)) {
