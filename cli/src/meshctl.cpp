@@ -168,7 +168,8 @@ struct CommandLine {
     app.footer(
         "Without --node or --admin-socket, meshctl uses the only node agent whose socket exists under "
         "/run/sockmesh.\n"
-        "Exit codes: 0 success, 1 failure (one line on stderr starting \"meshctl: \"), 2 usage error.");
+        "Exit codes: 0 success, 1 failure (one line on stderr starting \"meshctl: \"), 2 usage error, 130 "
+        "interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
     // At most one command; missing_command() names the choices when there is none.
     app.require_subcommand(0, 1);

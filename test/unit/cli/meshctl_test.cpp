@@ -254,11 +254,27 @@ TEST_F(MeshctlTest, GetServices) {
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out,
-            "NAMESPACE   NAME   VIPS                                      POLICY   ENDPOINTS\n"
-            "default     api    [fd00:96::1]:443/TCP                      RANDOM   0/0\n"
-            "default     web    10.96.0.10:80/TCP                         RANDOM   3/3\n"
-            "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV   1/2\n");
+            "NAMESPACE   NAME   VIPS                                      POLICY         ENDPOINTS\n"
+            "default     api    [fd00:96::1]:443/TCP                      RANDOM         0/0\n"
+            "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP     ROUND_ROBIN    3/3\n"
+            "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV(4093)   1/2\n");
   EXPECT_EQ(run({"get", "svc"}).out, r.out);
+  EXPECT_EQ(run({"get", "services", "-o", "table"}).out, r.out);
+}
+
+TEST_F(MeshctlTest, MaglevWithoutATableSizeAndUnknownPolicies) {
+  auto& agent = start_agent("n1");
+  agent.services.Clear();
+  *agent.services.add_services() = service("a", "maglev", v1::LB_POLICY_MAGLEV, 1, 1);
+  *agent.services.add_services() = service("a", "least", v1::LB_POLICY_LEAST_CONNECTIONS, 1, 1);
+  *agent.services.add_services() = service("a", "future", static_cast<v1::LbPolicy>(9), 1, 1);
+  const auto r = run({"get", "services"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "NAMESPACE   NAME     VIPS   POLICY              ENDPOINTS\n"
+            "a           future   -      UNKNOWN(9)          1/1\n"
+            "a           least    -      LEAST_CONNECTIONS   1/1\n"
+            "a           maglev   -      MAGLEV              1/1\n");
 }
 
 const char* const kWebEndpoints =
@@ -294,6 +310,21 @@ TEST_F(MeshctlTest, GetEndpointsOfOneService) {
             "shop/cart   cart-2     10.78.2.11:9000   -        0        0.0%\n");
 }
 
+TEST_F(MeshctlTest, Ipv6EndpointAddressesAreBracketed) {
+  auto& agent = start_agent("n1");
+  agent.endpoints.Clear();
+  add_endpoint(agent.endpoints, "default", "web", "web-v1-a", "fd00:78::10", 8080, "v1", 40, 50.0);
+  add_endpoint(agent.endpoints, "default", "web", "web-v1-a", "10.78.1.10", 8080, "v1", 40, 50.0);
+  add_endpoint(agent.endpoints, "default", "web", "web-v2", "::ffff:10.78.1.12", 443, "v2", 0, 0.0);
+  const auto r = run({"get", "endpoints"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "SERVICE       ENDPOINT   ADDRESS                   SUBSET   WEIGHT   SHARE\n"
+            "default/web   web-v1-a   10.78.1.10:8080           v1       40       50.0%\n"
+            "default/web   web-v1-a   [fd00:78::10]:8080        v1       40       50.0%\n"
+            "default/web   web-v2     [::ffff:10.78.1.12]:443   v2       0        0.0%\n");
+}
+
 TEST_F(MeshctlTest, GetEndpointsOfAServiceWithoutEndpoints) {
   start_agent("n1");
   const auto r = run({"get", "endpoints", "default/api"});
@@ -314,6 +345,389 @@ TEST_F(MeshctlTest, GetEndpointsOfAnUnknownService) {
   r = run({"get", "endpoints", "a/b/c"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "meshctl: service filter \"a/b/c\": give NAMESPACE/NAME or NAME\n");
+}
+
+const char* const kServicesJson = R"({
+  "services": [
+    {
+      "namespace": "default",
+      "name": "api",
+      "vips": [
+        {
+          "address": "fd00:96::1",
+          "port": 443,
+          "protocol": "PROTOCOL_UNSPECIFIED"
+        }
+      ],
+      "lbPolicy": "LB_POLICY_UNSPECIFIED",
+      "endpoints": 0,
+      "usableEndpoints": 0,
+      "slots": [],
+      "maglevTableSize": 0
+    },
+    {
+      "namespace": "default",
+      "name": "web",
+      "vips": [
+        {
+          "address": "10.96.0.10",
+          "port": 80,
+          "protocol": "PROTOCOL_TCP"
+        },
+        {
+          "address": "fd00:96::a",
+          "port": 80,
+          "protocol": "PROTOCOL_TCP"
+        }
+      ],
+      "lbPolicy": "LB_POLICY_ROUND_ROBIN",
+      "endpoints": 3,
+      "usableEndpoints": 3,
+      "slots": [],
+      "maglevTableSize": 0
+    },
+    {
+      "namespace": "shop",
+      "name": "cart",
+      "vips": [
+        {
+          "address": "10.96.0.20",
+          "port": 8080,
+          "protocol": "PROTOCOL_TCP"
+        },
+        {
+          "address": "10.96.0.20",
+          "port": 8081,
+          "protocol": "PROTOCOL_UDP"
+        }
+      ],
+      "lbPolicy": "LB_POLICY_MAGLEV",
+      "endpoints": 2,
+      "usableEndpoints": 1,
+      "slots": [
+        4,
+        5
+      ],
+      "maglevTableSize": 4093
+    }
+  ],
+  "generation": "7"
+}
+)";
+
+const char* const kServicesYaml = R"(services:
+  - namespace: default
+    name: api
+    vips:
+      - address: fd00:96::1
+        port: 443
+        protocol: PROTOCOL_UNSPECIFIED
+    lbPolicy: LB_POLICY_UNSPECIFIED
+    endpoints: 0
+    usableEndpoints: 0
+    slots: []
+    maglevTableSize: 0
+  - namespace: default
+    name: web
+    vips:
+      - address: "10.96.0.10"
+        port: 80
+        protocol: PROTOCOL_TCP
+      - address: fd00:96::a
+        port: 80
+        protocol: PROTOCOL_TCP
+    lbPolicy: LB_POLICY_ROUND_ROBIN
+    endpoints: 3
+    usableEndpoints: 3
+    slots: []
+    maglevTableSize: 0
+  - namespace: shop
+    name: cart
+    vips:
+      - address: "10.96.0.20"
+        port: 8080
+        protocol: PROTOCOL_TCP
+      - address: "10.96.0.20"
+        port: 8081
+        protocol: PROTOCOL_UDP
+    lbPolicy: LB_POLICY_MAGLEV
+    endpoints: 2
+    usableEndpoints: 1
+    slots:
+      - 4
+      - 5
+    maglevTableSize: 4093
+generation: "7"
+)";
+
+TEST_F(MeshctlTest, GetServicesAsJsonAndYaml) {
+  start_agent("n1");
+  auto r = run({"get", "services", "-o", "json"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kServicesJson);
+  EXPECT_EQ(run({"get", "services", "--output=json"}).out, kServicesJson);
+  r = run({"get", "svc", "--output", "yaml"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kServicesYaml);
+}
+
+const char* const kWebEndpointsJson = R"({
+  "endpoints": [
+    {
+      "serviceNamespace": "default",
+      "serviceName": "web",
+      "workload": "web-v1-a",
+      "address": "10.78.1.10",
+      "port": 8080,
+      "subset": "v1",
+      "kernelWeight": 40,
+      "sharePercent": 40
+    },
+    {
+      "serviceNamespace": "default",
+      "serviceName": "web",
+      "workload": "web-v1-b",
+      "address": "10.78.2.13",
+      "port": 8080,
+      "subset": "v1",
+      "kernelWeight": 40,
+      "sharePercent": 40
+    },
+    {
+      "serviceNamespace": "default",
+      "serviceName": "web",
+      "workload": "web-v2",
+      "address": "10.78.1.12",
+      "port": 8080,
+      "subset": "v2",
+      "kernelWeight": 20,
+      "sharePercent": 20
+    }
+  ]
+}
+)";
+
+const char* const kWebEndpointsYaml = R"(endpoints:
+  - serviceNamespace: default
+    serviceName: web
+    workload: web-v1-a
+    address: "10.78.1.10"
+    port: 8080
+    subset: v1
+    kernelWeight: 40
+    sharePercent: 40
+  - serviceNamespace: default
+    serviceName: web
+    workload: web-v1-b
+    address: "10.78.2.13"
+    port: 8080
+    subset: v1
+    kernelWeight: 40
+    sharePercent: 40
+  - serviceNamespace: default
+    serviceName: web
+    workload: web-v2
+    address: "10.78.1.12"
+    port: 8080
+    subset: v2
+    kernelWeight: 20
+    sharePercent: 20
+)";
+
+TEST_F(MeshctlTest, GetEndpointsAsJsonAndYamlAreFiltered) {
+  start_agent("n1");
+  auto r = run({"get", "endpoints", "web", "-o", "json"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kWebEndpointsJson);
+  r = run({"get", "ep", "-o", "yaml", "default/web"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kWebEndpointsYaml);
+  r = run({"get", "endpoints", "shop/web", "-o", "json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: service \"shop/web\" not found\n");
+}
+
+const char* const kStatusJson = R"({
+  "node": "n1",
+  "version": "0.1.0",
+  "pid": "4242",
+  "startedUnixMs": "1714561077000",
+  "cgroup": "/sys/fs/cgroup/unified/sockmesh",
+  "pinDir": "/sys/fs/bpf/sockmesh/n1",
+  "config": {
+    "source": "file:/etc/sockmesh/config.yaml",
+    "generation": "7",
+    "appliedUnixMs": "1714564497000",
+    "lastError": "",
+    "lastErrorUnixMs": "0",
+    "services": 3,
+    "workloads": 5
+  },
+  "programs": [
+    {
+      "name": "sm_connect4",
+      "id": 42,
+      "attachType": "cgroup/connect4",
+      "linkId": 7
+    },
+    {
+      "name": "sm_getpeername4",
+      "id": 43,
+      "attachType": "cgroup/getpeername4",
+      "linkId": 8
+    }
+  ],
+  "maps": [
+    {
+      "name": "sm_services",
+      "id": 10,
+      "type": "hash",
+      "entries": 4,
+      "maxEntries": 65536
+    },
+    {
+      "name": "sm_backend_sets",
+      "id": 11,
+      "type": "array",
+      "entries": 3,
+      "maxEntries": 1024
+    }
+  ],
+  "counters": [
+    {
+      "name": "connect_balanced",
+      "value": "1200"
+    },
+    {
+      "name": "connect_no_backend",
+      "value": "0"
+    }
+  ]
+}
+)";
+
+const char* const kStatusYaml = R"(node: n1
+version: "0.1.0"
+pid: "4242"
+startedUnixMs: "1714561077000"
+cgroup: /sys/fs/cgroup/unified/sockmesh
+pinDir: /sys/fs/bpf/sockmesh/n1
+config:
+  source: file:/etc/sockmesh/config.yaml
+  generation: "7"
+  appliedUnixMs: "1714564497000"
+  lastError: ""
+  lastErrorUnixMs: "0"
+  services: 3
+  workloads: 5
+programs:
+  - name: sm_connect4
+    id: 42
+    attachType: cgroup/connect4
+    linkId: 7
+  - name: sm_getpeername4
+    id: 43
+    attachType: cgroup/getpeername4
+    linkId: 8
+maps:
+  - name: sm_services
+    id: 10
+    type: hash
+    entries: 4
+    maxEntries: 65536
+  - name: sm_backend_sets
+    id: 11
+    type: array
+    entries: 3
+    maxEntries: 1024
+counters:
+  - name: connect_balanced
+    value: "1200"
+  - name: connect_no_backend
+    value: "0"
+)";
+
+TEST_F(MeshctlTest, StatusAsJsonAndYaml) {
+  start_agent("n1");
+  auto r = run({"status", "-o", "json"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kStatusJson);
+  r = run({"status", "-o", "yaml"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kStatusYaml);
+}
+
+TEST_F(MeshctlTest, DocumentsOfEmptyAnswersKeepTheirShape) {
+  auto& agent = start_agent("n1");
+  agent.status = v1::AgentStatus();
+  agent.services.Clear();
+  agent.endpoints.Clear();
+  EXPECT_EQ(run({"get", "services", "-o", "json"}).out, "{\n  \"services\": [],\n  \"generation\": \"0\"\n}\n");
+  EXPECT_EQ(run({"get", "services", "-o", "yaml"}).out, "services: []\ngeneration: \"0\"\n");
+  EXPECT_EQ(run({"get", "endpoints", "-o", "json"}).out, "{\n  \"endpoints\": []\n}\n");
+  EXPECT_EQ(run({"get", "endpoints", "-o", "yaml"}).out, "endpoints: []\n");
+  EXPECT_EQ(run({"status", "-o", "yaml"}).out,
+            "node: \"\"\n"
+            "version: \"\"\n"
+            "pid: \"0\"\n"
+            "startedUnixMs: \"0\"\n"
+            "cgroup: \"\"\n"
+            "pinDir: \"\"\n"
+            "config:\n"
+            "  source: \"\"\n"
+            "  generation: \"0\"\n"
+            "  appliedUnixMs: \"0\"\n"
+            "  lastError: \"\"\n"
+            "  lastErrorUnixMs: \"0\"\n"
+            "  services: 0\n"
+            "  workloads: 0\n"
+            "programs: []\n"
+            "maps: []\n"
+            "counters: []\n");
+}
+
+TEST_F(MeshctlTest, YamlQuotesStringsThatWouldReadAsAnotherType) {
+  auto& agent = start_agent("n1");
+  agent.endpoints.Clear();
+  add_endpoint(agent.endpoints, "yes", "true", "null", "1e3", 1, "", 1, 12.5);
+  add_endpoint(agent.endpoints, "ns", "multi\nline: x", "-", "fd00::1", 2, "~", 1, 87.5);
+  const auto r = run({"get", "endpoints", "-o", "yaml"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "endpoints:\n"
+            "  - serviceNamespace: ns\n"
+            "    serviceName: \"multi\\nline: x\"\n"
+            "    workload: \"-\"\n"
+            "    address: fd00::1\n"
+            "    port: 2\n"
+            "    subset: \"~\"\n"
+            "    kernelWeight: 1\n"
+            "    sharePercent: 87.5\n"
+            "  - serviceNamespace: \"yes\"\n"
+            "    serviceName: \"true\"\n"
+            "    workload: \"null\"\n"
+            "    address: \"1e3\"\n"
+            "    port: 1\n"
+            "    subset: \"\"\n"
+            "    kernelWeight: 1\n"
+            "    sharePercent: 12.5\n");
+}
+
+TEST_F(MeshctlTest, UnknownOutputFormatNamesTheChoices) {
+  start_agent("n1");
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"status", "-o", "xml"}, {"get", "services", "--output", "xml"}, {"get", "endpoints", "--output=xml"}}) {
+    const auto r = run(args);
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "meshctl: --output: must be one of table, json, yaml, got \"xml\" (see meshctl --help)\n");
+  }
+  EXPECT_EQ(run({"version", "-o", "json"}).code, 2);
 }
 
 TEST_F(MeshctlTest, EmptyLists) {
