@@ -26,6 +26,7 @@
 #include "reconcile/translate.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/resources/load.h"
+#include "sockmesh/lb_maps.h"
 #include "telemetry/datapath_counters.h"
 
 namespace sockmesh {
@@ -163,6 +164,7 @@ void Agent::apply_locked(v1::Snapshot snapshot) {
   snapshot_ = std::move(snapshot);
   desired_ = std::move(desired);
   generation_++;
+  changed_.notify_all();
   applied_unix_ms_ = now_ms();
   last_error_.clear();
   spdlog::info(
@@ -303,26 +305,35 @@ v1::ListServicesResponse Agent::services() {
         for (const auto &backend : it->second.backends) usable += backend.weight > 0;
     }
     view->set_usable_endpoints(usable);
+    if (service.lb_policy() == v1::LB_POLICY_MAGLEV)
+      view->set_maglev_table_size(service.maglev().table_size() ? service.maglev().table_size()
+                                                                : SM_MAGLEV_DEFAULT_SIZE);
   }
+  out.set_generation(generation_);
   return out;
+}
+
+bool Agent::wait_for_change(uint64_t generation, std::chrono::milliseconds limit) {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, limit, [&] { return generation_ != generation; });
 }
 
 v1::ListEndpointsResponse Agent::endpoints() {
   std::lock_guard lock(mu_);
   v1::ListEndpointsResponse out;
-  // Every VIP of a service balances over the same backends: list them once per service.
-  std::set<std::string> listed;
-  for (const auto &[key, service] : desired_) {
-    if (!listed.insert(service.service).second) continue;
+  // Every VIP of a family balances over the same backends: list them once per service and family.
+  std::set<std::pair<std::string, uint8_t>> listed;
+  for (const auto& [key, service] : desired_) {
+    if (!listed.insert({service.service, key.addr.family}).second) continue;
     uint64_t total = 0;
-    for (const auto &backend : service.backends) total += backend.weight;
+    for (const auto& backend : service.backends) total += backend.weight;
     auto slash = service.service.find('/');
-    for (const auto &backend : service.backends) {
-      auto *view = out.add_endpoints();
+    for (const auto& backend : service.backends) {
+      auto* view = out.add_endpoints();
       view->set_service_namespace(service.service.substr(0, slash));
       view->set_service_name(service.service.substr(slash + 1));
       view->set_workload(backend.workload.substr(backend.workload.find('/') + 1));
-      view->set_address(reconcile::format_ipv4(backend.addr));
+      view->set_address(reconcile::format_ip(backend.addr));
       view->set_port(backend.port);
       view->set_subset(backend.subset);
       view->set_kernel_weight(backend.weight);

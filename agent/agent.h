@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +45,7 @@ class Agent : public admin::AdminState {
   v1::AgentStatus status() override;
   v1::ListServicesResponse services() override;
   v1::ListEndpointsResponse endpoints() override;
+  bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) override;
 
  private:
   void start();
@@ -62,6 +64,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<admin::AdminServer> admin_;
 
   std::mutex mu_;  // guards what follows, read by admin threads
+  std::condition_variable changed_;  // notified when generation_ moves
   std::string applied_text_;
   std::string rejected_text_;
   v1::Snapshot snapshot_;

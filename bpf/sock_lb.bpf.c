@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Socket-level load balancing: a connect() to a service VIP is rewritten to one of its backends
- * before the SYN is built, so no packet ever carries the VIP; getpeername() gives the VIP back so
- * the application sees what it asked for. */
+/* Socket-level load balancing. A connect() (TCP, connected UDP) or an unconnected UDP sendmsg()
+ * to a service VIP is rewritten to one of its backends before any packet is built, so no packet
+ * ever carries the VIP; getpeername() and, for UDP, recvmsg() give the VIP back, so the
+ * application sees what it asked for. Both families; IPv4-mapped IPv6 is balanced as IPv4. */
 #include "vmlinux.h"
-#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/lb.h"
 #include "lib/maps.h"
-#include "sockmesh/lb_select.h"
+#include "lib/sock_addr.h"
 
-#define SM_SOCK_STREAM 1
-#define SM_IPPROTO_TCP 6
 /* Documented in docs/datapath.md: a VIP without a usable backend refuses, as kube-proxy's REJECT
  * rule does, so clients fail fast instead of timing out. */
 #define SM_ERR_NO_BACKEND 111 /* ECONNREFUSED */
@@ -19,66 +18,123 @@
 #define SM_ALLOW 1
 #define SM_REJECT 0
 
-static __always_inline const struct sm_backend_set *sm_lookup_set(const struct sm_service_value *svc) {
-  __u32 slot = svc->set_slot;
-  __u32 zero = 0;
-  void *inner = bpf_map_lookup_elem(&sm_backend_sets, &slot);
-  if (!inner)
-    return 0;
-  return bpf_map_lookup_elem(inner, &zero);
+static __always_inline __u8 sm_proto_of(const struct bpf_sock_addr *ctx) {
+  if (ctx->type == SM_SOCK_STREAM && ctx->protocol == SM_IPPROTO_TCP)
+    return SM_IPPROTO_TCP;
+  if (ctx->type == SM_SOCK_DGRAM && ctx->protocol == SM_IPPROTO_UDP)
+    return SM_IPPROTO_UDP;
+  return 0;
 }
 
-SEC("cgroup/connect4")
-int sm_connect4(struct bpf_sock_addr *ctx) {
-  if (ctx->type != SM_SOCK_STREAM || ctx->protocol != SM_IPPROTO_TCP)
-    return SM_ALLOW;
+/* UDP replies from `be` to this socket are reported as coming from `orig`. */
+static __always_inline void sm_remember_reverse(struct bpf_sock_addr *ctx, int v6,
+                                                const struct sm_orig_dst *orig) {
+  struct sm_reverse_key key = {};
+  sm_reverse_key_of(ctx, v6, &key);
+  if (bpf_map_update_elem(&sm_udp_reverse, &key, orig, BPF_ANY) != 0)
+    sm_count(SM_CNT_REVERSE_LOST);
+}
 
-  struct sm_service_key key = {
-      .addr = ctx->user_ip4,
-      .port = (__u16)ctx->user_port,
-      .proto = SM_IPPROTO_TCP,
-  };
-  const struct sm_service_value *svc = bpf_map_lookup_elem(&sm_services, &key);
-  if (!svc) {
+static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
+  __u8 proto = sm_proto_of(ctx);
+  if (!proto)
+    return SM_ALLOW;
+  struct sm_orig_dst orig = {};
+  struct sm_service_key key = {};
+  const struct sm_backend *be = 0;
+  sm_read_orig(ctx, v6, &orig);
+  sm_key_of(&orig, proto, &key);
+
+  int result = sm_balance(&key, &be);
+  if (result == SM_LB_NOT_A_SERVICE) {
     sm_count(SM_CNT_CONNECT_PASSTHROUGH);
     return SM_ALLOW;
   }
-
-  const struct sm_backend_set *set = sm_lookup_set(svc);
-  int idx = set ? sm_select_weighted(set, bpf_get_prandom_u32()) : -1;
-  if (idx < 0 || idx >= SM_MAX_BACKENDS) {
+  if (result != SM_LB_CHOSEN || !be) {
     sm_count(SM_CNT_CONNECT_NO_BACKEND);
     bpf_set_retval(-SM_ERR_NO_BACKEND);
     return SM_REJECT;
   }
-  const struct sm_backend *be = &set->backends[idx & SM_BACKEND_MASK];
 
-  struct sm_orig_dst *orig =
+  struct sm_orig_dst *stored =
       bpf_sk_storage_get(&sm_orig_dst_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (orig) {
-    orig->addr = ctx->user_ip4;
-    orig->port = ctx->user_port;
-  } else {
+  if (stored)
+    *stored = orig;
+  else
     sm_count(SM_CNT_ORIG_DST_LOST);
-  }
 
-  ctx->user_ip4 = be->addr;
-  ctx->user_port = be->port;
+  sm_write_backend(ctx, v6, &orig, be);
+  if (proto == SM_IPPROTO_UDP)
+    sm_remember_reverse(ctx, v6, &orig);
   sm_count(SM_CNT_CONNECT_BALANCED);
   return SM_ALLOW;
 }
 
-SEC("cgroup/getpeername4")
-int sm_getpeername4(struct bpf_sock_addr *ctx) {
-  if (ctx->type != SM_SOCK_STREAM)
+static __always_inline int sm_sendmsg(struct bpf_sock_addr *ctx, int v6) {
+  if (sm_proto_of(ctx) != SM_IPPROTO_UDP)
     return SM_ALLOW;
+  struct sm_orig_dst orig = {};
+  struct sm_service_key key = {};
+  const struct sm_backend *be = 0;
+  sm_read_orig(ctx, v6, &orig);
+  sm_key_of(&orig, SM_IPPROTO_UDP, &key);
+
+  int result = sm_balance(&key, &be);
+  if (result == SM_LB_NOT_A_SERVICE)
+    return SM_ALLOW;
+  if (result != SM_LB_CHOSEN || !be) {
+    sm_count(SM_CNT_SENDMSG_NO_BACKEND);
+    bpf_set_retval(-SM_ERR_NO_BACKEND);
+    return SM_REJECT;
+  }
+  sm_write_backend(ctx, v6, &orig, be);
+  sm_remember_reverse(ctx, v6, &orig);
+  sm_count(SM_CNT_SENDMSG_BALANCED);
+  return SM_ALLOW;
+}
+
+static __always_inline int sm_recvmsg(struct bpf_sock_addr *ctx, int v6) {
+  struct sm_reverse_key key = {};
+  sm_reverse_key_of(ctx, v6, &key);
+  const struct sm_orig_dst *orig = bpf_map_lookup_elem(&sm_udp_reverse, &key);
+  if (!orig)
+    return SM_ALLOW;
+  sm_write_orig(ctx, v6, orig);
+  sm_count(SM_CNT_RECVMSG_RESTORED);
+  return SM_ALLOW;
+}
+
+static __always_inline int sm_getpeername(struct bpf_sock_addr *ctx, int v6) {
   struct sm_orig_dst *orig = bpf_sk_storage_get(&sm_orig_dst_store, ctx->sk, 0, 0);
   if (!orig)
     return SM_ALLOW;
-  ctx->user_ip4 = orig->addr;
-  ctx->user_port = orig->port;
+  sm_write_orig(ctx, v6, orig);
   sm_count(SM_CNT_PEERNAME_RESTORED);
   return SM_ALLOW;
 }
+
+SEC("cgroup/connect4")
+int sm_connect4(struct bpf_sock_addr *ctx) { return sm_connect(ctx, 0); }
+
+SEC("cgroup/connect6")
+int sm_connect6(struct bpf_sock_addr *ctx) { return sm_connect(ctx, 1); }
+
+SEC("cgroup/sendmsg4")
+int sm_sendmsg4(struct bpf_sock_addr *ctx) { return sm_sendmsg(ctx, 0); }
+
+SEC("cgroup/sendmsg6")
+int sm_sendmsg6(struct bpf_sock_addr *ctx) { return sm_sendmsg(ctx, 1); }
+
+SEC("cgroup/recvmsg4")
+int sm_recvmsg4(struct bpf_sock_addr *ctx) { return sm_recvmsg(ctx, 0); }
+
+SEC("cgroup/recvmsg6")
+int sm_recvmsg6(struct bpf_sock_addr *ctx) { return sm_recvmsg(ctx, 1); }
+
+SEC("cgroup/getpeername4")
+int sm_getpeername4(struct bpf_sock_addr *ctx) { return sm_getpeername(ctx, 0); }
+
+SEC("cgroup/getpeername6")
+int sm_getpeername6(struct bpf_sock_addr *ctx) { return sm_getpeername(ctx, 1); }
 
 char LICENSE[] SEC("license") = "GPL";

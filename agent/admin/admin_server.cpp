@@ -25,6 +25,22 @@ class AdminService final : public v1::Admin::Service {
                             v1::ListServicesResponse *reply) override {
     return guarded([&] { *reply = state_.services(); });
   }
+  grpc::Status WatchServices(grpc::ServerContext *context, const v1::ListServicesRequest *,
+                             grpc::ServerWriter<v1::ListServicesResponse> *writer) override {
+    try {
+      while (!context->IsCancelled()) {
+        v1::ListServicesResponse services = state_.services();
+        if (!writer->Write(services)) break;  // the client went away
+        // Wake up now and then to notice a cancelled client even when nothing changes.
+        while (!context->IsCancelled() &&
+               !state_.wait_for_change(services.generation(), std::chrono::milliseconds(500))) {
+        }
+      }
+      return grpc::Status::OK;
+    } catch (const std::exception &e) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+  }
   grpc::Status ListEndpoints(grpc::ServerContext *, const v1::ListEndpointsRequest *,
                              v1::ListEndpointsResponse *reply) override {
     return guarded([&] { *reply = state_.endpoints(); });

@@ -126,7 +126,13 @@ Datapath::~Datapath() {
 void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
   const ProgramSlot slots[] = {
       {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
+      {skel_->progs.sm_connect6, "cgroup/connect6", "link_connect6"},
+      {skel_->progs.sm_sendmsg4, "cgroup/sendmsg4", "link_sendmsg4"},
+      {skel_->progs.sm_sendmsg6, "cgroup/sendmsg6", "link_sendmsg6"},
+      {skel_->progs.sm_recvmsg4, "cgroup/recvmsg4", "link_recvmsg4"},
+      {skel_->progs.sm_recvmsg6, "cgroup/recvmsg6", "link_recvmsg6"},
       {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
+      {skel_->progs.sm_getpeername6, "cgroup/getpeername6", "link_getpeername6"},
   };
   for (const auto &slot : slots) {
     std::string pin = pin_dir_ + "/" + slot.pin_name;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "reconcile/lb_maps.h"
+#include "sockmesh/common/unique_fd.h"
 
 namespace sockmesh::reconcile {
 
@@ -12,14 +13,19 @@ class BpfLbMaps : public LbMaps {
       : services_fd_(services_fd), sets_fd_(backend_sets_fd) {}
 
   std::vector<KernelService> read_all() override;
-  void write_set(uint32_t slot, const sm_backend_set &set) override;
-  void bind(const ServiceKey &key, uint32_t slot) override;
-  void unbind(const ServiceKey &key) override;
-  void clear_slot(uint32_t slot) override;
+  void write_slots(const std::vector<std::pair<uint32_t, const SlotImage*>>& writes) override;
+  void bind(const ServiceKey& key, uint32_t slot) override;
+  void unbind(const ServiceKey& key) override;
+  void clear_slots(const std::vector<uint32_t>& slots) override;
 
  private:
+  // Swaps inner maps into slots: one batch (one kernel wait for readers) where the kernel
+  // supports batch updates of map-in-map, else one update per slot.
+  void install(const std::vector<uint32_t>& slots, const std::vector<int>& inner_fds);
+
   int services_fd_;
   int sets_fd_;
+  UniqueFd empty_;  // the inner map cleared slots point to (no backends)
 };
 
 }  // namespace sockmesh::reconcile

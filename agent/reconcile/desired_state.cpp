@@ -3,18 +3,36 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <cstring>
+#include <stdexcept>
+
 namespace sockmesh::reconcile {
 
-std::string format_ipv4(uint32_t host_order) {
-  in_addr addr{htonl(host_order)};
-  char text[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &addr, text, sizeof(text));
+IpAddress parse_ip(const std::string& text) {
+  IpAddress addr;
+  if (inet_pton(AF_INET, text.c_str(), addr.bytes.data()) == 1) {
+    addr.family = AF_INET;
+  } else if (inet_pton(AF_INET6, text.c_str(), addr.bytes.data()) == 1) {
+    addr.family = AF_INET6;
+  } else {
+    throw std::invalid_argument("not an IP address: \"" + text + "\"");
+  }
+  return addr;
+}
+
+std::string format_ip(const IpAddress& addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(addr.family == AF_INET6 ? AF_INET6 : AF_INET, addr.bytes.data(), text, sizeof(text));
   return text;
 }
 
-std::string format_key(const ServiceKey &key) {
-  return format_ipv4(key.addr) + ":" + std::to_string(key.port) +
-         (key.proto == IPPROTO_UDP ? "/UDP" : "/TCP");
+std::string format_endpoint(const IpAddress& addr, uint16_t port) {
+  std::string ip = format_ip(addr);
+  return (addr.family == AF_INET6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+std::string format_key(const ServiceKey& key) {
+  return format_endpoint(key.addr, key.port) + (key.proto == IPPROTO_UDP ? "/UDP" : "/TCP");
 }
 
 }  // namespace sockmesh::reconcile

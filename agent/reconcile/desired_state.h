@@ -2,6 +2,7 @@
 // derived from a resource snapshot by translate(). Plain data; no protobuf, no libbpf.
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstdint>
 #include <map>
@@ -10,32 +11,45 @@
 
 namespace sockmesh::reconcile {
 
-// A VIP port in host byte order.
+// An IPv4 or IPv6 address; bytes in network order (IPv4 in bytes[0..4), the rest zero).
+struct IpAddress {
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  std::array<uint8_t, 16> bytes{};
+  auto operator<=>(const IpAddress&) const = default;
+};
+
+// Throws std::invalid_argument for text that is neither an IPv4 nor an IPv6 address.
+IpAddress parse_ip(const std::string& text);
+std::string format_ip(const IpAddress& addr);  // "10.96.0.10", "fd00:96::a"
+
+// A VIP port.
 struct ServiceKey {
-  uint32_t addr = 0;  // IPv4, host order
-  uint16_t port = 0;
+  IpAddress addr;
+  uint16_t port = 0;  // host order
   uint8_t proto = 0;  // IPPROTO_TCP / IPPROTO_UDP
-  auto operator<=>(const ServiceKey &) const = default;
+  auto operator<=>(const ServiceKey&) const = default;
 };
 
 struct DesiredBackend {
-  uint32_t addr = 0;  // host order
-  uint16_t port = 0;
-  uint32_t weight = 0;   // the kernel's weight: 0 means listed but never chosen
-  std::string workload;  // "namespace/name"
-  std::string subset;    // empty when the service has no subsets
-  bool operator==(const DesiredBackend &) const = default;
+  IpAddress addr;         // same family as the VIP
+  uint16_t port = 0;      // host order
+  uint32_t weight = 0;    // the kernel's weight: 0 means listed but never chosen
+  std::string workload;   // "namespace/name"
+  std::string subset;     // empty when the service has no subsets
+  bool operator==(const DesiredBackend&) const = default;
 };
 
 struct DesiredService {
-  std::string service;                   // "namespace/name"
+  std::string service;  // "namespace/name"
+  uint32_t policy = 0;  // enum sm_lb_policy
+  uint32_t maglev_size = 0;  // entries of the Maglev table when policy is MAGLEV
   std::vector<DesiredBackend> backends;  // in a stable order (by workload, then port)
-  bool operator==(const DesiredService &) const = default;
+  bool operator==(const DesiredService&) const = default;
 };
 
 using DesiredState = std::map<ServiceKey, DesiredService>;
 
-std::string format_key(const ServiceKey &key);  // "10.96.0.10:80/TCP"
-std::string format_ipv4(uint32_t host_order);   // "10.96.0.10"
+std::string format_endpoint(const IpAddress& addr, uint16_t port);  // "1.2.3.4:80", "[fd00::1]:80"
+std::string format_key(const ServiceKey& key);                      // "10.96.0.10:80/TCP"
 
 }  // namespace sockmesh::reconcile

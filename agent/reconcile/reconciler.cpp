@@ -5,11 +5,11 @@
 
 namespace sockmesh::reconcile {
 
-Reconciler::Reconciler(LbMaps &maps) : maps_(maps) {
-  for (const auto &kernel : maps_.read_all()) {
-    installed_[kernel.key] = {kernel.slot, kernel.set};
+Reconciler::Reconciler(LbMaps& maps) : maps_(maps) {
+  for (auto& kernel : maps_.read_all()) {
     used_slots_.insert(kernel.slot);
     next_slot_ = std::max(next_slot_, kernel.slot + 1);
+    installed_[kernel.key] = {kernel.slot, std::move(kernel.image), true};
   }
 }
 
@@ -28,55 +28,75 @@ uint32_t Reconciler::allocate_slot() {
                            std::to_string(SM_MAX_SERVICES) + " service ports");
 }
 
-ApplyStats Reconciler::apply(const DesiredState &desired) {
+ApplyStats Reconciler::apply(const DesiredState& desired) {
   ApplyStats stats;
 
-  // Removals first, so their slots are free for additions.
-  std::vector<ServiceKey> gone;
-  for (const auto &[key, installed] : installed_)
-    if (!desired.count(key)) gone.push_back(key);
-  for (const auto &key : gone) {
-    uint32_t slot = installed_.at(key).slot;
-    maps_.unbind(key);  // new connects pass through from here on
-    installed_.erase(key);
-    maps_.clear_slot(slot);
-    used_slots_.erase(slot);
-    stats.removed++;
-  }
+  // Everything is translated to kernel images first: a service that does not fit fails the whole
+  // apply before anything is written.
+  std::map<ServiceKey, SlotImage> images;
+  for (const auto& [key, service] : desired) images[key] = to_slot_image(service);
 
-  for (const auto &[key, service] : desired) {
-    sm_backend_set set = to_backend_set(service);
-    auto it = installed_.find(key);
-    if (it != installed_.end()) {
-      if (same_set(it->second.set, set)) {
-        stats.unchanged++;
-        continue;
-      }
-      maps_.write_set(it->second.slot, set);  // the one atomic switch of this service
-      it->second.set = set;
-      stats.updated++;
+  // Removals: unbind first (new connects stop finding the service), then empty the slots.
+  std::vector<uint32_t> cleared;
+  for (auto it = installed_.begin(); it != installed_.end();) {
+    if (desired.count(it->first)) {
+      ++it;
       continue;
     }
-    uint32_t slot = allocate_slot();
+    maps_.unbind(it->first);
+    cleared.push_back(it->second.slot);
+    it = installed_.erase(it);
+    stats.removed++;
+  }
+  if (!cleared.empty()) {
+    maps_.clear_slots(cleared);
+    for (uint32_t slot : cleared) used_slots_.erase(slot);
+  }
+
+  std::vector<std::pair<uint32_t, const SlotImage*>> writes;
+  std::vector<std::pair<ServiceKey, uint32_t>> binds;
+  for (const auto& [key, image] : images) {
+    auto it = installed_.find(key);
+    if (it == installed_.end()) {
+      uint32_t slot = allocate_slot();
+      writes.emplace_back(slot, &image);
+      binds.emplace_back(key, slot);
+    } else if (it->second.known && it->second.image == image) {
+      stats.unchanged++;
+    } else {
+      writes.emplace_back(it->second.slot, &image);
+      stats.updated++;
+    }
+  }
+
+  try {
+    if (!writes.empty()) maps_.write_slots(writes);  // the sets exist before any VIP names them
+  } catch (...) {
+    for (const auto& [key, slot] : binds) used_slots_.erase(slot);
+    for (auto& [key, installed] : installed_)
+      if (images.count(key)) installed.known = false;
+    throw;
+  }
+  for (auto& [key, installed] : installed_) {
+    auto image = images.find(key);
+    if (image != images.end()) installed = {installed.slot, image->second, true};
+  }
+
+  for (size_t i = 0; i < binds.size(); i++) {
+    const auto& [key, slot] = binds[i];
     try {
-      maps_.write_set(slot, set);  // the set exists before any connect can find the VIP
       maps_.bind(key, slot);
     } catch (...) {
-      try {
-        maps_.clear_slot(slot);
-      } catch (...) {
-        // the slot stays unbound either way; reported through the first error
-      }
-      used_slots_.erase(slot);
+      for (size_t j = i; j < binds.size(); j++) used_slots_.erase(binds[j].second);
       throw;
     }
-    installed_[key] = {slot, set};
+    installed_[key] = {slot, images.at(key), true};
     stats.added++;
   }
   return stats;
 }
 
-int64_t Reconciler::slot_of(const ServiceKey &key) const {
+int64_t Reconciler::slot_of(const ServiceKey& key) const {
   auto it = installed_.find(key);
   return it == installed_.end() ? -1 : int64_t(it->second.slot);
 }

@@ -1,5 +1,6 @@
 // Brings the kernel's load-balancing maps to a desired state with the fewest writes: a service
-// whose backend set is unchanged is not touched; a changed one switches in one atomic write.
+// whose slot content is unchanged is not touched; a changed one switches in one atomic write; all
+// slot writes of one apply() go to the kernel in one batch.
 #pragma once
 
 #include <cstdint>
@@ -20,24 +21,26 @@ struct ApplyStats {
 class Reconciler {
  public:
   // Adopts what the maps already hold.
-  explicit Reconciler(LbMaps &maps);
+  explicit Reconciler(LbMaps& maps);
 
-  // Throws std::runtime_error when a map write fails; what was written before stays written and
-  // is known to the reconciler, so the next apply() continues from the true kernel state.
-  ApplyStats apply(const DesiredState &desired);
+  // Throws when a desired service does not fit the kernel (std::invalid_argument, before any
+  // write) or a map write fails (std::runtime_error); after a failed write the reconciler
+  // rewrites every slot it is unsure of at the next apply().
+  ApplyStats apply(const DesiredState& desired);
 
   // Slot of a VIP port as installed, or -1.
-  int64_t slot_of(const ServiceKey &key) const;
+  int64_t slot_of(const ServiceKey& key) const;
   size_t services() const { return installed_.size(); }
 
  private:
   struct Installed {
     uint32_t slot;
-    sm_backend_set set;
+    SlotImage image;
+    bool known = true;  // false after a failed write: the kernel may hold either image
   };
   uint32_t allocate_slot();
 
-  LbMaps &maps_;
+  LbMaps& maps_;
   std::map<ServiceKey, Installed> installed_;
   std::set<uint32_t> used_slots_;
   uint32_t next_slot_ = 0;

@@ -19,9 +19,13 @@ constexpr const char *kNames[] = {
     "connect_passthrough",  // SM_CNT_CONNECT_PASSTHROUGH
     "peername_restored",    // SM_CNT_PEERNAME_RESTORED
     "orig_dst_lost",        // SM_CNT_ORIG_DST_LOST
+    "sendmsg_balanced",     // SM_CNT_SENDMSG_BALANCED
+    "sendmsg_no_backend",   // SM_CNT_SENDMSG_NO_BACKEND
+    "recvmsg_restored",     // SM_CNT_RECVMSG_RESTORED
+    "reverse_lost",         // SM_CNT_REVERSE_LOST
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
-static_assert(SM_CNT_ORIG_DST_LOST == 4);
+static_assert(SM_CNT_REVERSE_LOST == 8);
 
 }  // namespace
 

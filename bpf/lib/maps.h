@@ -18,16 +18,18 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_services SEC(".maps");
 
-/* Template of the inner maps: one element holding a service's whole backend set. value_size
- * rather than __type: clang-14 emits the struct only as a forward declaration in this position. */
+/* Template of the inner maps: element 0 the backend set, then the Maglev table's chunks; their
+ * number varies per service (BPF_F_INNER_MAP). value_size rather than __type: clang-14 emits the
+ * struct only as a forward declaration in this position. */
 struct sm_backend_set_inner {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 1);
+  __uint(map_flags, BPF_F_INNER_MAP);
   __uint(key_size, sizeof(__u32));
   __uint(value_size, sizeof(struct sm_backend_set));
 };
 
-/* slot -> inner map with the backend set; swapped whole on every change of a service. */
+/* slot -> inner map with the backend set (and Maglev table); swapped whole on every change. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
   __uint(max_entries, SM_MAX_SERVICES);
@@ -39,8 +41,9 @@ struct {
 /* Per-socket memory of the VIP a balanced connect() asked for, answered by getpeername().
  * Pinned so that sockets opened before an agent restart keep their answer. */
 struct sm_orig_dst {
-  __u32 addr; /* network byte order */
-  __u32 port; /* network byte order, low 16 bits (the layout of bpf_sock_addr.user_port) */
+  __u32 addr[4]; /* network byte order; IPv4 in addr[0] */
+  __u32 port;    /* network byte order, low 16 bits (the layout of bpf_sock_addr.user_port) */
+  __u32 family;  /* SM_AF_INET or SM_AF_INET6, as the application addressed it */
 };
 
 struct {
@@ -50,6 +53,32 @@ struct {
   __type(value, struct sm_orig_dst);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_orig_dst_store SEC(".maps");
+
+/* slot -> round-robin cursor, per CPU (no contention between CPUs; fairness per CPU). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SM_MAX_SERVICES);
+  __type(key, __u32);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_rr_cursors SEC(".maps");
+
+/* UDP reverse translation: (socket, backend) -> the VIP the socket sent to, so that recvmsg()
+ * reports replies as coming from the VIP. LRU: entries of closed sockets age out. */
+struct sm_reverse_key {
+  __u64 cookie;  /* bpf_get_socket_cookie() */
+  __u32 addr[4]; /* backend, network byte order */
+  __u32 port;    /* backend port, network byte order in the low 16 bits */
+  __u32 family;
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct sm_reverse_key);
+  __type(value, struct sm_orig_dst);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_udp_reverse SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
 struct {

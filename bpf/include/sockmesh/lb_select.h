@@ -23,16 +23,12 @@
 #define SM_OPAQUE(x) ((void)0)
 #endif
 
-/* Weighted random choice. rnd is a uniform 32-bit random number; it is scaled into
- * [0, total_weight) by multiply-and-shift (no modulo bias beyond 2^-32 per unit of weight).
- * Returns the index of the first backend whose cumulative weight exceeds the scaled value, so a
- * backend of weight 0 is never chosen; returns -1 when the set has no usable backend. */
-static inline int sm_select_weighted(const struct sm_backend_set *set, __u32 rnd) {
+/* The backend owning `target` in [0, total_weight): the first whose cumulative weight exceeds it,
+ * so a backend of weight 0 is never chosen. -1 when the set has no usable backend. */
+static inline int sm_select_at(const struct sm_backend_set *set, __u32 target) {
   __u32 count = set->count;
-  __u32 total = set->total_weight;
-  if (count == 0 || count > SM_MAX_BACKENDS || total == 0)
+  if (count == 0 || count > SM_MAX_BACKENDS || set->total_weight == 0)
     return -1;
-  __u32 target = (__u32)(((__u64)rnd * total) >> 32);
   __u32 lo = 0, hi = count - 1;
   for (int step = 0; step < SM_SELECT_STEPS; step++) {
     if (lo >= hi)
@@ -52,6 +48,34 @@ static inline int sm_select_weighted(const struct sm_backend_set *set, __u32 rnd
   if (set->backends[lo].weight_cum <= target)
     return -1;
   return (int)lo;
+}
+
+/* Weighted random choice. rnd is a uniform 32-bit random number, scaled into [0, total_weight)
+ * by multiply-and-shift (no modulo bias beyond 2^-32 per unit of weight). */
+static inline int sm_select_weighted(const struct sm_backend_set *set, __u32 rnd) {
+  __u32 target = (__u32)(((__u64)rnd * set->total_weight) >> 32);
+  return sm_select_at(set, target);
+}
+
+/* Weighted round-robin: the cursor walks the weight space, so over any total_weight consecutive
+ * picks of one cursor each backend is chosen exactly `weight` times (in runs, not interleaved). */
+static inline int sm_select_round_robin(const struct sm_backend_set *set, __u32 cursor) {
+  if (set->total_weight == 0)
+    return -1;
+  return sm_select_at(set, cursor % set->total_weight);
+}
+
+/* A Maglev table entry is an index into backends[]; it is usable when it names a backend of
+ * positive weight (the table builder never names others; this guards a corrupt table). */
+static inline int sm_maglev_backend(const struct sm_backend_set *set, __u32 entry) {
+  if (entry >= set->count || entry >= SM_MAX_BACKENDS)
+    return -1;
+  SM_OPAQUE(entry);
+  entry &= SM_BACKEND_MASK;
+  __u32 before = entry ? set->backends[(entry - 1) & SM_BACKEND_MASK].weight_cum : 0;
+  if (set->backends[entry].weight_cum <= before)
+    return -1;
+  return (int)entry;
 }
 
 #endif

@@ -16,7 +16,7 @@ sm_backend_set make_set(const std::vector<uint32_t> &weights) {
   uint32_t cum = 0;
   for (uint32_t w : weights) {
     cum += w;
-    set.backends[set.count].addr = set.count + 1;
+    set.backends[set.count].addr[0] = set.count + 1;
     set.backends[set.count].weight_cum = cum;
     set.count++;
   }
@@ -96,6 +96,26 @@ TEST(WeightedSelection, CorruptSetsAreRefusedNotOverread) {
   auto inconsistent = make_set({1, 1});
   inconsistent.total_weight = 10;  // larger than the last cumulative weight
   EXPECT_EQ(sm_select_weighted(&inconsistent, UINT32_MAX), -1);
+}
+
+TEST(RoundRobin, EachCursorSequenceHitsBackendsExactlyByWeight) {
+  auto set = make_set({2, 1, 3});
+  std::vector<int> picks(3, 0);
+  for (uint32_t cursor = 0; cursor < 6 * 1000; cursor++) picks[sm_select_round_robin(&set, cursor)]++;
+  EXPECT_EQ(picks, (std::vector<int>{2000, 1000, 3000}));
+  // The cursor wraps at 2^32 without skipping a backend forever.
+  EXPECT_GE(sm_select_round_robin(&set, UINT32_MAX), 0);
+  auto zero = make_set({0});
+  EXPECT_EQ(sm_select_round_robin(&zero, 5), -1);
+}
+
+TEST(Maglev, TableEntryMustNameAUsableBackend) {
+  auto set = make_set({1, 0, 1});
+  EXPECT_EQ(sm_maglev_backend(&set, 0), 0);
+  EXPECT_EQ(sm_maglev_backend(&set, 1), -1);  // weight 0
+  EXPECT_EQ(sm_maglev_backend(&set, 2), 2);
+  EXPECT_EQ(sm_maglev_backend(&set, 3), -1);  // beyond count
+  EXPECT_EQ(sm_maglev_backend(&set, 255), -1);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // Reconcile diffing against a fake kernel: unchanged services are not rewritten, changed ones
-// switch in one write, and a restarted agent adopts what the maps hold.
-#include "reconcile/reconciler.h"
-
+// switch in one write, writes of one apply go in one batch, and a restarted agent adopts what the
+// maps hold.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
@@ -9,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "reconcile/reconciler.h"
 
 namespace sockmesh::reconcile {
 namespace {
@@ -20,10 +21,14 @@ class FakeLbMaps : public LbMaps {
     for (const auto &[key, slot] : bound) out.push_back({key, slot, sets.at(slot)});
     return out;
   }
-  void write_set(uint32_t slot, const sm_backend_set &set) override {
+  void write_slots(const std::vector<std::pair<uint32_t, const SlotImage *>> &writes) override {
     if (fail_writes) throw std::runtime_error("injected failure");
-    log.push_back("write_set " + std::to_string(slot));
-    sets[slot] = set;
+    std::string line = "write_slots";
+    for (const auto &[slot, image] : writes) {
+      line += " " + std::to_string(slot);
+      sets[slot] = *image;
+    }
+    log.push_back(line);
   }
   void bind(const ServiceKey &key, uint32_t slot) override {
     log.push_back("bind " + format_key(key) + " " + std::to_string(slot));
@@ -33,27 +38,31 @@ class FakeLbMaps : public LbMaps {
     log.push_back("unbind " + format_key(key));
     bound.erase(key);
   }
-  void clear_slot(uint32_t slot) override {
-    log.push_back("clear_slot " + std::to_string(slot));
-    sets.erase(slot);
+  void clear_slots(const std::vector<uint32_t> &slots) override {
+    std::string line = "clear_slots";
+    for (uint32_t slot : slots) {
+      line += " " + std::to_string(slot);
+      sets.erase(slot);
+    }
+    log.push_back(line);
   }
 
   std::map<ServiceKey, uint32_t> bound;
-  std::map<uint32_t, sm_backend_set> sets;
+  std::map<uint32_t, SlotImage> sets;
   std::vector<std::string> log;
   bool fail_writes = false;
 };
 
 ServiceKey vip(uint8_t last, uint16_t port = 80) {
-  return {(10u << 24) | (96u << 16) | last, port, IPPROTO_TCP};
+  return {parse_ip("10.96.0." + std::to_string(last)), port, IPPROTO_TCP};
 }
 
-DesiredService service(const std::string &name, std::vector<uint32_t> weights) {
-  DesiredService s{name, {}};
-  uint32_t host = 10;
+DesiredService service(const std::string &name, std::vector<uint32_t> weights,
+                       uint32_t policy = SM_LB_RANDOM) {
+  DesiredService s{name, policy, policy == SM_LB_MAGLEV ? 13u : 0u, {}};
+  int host = 10;
   for (uint32_t w : weights)
-    s.backends.push_back(
-        {(10u << 24) | (78u << 16) | (1u << 8) | host++, 8080, w, name + "-be", ""});
+    s.backends.push_back({parse_ip("10.78.1." + std::to_string(host++)), 8080, w, name + "-be", ""});
   return s;
 }
 
@@ -62,16 +71,30 @@ TEST(Reconciler, AddsEachServiceWithTheSetBeforeTheBinding) {
   Reconciler reconciler(maps);
   auto stats = reconciler.apply({{vip(1), service("demo/a", {1, 1})}});
   EXPECT_EQ(stats.added, 1u);
-  EXPECT_EQ(maps.log, (std::vector<std::string>{"write_set 0", "bind 10.96.0.1:80/TCP 0"}));
-  EXPECT_EQ(maps.sets.at(0).count, 2u);
-  EXPECT_EQ(maps.sets.at(0).total_weight, 2u);
-  EXPECT_EQ(maps.sets.at(0).backends[0].port, htons(8080));
+  EXPECT_EQ(maps.log, (std::vector<std::string>{"write_slots 0", "bind 10.96.0.1:80/TCP 0"}));
+  const auto &set = maps.sets.at(0).set;
+  EXPECT_EQ(set.count, 2u);
+  EXPECT_EQ(set.total_weight, 2u);
+  EXPECT_EQ(set.backends[0].port, htons(8080));
+  EXPECT_EQ(set.backends[0].family, SM_AF_INET);
+  EXPECT_EQ(set.backends[1].addr[0], htonl((10u << 24) | (78u << 16) | (1u << 8) | 11));
+}
+
+TEST(Reconciler, AllWritesOfOneApplyGoInOneBatch) {
+  FakeLbMaps maps;
+  Reconciler reconciler(maps);
+  reconciler.apply({{vip(1), service("demo/a", {1})},
+                    {vip(2), service("demo/b", {1})},
+                    {vip(3), service("demo/c", {1})}});
+  EXPECT_EQ(maps.log[0], "write_slots 0 1 2");
+  EXPECT_EQ(maps.log.size(), 4u);  // the batch, then three bindings
 }
 
 TEST(Reconciler, UnchangedServiceIsNotRewritten) {
   FakeLbMaps maps;
   Reconciler reconciler(maps);
-  DesiredState desired{{vip(1), service("demo/a", {1, 1})}, {vip(2), service("demo/b", {3})}};
+  DesiredState desired{{vip(1), service("demo/a", {1, 1})},
+                       {vip(2), service("demo/b", {3}, SM_LB_MAGLEV)}};
   reconciler.apply(desired);
   maps.log.clear();
   auto stats = reconciler.apply(desired);
@@ -87,10 +110,21 @@ TEST(Reconciler, ChangedServiceSwitchesInOneWriteToItsSlot) {
   maps.log.clear();
   auto stats =
       reconciler.apply({{vip(1), service("demo/a", {1, 1})}, {vip(2), service("demo/b", {3, 4})}});
-  EXPECT_EQ(maps.log, (std::vector<std::string>{"write_set 1"}));
+  EXPECT_EQ(maps.log, (std::vector<std::string>{"write_slots 1"}));
   EXPECT_EQ(stats.updated, 1u);
   EXPECT_EQ(stats.unchanged, 1u);
-  EXPECT_EQ(maps.sets.at(1).total_weight, 7u);
+  EXPECT_EQ(maps.sets.at(1).set.total_weight, 7u);
+}
+
+TEST(Reconciler, PolicyChangeIsAChange) {
+  FakeLbMaps maps;
+  Reconciler reconciler(maps);
+  reconciler.apply({{vip(1), service("demo/a", {1, 1})}});
+  maps.log.clear();
+  reconciler.apply({{vip(1), service("demo/a", {1, 1}, SM_LB_MAGLEV)}});
+  EXPECT_EQ(maps.log, (std::vector<std::string>{"write_slots 0"}));
+  EXPECT_EQ(maps.sets.at(0).set.policy, uint32_t(SM_LB_MAGLEV));
+  EXPECT_EQ(maps.sets.at(0).maglev.size(), 13u);
 }
 
 TEST(Reconciler, RemovalUnbindsBeforeClearingAndSlotsAreNotReusedAtOnce) {
@@ -99,13 +133,14 @@ TEST(Reconciler, RemovalUnbindsBeforeClearingAndSlotsAreNotReusedAtOnce) {
   reconciler.apply({{vip(1), service("demo/a", {1})}});
   maps.log.clear();
   reconciler.apply({{vip(2), service("demo/b", {1})}});
-  EXPECT_EQ(maps.log, (std::vector<std::string>{"unbind 10.96.0.1:80/TCP", "clear_slot 0",
-                                                "write_set 1", "bind 10.96.0.2:80/TCP 1"}));
+  EXPECT_EQ(maps.log, (std::vector<std::string>{"unbind 10.96.0.1:80/TCP", "clear_slots 0",
+                                                "write_slots 1", "bind 10.96.0.2:80/TCP 1"}));
 }
 
 TEST(Reconciler, RestartedAgentAdoptsKernelStateAndRewritesNothing) {
   FakeLbMaps maps;
-  DesiredState desired{{vip(1), service("demo/a", {1, 2})}, {vip(2), service("demo/b", {3})}};
+  DesiredState desired{{vip(1), service("demo/a", {1, 2})},
+                       {vip(2), service("demo/b", {3}, SM_LB_MAGLEV)}};
   {
     Reconciler first(maps);
     first.apply(desired);
@@ -118,31 +153,46 @@ TEST(Reconciler, RestartedAgentAdoptsKernelStateAndRewritesNothing) {
   EXPECT_EQ(stats.unchanged, 2u);
   // A new service does not take a slot the adopted ones hold.
   second.apply({{vip(1), service("demo/a", {1, 2})},
-                {vip(2), service("demo/b", {3})},
+                {vip(2), service("demo/b", {3}, SM_LB_MAGLEV)},
                 {vip(3), service("demo/c", {1})}});
   EXPECT_EQ(second.slot_of(vip(3)), 2);
 }
 
-TEST(Reconciler, FailedWriteIsReportedAndRetriedNextTime) {
+TEST(Reconciler, FailedWriteIsReportedAndRewrittenNextTime) {
   FakeLbMaps maps;
   Reconciler reconciler(maps);
+  reconciler.apply({{vip(1), service("demo/a", {1})}});
   maps.fail_writes = true;
-  EXPECT_THROW(reconciler.apply({{vip(1), service("demo/a", {1})}}), std::runtime_error);
-  EXPECT_TRUE(maps.bound.empty());
-  EXPECT_EQ(reconciler.slot_of(vip(1)), -1);
-  maps.fail_writes = false;
-  auto stats = reconciler.apply({{vip(1), service("demo/a", {1})}});
-  EXPECT_EQ(stats.added, 1u);
+  EXPECT_THROW(reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}}),
+               std::runtime_error);
   EXPECT_EQ(maps.bound.size(), 1u);
+  EXPECT_EQ(reconciler.slot_of(vip(2)), -1);
+  maps.fail_writes = false;
+  maps.log.clear();
+  // demo/a's slot may hold either image: it is written again even though the input repeats.
+  auto stats = reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}});
+  EXPECT_EQ(stats.added, 1u);
+  EXPECT_EQ(stats.updated, 1u);
+  EXPECT_EQ(maps.bound.size(), 2u);
 }
 
 TEST(Reconciler, TooManyBackendsIsRefusedBeforeAnyWrite) {
   FakeLbMaps maps;
   Reconciler reconciler(maps);
-  EXPECT_THROW(reconciler.apply(
-                   {{vip(1), service("demo/a", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
-               std::invalid_argument);
+  EXPECT_THROW(
+      reconciler.apply({{vip(1), service("demo/a", {1})},
+                        {vip(2), service("demo/b", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
+      std::invalid_argument);
   EXPECT_TRUE(maps.log.empty());
+}
+
+TEST(SlotImage, MaglevServiceCarriesATableOfItsSize) {
+  auto image = to_slot_image(service("demo/a", {1, 1, 0}, SM_LB_MAGLEV));
+  EXPECT_EQ(image.set.maglev_size, 13u);
+  ASSERT_EQ(image.maglev.size(), 13u);
+  for (uint8_t entry : image.maglev) EXPECT_LT(entry, 2);  // never the weight-0 backend
+  auto none = to_slot_image(service("demo/b", {0}, SM_LB_MAGLEV));
+  EXPECT_EQ(none.set.total_weight, 0u);  // the kernel refuses: no usable backend
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Resources -> kernel weights: subsets split by their weights, endpoints within a subset by theirs.
 #include "reconcile/translate.h"
+#include "sockmesh/lb_maps.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -44,7 +45,7 @@ void add_subset(v1::Service *service, const std::string &version, uint32_t weigh
   s->set_weight(weight);
 }
 
-const ServiceKey kVip{(10u << 24) | (96u << 16) | 10, 80, IPPROTO_TCP};
+const ServiceKey kVip{parse_ip("10.96.0.10"), 80, IPPROTO_TCP};
 
 TEST(Translate, WithoutSubsetsEndpointWeightsAreKernelWeights) {
   v1::Snapshot snapshot;
@@ -59,7 +60,7 @@ TEST(Translate, WithoutSubsetsEndpointWeightsAreKernelWeights) {
   ASSERT_EQ(backends.size(), 2u);
   EXPECT_EQ(backends[0].workload, "demo/a");  // stable order: by workload name
   EXPECT_EQ(backends[0].weight, 1u);
-  EXPECT_EQ(backends[0].addr, (10u << 24) | (78u << 16) | (1u << 8) | 10);
+  EXPECT_EQ(format_ip(backends[0].addr), "10.78.1.10");
   EXPECT_EQ(backends[1].weight, 3u);
   EXPECT_EQ(backends[1].port, 8080);
 }
@@ -130,6 +131,41 @@ TEST(Translate, EveryVipOfAServiceGetsTheSameBackends) {
   auto state = translate(snapshot);
   ASSERT_EQ(state.size(), 2u);
   EXPECT_EQ(state.begin()->second, std::next(state.begin())->second);
+}
+
+TEST(Translate, DualStackVipsBalanceToAddressesOfTheirFamily) {
+  v1::Snapshot snapshot;
+  add_workload(snapshot, "a", "10.78.1.10", "v1");
+  snapshot.mutable_workloads(0)->add_addresses("fd00:78:1::10");
+  add_workload(snapshot, "b", "10.78.1.11", "v1");  // IPv4 only
+  auto *service = add_service(snapshot);
+  auto *v6 = service->add_vips();
+  v6->set_address("fd00:96::a");
+  v6->set_port(80);
+  add_endpoint(service, "a", 1);
+  add_endpoint(service, "b", 1);
+  auto state = translate(snapshot);
+  ASSERT_EQ(state.size(), 2u);
+  EXPECT_EQ(state.at(kVip).backends.size(), 2u);
+  const auto &v6_backends = state.at({parse_ip("fd00:96::a"), 80, IPPROTO_TCP}).backends;
+  ASSERT_EQ(v6_backends.size(), 1u);
+  EXPECT_EQ(format_ip(v6_backends[0].addr), "fd00:78:1::10");
+  EXPECT_EQ(v6_backends[0].workload, "demo/a");
+}
+
+TEST(Translate, PolicyAndMaglevTableSize) {
+  v1::Snapshot snapshot;
+  add_workload(snapshot, "a", "10.78.1.10", "v1");
+  auto *service = add_service(snapshot);
+  add_endpoint(service, "a", 1);
+  service->set_lb_policy(v1::LB_POLICY_MAGLEV);
+  EXPECT_EQ(translate(snapshot).at(kVip).maglev_size, uint32_t(SM_MAGLEV_DEFAULT_SIZE));
+  service->mutable_maglev()->set_table_size(65521);
+  EXPECT_EQ(translate(snapshot).at(kVip).maglev_size, 65521u);
+  EXPECT_EQ(translate(snapshot).at(kVip).policy, uint32_t(SM_LB_MAGLEV));
+  service->set_lb_policy(v1::LB_POLICY_ROUND_ROBIN);
+  EXPECT_EQ(translate(snapshot).at(kVip).policy, uint32_t(SM_LB_ROUND_ROBIN));
+  EXPECT_EQ(translate(snapshot).at(kVip).maglev_size, 0u);
 }
 
 }  // namespace
