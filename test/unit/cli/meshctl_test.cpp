@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include "fake_admin.h"
 #include "sockmesh/cli/target.h"
@@ -134,6 +136,31 @@ v1::ListEndpointsResponse sample_endpoints() {
   return r;
 }
 
+// The sample services, then the next generation: cart gone, web down to one usable endpoint.
+std::vector<v1::ListServicesResponse> sample_updates() {
+  auto next = sample_services();
+  next.set_generation(8);
+  next.mutable_services()->DeleteSubrange(0, 1);
+  next.mutable_services(0)->set_usable_endpoints(1);
+  return {sample_services(), next};
+}
+
+// Output that requests a stop when it has been flushed a number of times.
+class InterruptingBuffer : public std::stringbuf {
+ public:
+  InterruptingBuffer(std::stop_source interrupt, int flushes) : interrupt_(std::move(interrupt)), left_(flushes) {}
+
+ protected:
+  int sync() override {
+    if (--left_ == 0) interrupt_.request_stop();
+    return 0;
+  }
+
+ private:
+  std::stop_source interrupt_;
+  int left_;
+};
+
 class MeshctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -163,6 +190,17 @@ class MeshctlTest : public ::testing::Test {
     std::ostringstream out, err;
     const int code = run_meshctl(args, out, err, env_);
     return {code, out.str(), err.str()};
+  }
+
+  // Runs args and interrupts meshctl (as Ctrl-C does) when it has flushed its output `flushes` times.
+  Result run_interrupted_after(const std::vector<std::string>& args, int flushes) {
+    std::stop_source interrupt;
+    env_.interrupted = interrupt.get_token();
+    InterruptingBuffer buffer(interrupt, flushes);
+    std::ostream out(&buffer);
+    std::ostringstream err;
+    const int code = run_meshctl(args, out, err, env_);
+    return {code, buffer.str(), err.str()};
   }
 
   fs::path dir_;
@@ -728,6 +766,125 @@ TEST_F(MeshctlTest, UnknownOutputFormatNamesTheChoices) {
     EXPECT_EQ(r.err, "meshctl: --output: must be one of table, json, yaml, got \"xml\" (see meshctl --help)\n");
   }
   EXPECT_EQ(run({"version", "-o", "json"}).code, 2);
+}
+
+const char* const kWatchTable =
+    "# generation 7\n"
+    "NAMESPACE   NAME   VIPS                                      POLICY         ENDPOINTS\n"
+    "default     api    [fd00:96::1]:443/TCP                      RANDOM         0/0\n"
+    "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP     ROUND_ROBIN    3/3\n"
+    "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV(4093)   1/2\n"
+    "\n"
+    "# generation 8\n"
+    "NAMESPACE   NAME   VIPS                                    POLICY        ENDPOINTS\n"
+    "default     api    [fd00:96::1]:443/TCP                    RANDOM        0/0\n"
+    "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP   ROUND_ROBIN   1/3\n";
+
+TEST_F(MeshctlTest, WatchServicesUntilTheAgentStops) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  agent.watch_end = grpc::Status(grpc::StatusCode::UNAVAILABLE, "meshd is stopping");
+  const auto r = run({"get", "services", "--watch"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, kWatchTable);
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+                       " closed the watch: meshd is stopping (gRPC status 14)\n");
+}
+
+TEST_F(MeshctlTest, WatchServicesUntilInterrupted) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  agent.watch_holds_open = true;
+  const auto r = run_interrupted_after({"get", "svc", "-w"}, 2);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, kWatchTable);
+}
+
+TEST_F(MeshctlTest, WatchServicesAsJsonLines) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  const auto r = run({"get", "services", "-w", "-o", "json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(
+      r.out,
+      R"({"services":[{"namespace":"default","name":"api","vips":[{"address":"fd00:96::1","port":443,"protocol":"PROTOCOL_UNSPECIFIED"}],"lbPolicy":"LB_POLICY_UNSPECIFIED","endpoints":0,"usableEndpoints":0,"slots":[],"maglevTableSize":0},{"namespace":"default","name":"web","vips":[{"address":"10.96.0.10","port":80,"protocol":"PROTOCOL_TCP"},{"address":"fd00:96::a","port":80,"protocol":"PROTOCOL_TCP"}],"lbPolicy":"LB_POLICY_ROUND_ROBIN","endpoints":3,"usableEndpoints":3,"slots":[],"maglevTableSize":0},{"namespace":"shop","name":"cart","vips":[{"address":"10.96.0.20","port":8080,"protocol":"PROTOCOL_TCP"},{"address":"10.96.0.20","port":8081,"protocol":"PROTOCOL_UDP"}],"lbPolicy":"LB_POLICY_MAGLEV","endpoints":2,"usableEndpoints":1,"slots":[4,5],"maglevTableSize":4093}],"generation":"7"})"
+      "\n"
+      R"({"services":[{"namespace":"default","name":"api","vips":[{"address":"fd00:96::1","port":443,"protocol":"PROTOCOL_UNSPECIFIED"}],"lbPolicy":"LB_POLICY_UNSPECIFIED","endpoints":0,"usableEndpoints":0,"slots":[],"maglevTableSize":0},{"namespace":"default","name":"web","vips":[{"address":"10.96.0.10","port":80,"protocol":"PROTOCOL_TCP"},{"address":"fd00:96::a","port":80,"protocol":"PROTOCOL_TCP"}],"lbPolicy":"LB_POLICY_ROUND_ROBIN","endpoints":3,"usableEndpoints":1,"slots":[],"maglevTableSize":0}],"generation":"8"})"
+      "\n");
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+                       " closed the watch: no reason given\n");
+}
+
+TEST_F(MeshctlTest, WatchServicesAsYamlDocuments) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  agent.watch_updates[0].mutable_services()->DeleteSubrange(0, 2);  // api only
+  agent.watch_updates[1].mutable_services()->Clear();
+  agent.watch_holds_open = true;
+  const auto r = run_interrupted_after({"get", "services", "--watch", "--output", "yaml"}, 2);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "---\n"
+            "services:\n"
+            "  - namespace: default\n"
+            "    name: api\n"
+            "    vips:\n"
+            "      - address: fd00:96::1\n"
+            "        port: 443\n"
+            "        protocol: PROTOCOL_UNSPECIFIED\n"
+            "    lbPolicy: LB_POLICY_UNSPECIFIED\n"
+            "    endpoints: 0\n"
+            "    usableEndpoints: 0\n"
+            "    slots: []\n"
+            "    maglevTableSize: 0\n"
+            "generation: \"7\"\n"
+            "---\n"
+            "services: []\n"
+            "generation: \"8\"\n");
+}
+
+TEST_F(MeshctlTest, WatchServicesWithoutServices) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  agent.watch_updates[0].mutable_services()->Clear();
+  agent.watch_holds_open = true;
+  const auto r = run_interrupted_after({"get", "services", "--watch"}, 2);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_TRUE(r.out.starts_with("# generation 7\nNo services.\n\n# generation 8\nNAMESPACE")) << r.out;
+}
+
+TEST_F(MeshctlTest, WatchServicesFailuresBeforeTheFirstUpdate) {
+  auto& agent = start_agent("n1");
+  const std::string at = (env_.run_root / "n1/admin.sock").string();
+  agent.watch_end = grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method");
+  auto r = run({"get", "services", "--watch"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + at +
+                       " failed WatchServices: unknown method (gRPC status 12)\n");
+  agent.watch_holds_open = true;
+  r = run({"get", "services", "--watch", "--timeout", "0.2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + at +
+                       " did not answer WatchServices within 0.2s (raise --timeout?)\n");
+}
+
+TEST_F(MeshctlTest, InterruptedCallExits130Silently) {
+  start_agent("n1").status_delay = std::chrono::milliseconds(1500);
+  std::stop_source interrupt;
+  env_.interrupted = interrupt.get_token();
+  std::jthread operator_([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    interrupt.request_stop();
+  });
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = run({"status"});
+  EXPECT_EQ(r.code, 130);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1000));
 }
 
 TEST_F(MeshctlTest, EmptyLists) {
