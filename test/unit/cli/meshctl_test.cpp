@@ -2,9 +2,12 @@
 #include "sockmesh/cli/meshctl.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -869,6 +872,53 @@ TEST_F(MeshctlTest, WatchServicesFailuresBeforeTheFirstUpdate) {
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + at +
                        " did not answer WatchServices within 0.2s (raise --timeout?)\n");
+}
+
+// Reads fd until its text contains `until` or the writer closes it.
+std::string read_until(int fd, std::string_view until) {
+  std::string text;
+  char buffer[4096];
+  while (text.find(until) == std::string::npos) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  return text;
+}
+
+TEST_F(MeshctlTest, CtrlCEndsTheWatchOfTheRealBinaryWithExit0) {
+  auto& agent = start_agent("n1");
+  agent.watch_updates = sample_updates();
+  agent.watch_holds_open = true;
+  int out[2], err[2];
+  ASSERT_EQ(::pipe(out), 0);
+  ASSERT_EQ(::pipe(err), 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+  const std::string socket = (env_.run_root / "n1" / "admin.sock").string();
+  std::vector<std::string> args = {MESHCTL_BINARY, "--admin-socket", socket, "get", "services", "--watch"};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, MESHCTL_BINARY, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  ::close(err[1]);
+
+  const std::string shown = read_until(out[0], "1/3\n");
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string rest = read_until(out[0], "\x01"), errors = read_until(err[0], "\x01");
+  ::close(out[0]);
+  ::close(err[0]);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << errors;
+  EXPECT_EQ(shown + rest, kWatchTable);
+  EXPECT_EQ(errors, "");
 }
 
 TEST_F(MeshctlTest, InterruptedCallExits130Silently) {
