@@ -1076,6 +1076,19 @@ TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
   for (const char* word : {"services", "endpoints"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
+  r = run({"get", "services", "--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* word : {"-w,--watch", "-o,--output FORMAT=table", "table, json", "yaml"}) {
+    EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
+  }
+  for (const char* command : {"status", "get endpoints"}) {
+    std::vector<std::string> args;
+    for (std::istringstream words(command); std::string word; words >> word) args.push_back(word);
+    args.push_back("--help");
+    r = run(args);
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("-o,--output FORMAT=table"), std::string::npos) << r.out;
+  }
 }
 
 TEST_F(MeshctlTest, Version) {
