@@ -1081,10 +1081,8 @@ TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
   for (const char* word : {"-w,--watch", "-o,--output FORMAT=table", "table, json", "yaml"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
-  for (const char* command : {"status", "get endpoints"}) {
-    std::vector<std::string> args;
-    for (std::istringstream words(command); std::string word; words >> word) args.push_back(word);
-    args.push_back("--help");
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"status", "--help"}, {"get", "endpoints", "--help"}}) {
     r = run(args);
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("-o,--output FORMAT=table"), std::string::npos) << r.out;
