@@ -31,7 +31,7 @@ std::string workload_yaml(const lab::Lab &lab, const std::string &name,
       << "metadata: {name: " << name << ", namespace: demo, labels: {app: web, version: " << version
       << "}}\n"
       << "spec: {node: " << lab.node_name(lab.pod_node(name)) << ", addresses: ["
-      << lab.pod_ip(name) << "]}\n---\n";
+      << lab.pod_ip(name) << ", \"" << lab.pod_ip6(name) << "\"]}\n---\n";
   return out.str();
 }
 
@@ -98,13 +98,23 @@ std::string MeshLab::config_text(Subsets subsets) const {
   out << workload_yaml(*lab_, "web-v1-a", "v1") << workload_yaml(*lab_, "web-v1-b", "v1")
       << workload_yaml(*lab_, "web-v2-a", "v2");
   out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n"
-      << "spec:\n  vips: [{address: 10.96.0.10, port: 80}]\n  endpoints:\n";
+      << "spec:\n  vips: [{address: 10.96.0.10, port: 80}, {address: \"fd00:96::a\", port: 80}]\n"
+      << "  endpoints:\n";
   for (const auto &[pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
   out << "  subsets:\n"
       << "    - {name: v1, labels: {version: v1}, weight: " << subsets.v1 << "}\n"
       << "    - {name: v2, labels: {version: v2}, weight: " << subsets.v2 << "}\n---\n";
   out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: empty, namespace: demo}\n"
-      << "spec:\n  vips: [{address: 10.96.0.11, port: 80}]\n";
+      << "spec:\n  vips: [{address: 10.96.0.11, port: 80}]\n---\n";
+  // UDP, dual stack, round-robin: the echo servers answer datagrams on 8080 too.
+  out << "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: dns, namespace: demo}\n"
+      << "spec:\n  lbPolicy: ROUND_ROBIN\n"
+      << "  vips: [{address: 10.96.0.53, port: 53, protocol: UDP},"
+      << " {address: \"fd00:96::35\", port: 53, protocol: UDP}]\n  endpoints:\n";
+  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
+  out << "---\napiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: sticky, namespace: demo}\n"
+      << "spec:\n  lbPolicy: MAGLEV\n  vips: [{address: 10.96.0.20, port: 80}]\n  endpoints:\n";
+  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
   return out.str();
 }
 
@@ -117,6 +127,7 @@ void MeshLab::write_config(int node, const std::string &text) {
   }
   if (rename(tmp.c_str(), config_path(node).c_str()) != 0)
     throw std::runtime_error("rename " + tmp + ": " + std::strerror(errno));
+  written_[node] = text;
 }
 
 v1::AgentStatus MeshLab::status(int node) {
@@ -167,7 +178,8 @@ uint64_t MeshLab::counter(int node, const std::string &name) {
 ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::string &ip,
                           uint16_t port, int count) {
   std::string out;
-  std::string expected_peer = ip + ":" + std::to_string(port);
+  std::string expected_peer =
+      (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
   int rc = lab.call_in_pod(
       pod,
       [&] {

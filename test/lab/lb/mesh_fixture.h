@@ -33,6 +33,7 @@ class MeshLab {
   std::string config_text(Subsets subsets) const;
   // Writes the config of `node` atomically (rename), as an operator's tool would.
   void write_config(int node, const std::string& text);
+  const std::string& written_config(int node) { return written_[node]; }
   v1::AgentStatus status(int node);
   // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
   v1::AgentStatus wait_generation(int node, uint64_t after);
@@ -44,6 +45,7 @@ class MeshLab {
   std::unique_ptr<lab::Lab> lab_;
   std::string dir_;
   std::map<int, pid_t> agents_;
+  std::map<int, std::string> written_;  // last text written per node
 };
 
 // Result of many connections made from inside a pod.
