@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The sockmesh demo: a two-node lab, a client pod and a three-replica web service spread over both
-# nodes, split 80/20 between its v1 and v2 subsets by the kernel at connect(). An unmodified client
-# (curl) makes N connections to the service's VIP; the demo prints the split it observed and what
-# meshctl shows, changes the split live (no restart), and tears everything down.
+# nodes, split 80/20 between its v1 and v2 subsets by the kernel at connect(). Unmodified clients
+# (curl, socat) connect to the service's IPv4 and IPv6 VIPs, query a UDP service on both families
+# (replies appear to come from the VIP) and a Maglev service (the client sticks to one replica);
+# the demo prints what it observed and what meshctl shows, changes the split live (no restart),
+# and tears everything down.
 #
 #   scripts/demo.sh            full run (1000 connections)
 #   scripts/demo.sh --short    quick run for CI (200 connections); exits non-zero when the
@@ -79,13 +81,26 @@ for node in 1 2; do
 done
 echo "meshd serving on $(node_name 1) and $(node_name 2)"
 
-# Runs $connections curl requests from the client pod and prints the split.
+# observe_split [URL]: $connections curl requests from the client pod; prints the split.
 observe_split() {
+  local url=${1:-http://10.96.0.10/}
   "$meshlab" exec "$run" --pod client -- sh -c \
-    "for i in \$(seq $connections); do curl -s --max-time 2 http://10.96.0.10/ || echo FAILED; done" \
+    "for i in \$(seq $connections); do curl -gs --max-time 2 '$url' || echo FAILED; done" \
     > "$work/bodies.txt"
   sort "$work/bodies.txt" | uniq -c | sort -k2 | awk -v n="$connections" \
     '{ printf "  %-10s %5d  %5.1f%%\n", $2, $1, 100 * $1 / n }'
+}
+
+# udp_queries ADDRESS N: N DNS-style queries with socat (sendto/recvfrom; socat accepts replies
+# only from the address it sent to, so every answer proves the reply came "from the VIP").
+udp_queries() {
+  "$meshlab" exec "$run" --pod client -- sh -c \
+    "for i in \$(seq $2); do echo q | socat -t 0.2 - UDP-SENDTO:$1 | head -n 1 || true; done" \
+    > "$work/udp.txt"
+  sort "$work/udp.txt" | uniq -c | awk '{ printf "  %-10s %5d\n", $2, $1 }'
+  local answered
+  answered=$(grep -c '^web-' "$work/udp.txt" || true)
+  [ "$answered" -eq "$2" ] || { echo "demo: $answered of $2 UDP queries to $1 answered" >&2; exit 1; }
 }
 
 # check_share NAME EXPECTED_FRACTION: fails beyond 5 sigma for the sample size.
@@ -105,6 +120,26 @@ check_share web-v1-b 0.4
 check_share web-v2-a 0.2
 if grep -q FAILED "$work/bodies.txt"; then echo "demo: some connections failed" >&2; exit 1; fi
 echo "split within 5 sigma of 40/40/20"
+
+step "IPv6: $connections connections to http://[fd00:96::a]/ (the same service, its IPv6 VIP)"
+observe_split 'http://[fd00:96::a]/'
+check_share web-v1-a 0.4
+check_share web-v1-b 0.4
+check_share web-v2-a 0.2
+if grep -q FAILED "$work/bodies.txt"; then echo "demo: some IPv6 connections failed" >&2; exit 1; fi
+echo "IPv6 split within 5 sigma of 40/40/20"
+
+step "UDP: 30 DNS-style queries to 10.96.0.53:53 and to [fd00:96::35]:53 (socat, round-robin)"
+udp_queries 10.96.0.53:53 30
+udp_queries '[fd00:96::35]:53' 30
+echo "every UDP query answered, replies from the VIP"
+
+step "Maglev: 50 connections from the client to http://10.96.0.20/ (service demo/sticky)"
+"$meshlab" exec "$run" --pod client -- sh -c \
+  'for i in $(seq 50); do curl -s --max-time 2 http://10.96.0.20/ || echo FAILED; done' > "$work/sticky.txt"
+sort "$work/sticky.txt" | uniq -c | awk '{ printf "  %-10s %5d\n", $2, $1 }'
+[ "$(sort -u "$work/sticky.txt" | wc -l)" -eq 1 ] || { echo "demo: the client moved between backends" >&2; exit 1; }
+echo "the client stayed on one backend"
 
 step "meshctl get services (node $(node_name 1))"
 "$meshctl" --node "$(node_name 1)" get services

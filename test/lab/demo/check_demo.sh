@@ -16,10 +16,17 @@ expect() {
 }
 expect '^split within 5 sigma of 40/40/20$'
 expect '^split within 5 sigma of 25/25/50$'
-expect '^demo +web +10\.96\.0\.10:80/TCP +RANDOM +3/3$'
+expect '^IPv6 split within 5 sigma of 40/40/20$'
+expect '^every UDP query answered, replies from the VIP$'
+expect '^the client stayed on one backend$'
+expect '^demo +web +10\.96\.0\.10:80/TCP,\[fd00:96::a\]:80/TCP +RANDOM +3/3$'
+expect '^demo +dns +10\.96\.0\.53:53/UDP,\[fd00:96::35\]:53/UDP +ROUND_ROBIN +3/3$'
+expect '^demo +sticky +10\.96\.0\.20:80/TCP +MAGLEV\(4093\) +3/3$'
 expect '^demo/web +web-v2-a +10\.78\.2\.11:8080 +v2 +[0-9]+ +20\.0%$'
-expect '^connect_balanced +400$'
+expect '^demo/web +web-v2-a +\[fd00:78:2::11\]:8080 +v2 +[0-9]+ +20\.0%$'
+expect '^connect_balanced +650$'
 expect '^connect_no_backend +0$'
+expect '^sendmsg_balanced +60$'
 expect '^demo: ok$'
 # Nothing of the lab may remain.
 if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then

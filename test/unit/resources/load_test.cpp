@@ -732,10 +732,14 @@ TEST(LoadTest, DemoExampleLoads) {
   const v1::Snapshot &s = r.snapshot;
   EXPECT_EQ(s.nodes_size(), 2);
   ASSERT_EQ(s.workloads_size(), 4);
-  ASSERT_EQ(s.services_size(), 1);
+  ASSERT_EQ(s.services_size(), 3);
   const v1::Service &web = s.services(0);
   EXPECT_EQ(resource_id(web.metadata()), "demo/web");
   EXPECT_EQ(web.vips(0).address(), "10.96.0.10");
+  EXPECT_EQ(web.vips(1).address(), "fd00:96::a");
+  EXPECT_EQ(s.services(1).vips(0).protocol(), v1::PROTOCOL_UDP);
+  EXPECT_EQ(s.services(1).lb_policy(), v1::LB_POLICY_ROUND_ROBIN);
+  EXPECT_EQ(s.services(2).lb_policy(), v1::LB_POLICY_MAGLEV);
   EXPECT_EQ(web.vips(0).port(), 80u);
   EXPECT_EQ(web.endpoints(0).port(), 8080u);
   ASSERT_EQ(web.subsets_size(), 2);
