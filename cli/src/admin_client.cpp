@@ -28,26 +28,30 @@ std::string seconds(std::chrono::milliseconds timeout) {
 }
 
 // Refuses early what gRPC would report less clearly: a missing socket, or one we may not open.
-void check_socket(const AdminTarget& target) {
+void check_socket(const AdminTarget &target) {
   std::error_code ec;
   if (!std::filesystem::exists(target.socket_path, ec)) {
-    throw CliError(fmt::format("cannot reach {}: no such socket (is meshd running?)", target.describe()));
+    throw CliError(
+        fmt::format("cannot reach {}: no such socket (is meshd running?)", target.describe()));
   }
   if (::access(target.socket_path.c_str(), R_OK | W_OK) != 0) {
-    throw CliError(fmt::format("cannot reach {}: permission denied (the admin socket is root-only: run "
-                               "meshctl as root)",
-                               target.describe()));
+    throw CliError(
+        fmt::format("cannot reach {}: permission denied (the admin socket is root-only: run "
+                    "meshctl as root)",
+                    target.describe()));
   }
 }
 
-std::string status_text(const grpc::Status& status) {
-  return fmt::format("{} (gRPC status {})", one_line(status.error_message()), static_cast<int>(status.error_code()));
+std::string status_text(const grpc::Status &status) {
+  return fmt::format("{} (gRPC status {})", one_line(status.error_message()),
+                     static_cast<int>(status.error_code()));
 }
 
-// A stream has no deadline of its own: this cancels it when its first answer takes longer than timeout.
+// A stream has no deadline of its own: this cancels it when its first answer takes longer than
+// timeout.
 class FirstAnswerDeadline {
  public:
-  FirstAnswerDeadline(grpc::ClientContext& context, std::chrono::milliseconds timeout)
+  FirstAnswerDeadline(grpc::ClientContext &context, std::chrono::milliseconds timeout)
       : timer_([this, &context, timeout](std::stop_token answered) {
           std::mutex mutex;
           std::unique_lock lock(mutex);
@@ -89,22 +93,24 @@ struct AdminClient::Impl {
   }
 
   // Throws what a failed call means to the operator.
-  [[noreturn]] void fail(std::string_view rpc, const grpc::Status& status) const {
+  [[noreturn]] void fail(std::string_view rpc, const grpc::Status &status) const {
     if (interrupted.stop_requested()) throw Interrupted();
     switch (status.error_code()) {
       case grpc::StatusCode::UNAVAILABLE:
         throw CliError(fmt::format("cannot reach {}: {} (is meshd running?)", target.describe(),
                                    one_line(status.error_message())));
       case grpc::StatusCode::DEADLINE_EXCEEDED:
-        throw CliError(fmt::format("{} did not answer {} within {} (raise --timeout?)", target.describe(), rpc,
-                                   seconds(timeout)));
+        throw CliError(fmt::format("{} did not answer {} within {} (raise --timeout?)",
+                                   target.describe(), rpc, seconds(timeout)));
       default:
-        throw CliError(fmt::format("{} failed {}: {}", target.describe(), rpc, status_text(status)));
+        throw CliError(
+            fmt::format("{} failed {}: {}", target.describe(), rpc, status_text(status)));
     }
   }
 };
 
-AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout, std::stop_token interrupted) {
+AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout,
+                         std::stop_token interrupted) {
   check_socket(target);
   grpc::ChannelArguments args;
   // The socket is local: an http_proxy in the environment must not apply to it.
@@ -120,20 +126,22 @@ AdminClient::AdminClient(AdminTarget target, std::chrono::milliseconds timeout, 
 AdminClient::~AdminClient() = default;
 
 v1::AgentStatus AdminClient::get_status() {
-  return impl_->call<v1::AgentStatus, v1::GetStatusRequest>("GetStatus", &v1::Admin::Stub::GetStatus);
+  return impl_->call<v1::AgentStatus, v1::GetStatusRequest>("GetStatus",
+                                                            &v1::Admin::Stub::GetStatus);
 }
 
 v1::ListServicesResponse AdminClient::list_services() {
-  return impl_->call<v1::ListServicesResponse, v1::ListServicesRequest>("ListServices",
-                                                                        &v1::Admin::Stub::ListServices);
+  return impl_->call<v1::ListServicesResponse, v1::ListServicesRequest>(
+      "ListServices", &v1::Admin::Stub::ListServices);
 }
 
 v1::ListEndpointsResponse AdminClient::list_endpoints() {
-  return impl_->call<v1::ListEndpointsResponse, v1::ListEndpointsRequest>("ListEndpoints",
-                                                                          &v1::Admin::Stub::ListEndpoints);
+  return impl_->call<v1::ListEndpointsResponse, v1::ListEndpointsRequest>(
+      "ListEndpoints", &v1::Admin::Stub::ListEndpoints);
 }
 
-void AdminClient::watch_services(const std::function<void(const v1::ListServicesResponse&)>& on_update) {
+void AdminClient::watch_services(
+    const std::function<void(const v1::ListServicesResponse &)> &on_update) {
   grpc::ClientContext context;
   std::stop_callback on_interrupt(impl_->interrupted, [&] { context.TryCancel(); });
   FirstAnswerDeadline deadline(context, impl_->timeout);
@@ -146,7 +154,8 @@ void AdminClient::watch_services(const std::function<void(const v1::ListServices
   }
   const grpc::Status status = stream->Finish();
   if (impl_->interrupted.stop_requested()) return;
-  if (deadline.expired()) impl_->fail("WatchServices", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""));
+  if (deadline.expired())
+    impl_->fail("WatchServices", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""));
   if (!answered) impl_->fail("WatchServices", status);
   throw CliError(fmt::format("{} closed the watch: {}", impl_->target.describe(),
                              status.ok() ? "no reason given" : status_text(status)));

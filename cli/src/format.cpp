@@ -9,9 +9,11 @@ namespace sockmesh::cli {
 
 std::string format_duration(std::int64_t ms) {
   const std::int64_t s = ms < 0 ? 0 : ms / 1000;
-  const std::int64_t days = s / 86400, hours = s / 3600 % 24, minutes = s / 60 % 60, seconds = s % 60;
+  const std::int64_t days = s / 86400, hours = s / 3600 % 24, minutes = s / 60 % 60,
+                     seconds = s % 60;
   if (days > 0) return hours > 0 ? fmt::format("{}d{}h", days, hours) : fmt::format("{}d", days);
-  if (hours > 0) return minutes > 0 ? fmt::format("{}h{}m", hours, minutes) : fmt::format("{}h", hours);
+  if (hours > 0)
+    return minutes > 0 ? fmt::format("{}h{}m", hours, minutes) : fmt::format("{}h", hours);
   if (minutes > 0) {
     return seconds > 0 ? fmt::format("{}m{}s", minutes, seconds) : fmt::format("{}m", minutes);
   }

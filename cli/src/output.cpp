@@ -14,13 +14,16 @@ namespace {
 // Object members keep protobuf's order (field numbers), which is the order of the .proto.
 using Tree = nlohmann::ordered_json;
 
-Tree json_tree(const google::protobuf::Message& message) {
+Tree json_tree(const google::protobuf::Message &message) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   std::string text;
   const auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
-  // Only messages with unknown Any types or invalid UTF-8 fail, and the agent's cannot contain either.
-  if (!status.ok()) throw std::logic_error("cannot print " + message.GetTypeName() + " as JSON: " + status.ToString());
+  // Only messages with unknown Any types or invalid UTF-8 fail, and the agent's cannot contain
+  // either.
+  if (!status.ok())
+    throw std::logic_error("cannot print " + message.GetTypeName() +
+                           " as JSON: " + status.ToString());
   return Tree::parse(text);
 }
 
@@ -29,23 +32,24 @@ Tree json_tree(const google::protobuf::Message& message) {
 // not need it changes nothing.
 bool reads_as_non_string(std::string_view text) {
   static constexpr std::string_view kWords[] = {
-      "",     "~",    "null", "Null",  "NULL",  "y",     "Y",     "yes",  "Yes",  "YES",  "n",    "N",
-      "no",   "No",   "NO",   "true",  "True",  "TRUE",  "false", "False", "FALSE", "on",   "On",   "ON",
-      "off",  "Off",  "OFF",  ".inf",  ".Inf",  ".INF",  "+.inf", "-.inf", ".nan", ".NaN", ".NAN"};
+      "",    "~",   "null", "Null", "NULL", "y",    "Y",     "yes",   "Yes",   "YES",  "n",   "N",
+      "no",  "No",  "NO",   "true", "True", "TRUE", "false", "False", "FALSE", "on",   "On",  "ON",
+      "off", "Off", "OFF",  ".inf", ".Inf", ".INF", "+.inf", "-.inf", ".nan",  ".NaN", ".NAN"};
   if (std::find(std::begin(kWords), std::end(kWords), text) != std::end(kWords)) return true;
   if (text.starts_with('+') || text.starts_with('-')) text.remove_prefix(1);
   const auto digit = [](char c) { return c >= '0' && c <= '9'; };
   const bool starts_like_number =
       !text.empty() && (digit(text[0]) || (text[0] == '.' && text.size() > 1 && digit(text[1])));
-  return starts_like_number && text.find_first_not_of("0123456789_.:+-eEoxXabcdefABCDEF") == std::string_view::npos;
+  return starts_like_number &&
+         text.find_first_not_of("0123456789_.:+-eEoxXabcdefABCDEF") == std::string_view::npos;
 }
 
-void emit(YAML::Emitter& out, const Tree& node) {
+void emit(YAML::Emitter &out, const Tree &node) {
   switch (node.type()) {
     case Tree::value_t::object:
       if (node.empty()) out << YAML::Flow;
       out << YAML::BeginMap;
-      for (const auto& [key, value] : node.items()) {
+      for (const auto &[key, value] : node.items()) {
         out << YAML::Key << key << YAML::Value;
         emit(out, value);
       }
@@ -54,11 +58,11 @@ void emit(YAML::Emitter& out, const Tree& node) {
     case Tree::value_t::array:
       if (node.empty()) out << YAML::Flow;
       out << YAML::BeginSeq;
-      for (const auto& item : node) emit(out, item);
+      for (const auto &item : node) emit(out, item);
       out << YAML::EndSeq;
       break;
     case Tree::value_t::string: {
-      const auto& text = node.get_ref<const std::string&>();
+      const auto &text = node.get_ref<const std::string &>();
       if (reads_as_non_string(text)) out << YAML::DoubleQuoted;
       out << text;
       break;
@@ -79,11 +83,11 @@ std::optional<OutputFormat> parse_output_format(std::string_view text) {
   return std::nullopt;
 }
 
-std::string json_document(const google::protobuf::Message& message, DocumentLayout layout) {
+std::string json_document(const google::protobuf::Message &message, DocumentLayout layout) {
   return json_tree(message).dump(layout == DocumentLayout::single ? 2 : -1) + '\n';
 }
 
-std::string yaml_document(const google::protobuf::Message& message, DocumentLayout layout) {
+std::string yaml_document(const google::protobuf::Message &message, DocumentLayout layout) {
   YAML::Emitter out;
   emit(out, json_tree(message));
   return (layout == DocumentLayout::stream ? "---\n" : "") + std::string(out.c_str()) + '\n';

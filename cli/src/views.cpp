@@ -15,7 +15,7 @@ namespace sockmesh::cli {
 namespace {
 
 // "Label:" padded so that values line up in one column.
-void key_value(std::ostream& out, std::string_view label, std::string_view value) {
+void key_value(std::ostream &out, std::string_view label, std::string_view value) {
   out << fmt::format("{:<12} {}\n", fmt::format("{}:", label), value);
 }
 
@@ -23,35 +23,39 @@ std::string since(std::int64_t unix_ms, std::int64_t now_unix_ms) {
   return fmt::format("{}, {} ago", format_utc(unix_ms), format_duration(now_unix_ms - unix_ms));
 }
 
-void render_agent(std::ostream& out, const v1::AgentStatus& s, std::int64_t now_unix_ms) {
+void render_agent(std::ostream &out, const v1::AgentStatus &s, std::int64_t now_unix_ms) {
   key_value(out, "Node", s.node());
   key_value(out, "Version", s.version());
   key_value(out, "PID", std::to_string(s.pid()));
-  key_value(out, "Uptime", s.started_unix_ms() == 0
-                               ? "-"
-                               : fmt::format("{} (since {})", format_duration(now_unix_ms - s.started_unix_ms()),
-                                             format_utc(s.started_unix_ms())));
+  key_value(out, "Uptime",
+            s.started_unix_ms() == 0
+                ? "-"
+                : fmt::format("{} (since {})", format_duration(now_unix_ms - s.started_unix_ms()),
+                              format_utc(s.started_unix_ms())));
   key_value(out, "Cgroup", s.cgroup());
   key_value(out, "Pin dir", s.pin_dir());
 }
 
-void render_config(std::ostream& out, const v1::ConfigStatus& c, std::int64_t now_unix_ms) {
+void render_config(std::ostream &out, const v1::ConfigStatus &c, std::int64_t now_unix_ms) {
   key_value(out, "Config", c.source().empty() ? "-" : c.source());
-  key_value(out, "Generation", c.applied_unix_ms() == 0
-                                   ? fmt::format("{} (nothing applied yet)", c.generation())
-                                   : fmt::format("{} (applied {})", c.generation(),
-                                                 since(c.applied_unix_ms(), now_unix_ms)));
-  key_value(out, "Resources", fmt::format("{} services, {} workloads", c.services(), c.workloads()));
+  key_value(out, "Generation",
+            c.applied_unix_ms() == 0 ? fmt::format("{} (nothing applied yet)", c.generation())
+                                     : fmt::format("{} (applied {})", c.generation(),
+                                                   since(c.applied_unix_ms(), now_unix_ms)));
+  key_value(out, "Resources",
+            fmt::format("{} services, {} workloads", c.services(), c.workloads()));
   if (c.last_error().empty()) return;
   // A rejected config is the one thing an operator must not miss: it gets its own marked block.
-  const std::string when =
-      c.last_error_unix_ms() == 0 ? "" : fmt::format(" at {}", since(c.last_error_unix_ms(), now_unix_ms));
+  const std::string when = c.last_error_unix_ms() == 0
+                               ? ""
+                               : fmt::format(" at {}", since(c.last_error_unix_ms(), now_unix_ms));
   key_value(out, "Last error", fmt::format("REJECTED{}; the previous config keeps serving:", when));
   std::istringstream lines(c.last_error());
   for (std::string line; std::getline(lines, line);) out << fmt::format("{:<12} {}\n", "", line);
 }
 
-void render_section(std::ostream& out, std::string_view title, const Table& table, std::string_view none) {
+void render_section(std::ostream &out, std::string_view title, const Table &table,
+                    std::string_view none) {
   out << '\n' << title << ":\n";
   if (table.empty()) {
     out << none << '\n';
@@ -60,31 +64,32 @@ void render_section(std::ostream& out, std::string_view title, const Table& tabl
   table.render(out);
 }
 
-Table programs_table(const v1::AgentStatus& s) {
+Table programs_table(const v1::AgentStatus &s) {
   Table table({"NAME", "ATTACH", "PROG ID", "LINK ID"});
-  for (const auto& p : s.programs()) {
+  for (const auto &p : s.programs()) {
     table.add_row({p.name(), p.attach_type(), std::to_string(p.id()), std::to_string(p.link_id())});
   }
   return table;
 }
 
-Table maps_table(const v1::AgentStatus& s) {
+Table maps_table(const v1::AgentStatus &s) {
   Table table({"NAME", "TYPE", "ENTRIES", "MAX"});
-  for (const auto& m : s.maps()) {
-    table.add_row({m.name(), m.type(), std::to_string(m.entries()), std::to_string(m.max_entries())});
+  for (const auto &m : s.maps()) {
+    table.add_row(
+        {m.name(), m.type(), std::to_string(m.entries()), std::to_string(m.max_entries())});
   }
   return table;
 }
 
-Table counters_table(const v1::AgentStatus& s) {
+Table counters_table(const v1::AgentStatus &s) {
   Table table({"NAME", "VALUE"});
-  for (const auto& c : s.counters()) table.add_row({c.name(), std::to_string(c.value())});
+  for (const auto &c : s.counters()) table.add_row({c.name(), std::to_string(c.value())});
   return table;
 }
 
-std::string join_vips(const v1::ServiceView& service) {
+std::string join_vips(const v1::ServiceView &service) {
   std::vector<std::string> vips;
-  for (const auto& vip : service.vips()) vips.push_back(format_vip(vip));
+  for (const auto &vip : service.vips()) vips.push_back(format_vip(vip));
   return vips.empty() ? "-" : fmt::format("{}", fmt::join(vips, ","));
 }
 
@@ -92,24 +97,30 @@ std::string join_vips(const v1::ServiceView& service) {
 
 std::string lb_policy_name(v1::LbPolicy policy) {
   if (policy == v1::LB_POLICY_UNSPECIFIED) policy = v1::LB_POLICY_RANDOM;
-  const std::string& name = v1::LbPolicy_Name(policy);
+  const std::string &name = v1::LbPolicy_Name(policy);
   if (name.empty()) return fmt::format("UNKNOWN({})", static_cast<int>(policy));
   constexpr std::string_view kPrefix = "LB_POLICY_";
   return name.starts_with(kPrefix) ? name.substr(kPrefix.size()) : name;
 }
 
-std::string format_vip(const v1::VirtualAddress& vip) {
+std::string format_vip(const v1::VirtualAddress &vip) {
   std::string protocol;
   switch (vip.protocol()) {
     case v1::PROTOCOL_UNSPECIFIED:
-    case v1::PROTOCOL_TCP: protocol = "TCP"; break;
-    case v1::PROTOCOL_UDP: protocol = "UDP"; break;
-    default: protocol = fmt::format("PROTOCOL({})", static_cast<int>(vip.protocol())); break;
+    case v1::PROTOCOL_TCP:
+      protocol = "TCP";
+      break;
+    case v1::PROTOCOL_UDP:
+      protocol = "UDP";
+      break;
+    default:
+      protocol = fmt::format("PROTOCOL({})", static_cast<int>(vip.protocol()));
+      break;
   }
   return fmt::format("{}/{}", format_host_port(vip.address(), vip.port()), protocol);
 }
 
-std::string render_status(const v1::AgentStatus& status, std::int64_t now_unix_ms) {
+std::string render_status(const v1::AgentStatus &status, std::int64_t now_unix_ms) {
   std::ostringstream out;
   render_agent(out, status, now_unix_ms);
   out << '\n';
@@ -120,23 +131,24 @@ std::string render_status(const v1::AgentStatus& status, std::int64_t now_unix_m
   return out.str();
 }
 
-std::string service_policy(const v1::ServiceView& service) {
+std::string service_policy(const v1::ServiceView &service) {
   const std::string name = lb_policy_name(service.lb_policy());
   if (service.maglev_table_size() == 0) return name;
   return fmt::format("{}({})", name, service.maglev_table_size());
 }
 
-v1::ListServicesResponse services_in_order(const v1::ListServicesResponse& services) {
+v1::ListServicesResponse services_in_order(const v1::ListServicesResponse &services) {
   v1::ListServicesResponse sorted = services;
-  std::sort(sorted.mutable_services()->begin(), sorted.mutable_services()->end(), [](const auto& a, const auto& b) {
-    return std::tie(a.namespace_(), a.name()) < std::tie(b.namespace_(), b.name());
-  });
+  std::sort(sorted.mutable_services()->begin(), sorted.mutable_services()->end(),
+            [](const auto &a, const auto &b) {
+              return std::tie(a.namespace_(), a.name()) < std::tie(b.namespace_(), b.name());
+            });
   return sorted;
 }
 
-Table services_table(const v1::ListServicesResponse& services) {
+Table services_table(const v1::ListServicesResponse &services) {
   Table table({"NAMESPACE", "NAME", "VIPS", "POLICY", "ENDPOINTS"});
-  for (const auto& s : services.services()) {
+  for (const auto &s : services.services()) {
     table.add_row({s.namespace_(), s.name(), join_vips(s), service_policy(s),
                    fmt::format("{}/{}", s.usable_endpoints(), s.endpoints())});
   }
@@ -165,24 +177,25 @@ std::string ServiceFilter::describe() const {
   return fmt::format("service \"{}\" (any namespace)", name);
 }
 
-v1::ListEndpointsResponse endpoints_in_order(const v1::ListEndpointsResponse& endpoints,
-                                             const std::optional<ServiceFilter>& filter) {
+v1::ListEndpointsResponse endpoints_in_order(const v1::ListEndpointsResponse &endpoints,
+                                             const std::optional<ServiceFilter> &filter) {
   v1::ListEndpointsResponse selected;
-  for (const auto& e : endpoints.endpoints()) {
-    if (!filter || filter->matches(e.service_namespace(), e.service_name())) *selected.add_endpoints() = e;
+  for (const auto &e : endpoints.endpoints()) {
+    if (!filter || filter->matches(e.service_namespace(), e.service_name()))
+      *selected.add_endpoints() = e;
   }
-  const auto key = [](const v1::EndpointView& e) {
-    return std::make_tuple(std::cref(e.service_namespace()), std::cref(e.service_name()), std::cref(e.workload()),
-                           std::cref(e.address()), e.port());
+  const auto key = [](const v1::EndpointView &e) {
+    return std::make_tuple(std::cref(e.service_namespace()), std::cref(e.service_name()),
+                           std::cref(e.workload()), std::cref(e.address()), e.port());
   };
   std::sort(selected.mutable_endpoints()->begin(), selected.mutable_endpoints()->end(),
-            [&](const auto& a, const auto& b) { return key(a) < key(b); });
+            [&](const auto &a, const auto &b) { return key(a) < key(b); });
   return selected;
 }
 
-Table endpoints_table(const v1::ListEndpointsResponse& endpoints) {
+Table endpoints_table(const v1::ListEndpointsResponse &endpoints) {
   Table table({"SERVICE", "ENDPOINT", "ADDRESS", "SUBSET", "WEIGHT", "SHARE"});
-  for (const auto& e : endpoints.endpoints()) {
+  for (const auto &e : endpoints.endpoints()) {
     table.add_row({fmt::format("{}/{}", e.service_namespace(), e.service_name()), e.workload(),
                    format_host_port(e.address(), e.port()), e.subset().empty() ? "-" : e.subset(),
                    std::to_string(e.kernel_weight()), fmt::format("{:.1f}%", e.share_percent())});

@@ -10,44 +10,49 @@
 namespace sockmesh::cli::testing {
 
 struct FakeAdmin::Server final : v1::Admin::Service {
-  explicit Server(FakeAdmin& owner) : owner(owner) {}
+  explicit Server(FakeAdmin &owner) : owner(owner) {}
 
-  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*, v1::AgentStatus* out) override {
+  grpc::Status GetStatus(grpc::ServerContext *, const v1::GetStatusRequest *,
+                         v1::AgentStatus *out) override {
     std::this_thread::sleep_for(owner.status_delay);
     *out = owner.status;
     return grpc::Status::OK;
   }
-  grpc::Status ListServices(grpc::ServerContext*, const v1::ListServicesRequest*,
-                            v1::ListServicesResponse* out) override {
+  grpc::Status ListServices(grpc::ServerContext *, const v1::ListServicesRequest *,
+                            v1::ListServicesResponse *out) override {
     *out = owner.services;
     return grpc::Status::OK;
   }
-  grpc::Status ListEndpoints(grpc::ServerContext*, const v1::ListEndpointsRequest*,
-                             v1::ListEndpointsResponse* out) override {
+  grpc::Status ListEndpoints(grpc::ServerContext *, const v1::ListEndpointsRequest *,
+                             v1::ListEndpointsResponse *out) override {
     *out = owner.endpoints;
     return grpc::Status::OK;
   }
 
-  grpc::Status WatchServices(grpc::ServerContext* context, const v1::ListServicesRequest*,
-                             grpc::ServerWriter<v1::ListServicesResponse>* writer) override {
-    for (const auto& update : owner.watch_updates) writer->Write(update);
+  grpc::Status WatchServices(grpc::ServerContext *context, const v1::ListServicesRequest *,
+                             grpc::ServerWriter<v1::ListServicesResponse> *writer) override {
+    for (const auto &update : owner.watch_updates) writer->Write(update);
     if (!owner.watch_holds_open) return owner.watch_end;
     while (!context->IsCancelled()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     return grpc::Status::CANCELLED;
   }
 
-  FakeAdmin& owner;
+  FakeAdmin &owner;
   std::unique_ptr<grpc::Server> server;
 };
 
-FakeAdmin::FakeAdmin(const std::filesystem::path& socket_path) : server_(std::make_unique<Server>(*this)) {
+FakeAdmin::FakeAdmin(const std::filesystem::path &socket_path)
+    : server_(std::make_unique<Server>(*this)) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + socket_path.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(server_.get());
   server_->server = builder.BuildAndStart();
-  if (!server_->server) throw std::runtime_error("fake admin: cannot listen on " + socket_path.string());
+  if (!server_->server)
+    throw std::runtime_error("fake admin: cannot listen on " + socket_path.string());
 }
 
-FakeAdmin::~FakeAdmin() { server_->server->Shutdown(); }
+FakeAdmin::~FakeAdmin() {
+  server_->server->Shutdown();
+}
 
 }  // namespace sockmesh::cli::testing

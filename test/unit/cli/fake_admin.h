@@ -15,7 +15,7 @@ namespace sockmesh::cli::testing {
 class FakeAdmin {
  public:
   // Serves until destroyed; the socket is created at socket_path.
-  explicit FakeAdmin(const std::filesystem::path& socket_path);
+  explicit FakeAdmin(const std::filesystem::path &socket_path);
   ~FakeAdmin();
 
   // What the agent answers; set before running a command.

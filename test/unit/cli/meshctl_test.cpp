@@ -40,13 +40,13 @@ v1::AgentStatus sample_status() {
   s.set_started_unix_ms(kNow - 3'723'000);
   s.set_cgroup("/sys/fs/cgroup/unified/sockmesh");
   s.set_pin_dir("/sys/fs/bpf/sockmesh/n1");
-  auto* c = s.mutable_config();
+  auto *c = s.mutable_config();
   c->set_source("file:/etc/sockmesh/config.yaml");
   c->set_generation(7);
   c->set_applied_unix_ms(kNow - 303'000);
   c->set_services(3);
   c->set_workloads(5);
-  auto* p = s.add_programs();
+  auto *p = s.add_programs();
   p->set_name("sm_connect4");
   p->set_attach_type("cgroup/connect4");
   p->set_id(42);
@@ -56,7 +56,7 @@ v1::AgentStatus sample_status() {
   p->set_attach_type("cgroup/getpeername4");
   p->set_id(43);
   p->set_link_id(8);
-  auto* m = s.add_maps();
+  auto *m = s.add_maps();
   m->set_name("sm_services");
   m->set_id(10);
   m->set_type("hash");
@@ -68,7 +68,7 @@ v1::AgentStatus sample_status() {
   m->set_type("array");
   m->set_entries(3);
   m->set_max_entries(1024);
-  auto* k = s.add_counters();
+  auto *k = s.add_counters();
   k->set_name("connect_balanced");
   k->set_value(1200);
   k = s.add_counters();
@@ -88,8 +88,8 @@ v1::ServiceView service(std::string ns, std::string name, v1::LbPolicy policy, s
   return s;
 }
 
-void add_vip(v1::ServiceView& s, std::string address, std::uint32_t port, v1::Protocol protocol) {
-  auto* vip = s.add_vips();
+void add_vip(v1::ServiceView &s, std::string address, std::uint32_t port, v1::Protocol protocol) {
+  auto *vip = s.add_vips();
   vip->set_address(std::move(address));
   vip->set_port(port);
   vip->set_protocol(protocol);
@@ -116,9 +116,10 @@ v1::ListServicesResponse sample_services() {
   return r;
 }
 
-void add_endpoint(v1::ListEndpointsResponse& r, std::string ns, std::string svc, std::string workload,
-                  std::string address, std::uint32_t port, std::string subset, std::uint32_t weight, double share) {
-  auto* e = r.add_endpoints();
+void add_endpoint(v1::ListEndpointsResponse &r, std::string ns, std::string svc,
+                  std::string workload, std::string address, std::uint32_t port, std::string subset,
+                  std::uint32_t weight, double share) {
+  auto *e = r.add_endpoints();
   e->set_service_namespace(std::move(ns));
   e->set_service_name(std::move(svc));
   e->set_workload(std::move(workload));
@@ -151,7 +152,8 @@ std::vector<v1::ListServicesResponse> sample_updates() {
 // Output that requests a stop when it has been flushed a number of times.
 class InterruptingBuffer : public std::stringbuf {
  public:
-  InterruptingBuffer(std::stop_source interrupt, int flushes) : interrupt_(std::move(interrupt)), left_(flushes) {}
+  InterruptingBuffer(std::stop_source interrupt, int flushes)
+      : interrupt_(std::move(interrupt)), left_(flushes) {}
 
  protected:
   int sync() override {
@@ -179,24 +181,25 @@ class MeshctlTest : public ::testing::Test {
   }
 
   // Starts a fake agent for node under the run root.
-  testing::FakeAdmin& start_agent(const std::string& node) {
+  testing::FakeAdmin &start_agent(const std::string &node) {
     fs::create_directories(env_.run_root / node);
     agents_.push_back(std::make_unique<testing::FakeAdmin>(env_.run_root / node / "admin.sock"));
-    auto& agent = *agents_.back();
+    auto &agent = *agents_.back();
     agent.status = sample_status();
     agent.services = sample_services();
     agent.endpoints = sample_endpoints();
     return agent;
   }
 
-  Result run(const std::vector<std::string>& args) {
+  Result run(const std::vector<std::string> &args) {
     std::ostringstream out, err;
     const int code = run_meshctl(args, out, err, env_);
     return {code, out.str(), err.str()};
   }
 
-  // Runs args and interrupts meshctl (as Ctrl-C does) when it has flushed its output `flushes` times.
-  Result run_interrupted_after(const std::vector<std::string>& args, int flushes) {
+  // Runs args and interrupts meshctl (as Ctrl-C does) when it has flushed its output `flushes`
+  // times.
+  Result run_interrupted_after(const std::vector<std::string> &args, int flushes) {
     std::stop_source interrupt;
     env_.interrupted = interrupt.get_token();
     InterruptingBuffer buffer(interrupt, flushes);
@@ -211,7 +214,7 @@ class MeshctlTest : public ::testing::Test {
   std::vector<std::unique_ptr<testing::FakeAdmin>> agents_;
 };
 
-const char* const kStatus =
+const char *const kStatus =
     "Node:        n1\n"
     "Version:     0.1.0\n"
     "PID:         4242\n"
@@ -247,14 +250,15 @@ TEST_F(MeshctlTest, StatusOfTheOnlyAgent) {
 }
 
 TEST_F(MeshctlTest, StatusShowsARejectedConfig) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.status.mutable_config()->set_last_error("service \"web/ns\": weight must be > 0, got 0");
   agent.status.mutable_config()->set_last_error_unix_ms(kNow - 60'000);
   const auto r = run({"--node", "n1", "status"});
   EXPECT_EQ(r.code, 0);
   const std::string expected_config =
       "Resources:   3 services, 5 workloads\n"
-      "Last error:  REJECTED at 2024-05-01 11:59:00 UTC, 1m ago; the previous config keeps serving:\n"
+      "Last error:  REJECTED at 2024-05-01 11:59:00 UTC, 1m ago; the previous config keeps "
+      "serving:\n"
       "             service \"web/ns\": weight must be > 0, got 0\n"
       "\n"
       "Programs:\n";
@@ -262,7 +266,7 @@ TEST_F(MeshctlTest, StatusShowsARejectedConfig) {
 }
 
 TEST_F(MeshctlTest, StatusOfAFreshAgent) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.status = v1::AgentStatus();
   agent.status.set_node("n1");
   const auto r = run({"status"});
@@ -294,17 +298,18 @@ TEST_F(MeshctlTest, GetServices) {
   const auto r = run({"get", "services"});
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out,
-            "NAMESPACE   NAME   VIPS                                      POLICY         ENDPOINTS\n"
-            "default     api    [fd00:96::1]:443/TCP                      RANDOM         0/0\n"
-            "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP     ROUND_ROBIN    3/3\n"
-            "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV(4093)   1/2\n");
+  EXPECT_EQ(
+      r.out,
+      "NAMESPACE   NAME   VIPS                                      POLICY         ENDPOINTS\n"
+      "default     api    [fd00:96::1]:443/TCP                      RANDOM         0/0\n"
+      "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP     ROUND_ROBIN    3/3\n"
+      "shop        cart   10.96.0.20:8080/TCP,10.96.0.20:8081/UDP   MAGLEV(4093)   1/2\n");
   EXPECT_EQ(run({"get", "svc"}).out, r.out);
   EXPECT_EQ(run({"get", "services", "-o", "table"}).out, r.out);
 }
 
 TEST_F(MeshctlTest, MaglevWithoutATableSizeAndUnknownPolicies) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.services.Clear();
   *agent.services.add_services() = service("a", "maglev", v1::LB_POLICY_MAGLEV, 1, 1);
   *agent.services.add_services() = service("a", "least", v1::LB_POLICY_LEAST_CONNECTIONS, 1, 1);
@@ -318,7 +323,7 @@ TEST_F(MeshctlTest, MaglevWithoutATableSizeAndUnknownPolicies) {
             "a           maglev   -      MAGLEV              1/1\n");
 }
 
-const char* const kWebEndpoints =
+const char *const kWebEndpoints =
     "default/web   web-v1-a   10.78.1.10:8080   v1       40       40.0%\n"
     "default/web   web-v1-b   10.78.2.13:8080   v1       40       40.0%\n"
     "default/web   web-v2     10.78.1.12:8080   v2       20       20.0%\n";
@@ -328,16 +333,19 @@ TEST_F(MeshctlTest, GetEndpoints) {
   const auto r = run({"get", "endpoints"});
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") + kWebEndpoints +
-                       "shop/cart     cart-1     10.78.2.10:9000   -        1        100.0%\n"
-                       "shop/cart     cart-2     10.78.2.11:9000   -        0        0.0%\n");
+  EXPECT_EQ(r.out,
+            std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") +
+                kWebEndpoints +
+                "shop/cart     cart-1     10.78.2.10:9000   -        1        100.0%\n"
+                "shop/cart     cart-2     10.78.2.11:9000   -        0        0.0%\n");
   EXPECT_EQ(run({"get", "ep"}).out, r.out);
 }
 
 TEST_F(MeshctlTest, GetEndpointsOfOneService) {
   start_agent("n1");
   const std::string expected =
-      std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") + kWebEndpoints;
+      std::string("SERVICE       ENDPOINT   ADDRESS           SUBSET   WEIGHT   SHARE\n") +
+      kWebEndpoints;
   for (const std::string filter : {"default/web", "web"}) {
     const auto r = run({"get", "endpoints", filter});
     EXPECT_EQ(r.err, "") << filter;
@@ -352,7 +360,7 @@ TEST_F(MeshctlTest, GetEndpointsOfOneService) {
 }
 
 TEST_F(MeshctlTest, Ipv6EndpointAddressesAreBracketed) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.endpoints.Clear();
   add_endpoint(agent.endpoints, "default", "web", "web-v1-a", "fd00:78::10", 8080, "v1", 40, 50.0);
   add_endpoint(agent.endpoints, "default", "web", "web-v1-a", "10.78.1.10", 8080, "v1", 40, 50.0);
@@ -388,7 +396,7 @@ TEST_F(MeshctlTest, GetEndpointsOfAnUnknownService) {
   EXPECT_EQ(r.err, "meshctl: service filter \"a/b/c\": give NAMESPACE/NAME or NAME\n");
 }
 
-const char* const kServicesJson = R"({
+const char *const kServicesJson = R"({
   "services": [
     {
       "namespace": "default",
@@ -456,7 +464,7 @@ const char* const kServicesJson = R"({
 }
 )";
 
-const char* const kServicesYaml = R"(services:
+const char *const kServicesYaml = R"(services:
   - namespace: default
     name: api
     vips:
@@ -514,7 +522,7 @@ TEST_F(MeshctlTest, GetServicesAsJsonAndYaml) {
   EXPECT_EQ(r.out, kServicesYaml);
 }
 
-const char* const kWebEndpointsJson = R"({
+const char *const kWebEndpointsJson = R"({
   "endpoints": [
     {
       "serviceNamespace": "default",
@@ -550,7 +558,7 @@ const char* const kWebEndpointsJson = R"({
 }
 )";
 
-const char* const kWebEndpointsYaml = R"(endpoints:
+const char *const kWebEndpointsYaml = R"(endpoints:
   - serviceNamespace: default
     serviceName: web
     workload: web-v1-a
@@ -592,7 +600,7 @@ TEST_F(MeshctlTest, GetEndpointsAsJsonAndYamlAreFiltered) {
   EXPECT_EQ(r.err, "meshctl: service \"shop/web\" not found\n");
 }
 
-const char* const kStatusJson = R"({
+const char *const kStatusJson = R"({
   "node": "n1",
   "version": "0.1.0",
   "pid": "4242",
@@ -651,7 +659,7 @@ const char* const kStatusJson = R"({
 }
 )";
 
-const char* const kStatusYaml = R"(node: n1
+const char *const kStatusYaml = R"(node: n1
 version: "0.1.0"
 pid: "4242"
 startedUnixMs: "1714561077000"
@@ -704,11 +712,12 @@ TEST_F(MeshctlTest, StatusAsJsonAndYaml) {
 }
 
 TEST_F(MeshctlTest, DocumentsOfEmptyAnswersKeepTheirShape) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.status = v1::AgentStatus();
   agent.services.Clear();
   agent.endpoints.Clear();
-  EXPECT_EQ(run({"get", "services", "-o", "json"}).out, "{\n  \"services\": [],\n  \"generation\": \"0\"\n}\n");
+  EXPECT_EQ(run({"get", "services", "-o", "json"}).out,
+            "{\n  \"services\": [],\n  \"generation\": \"0\"\n}\n");
   EXPECT_EQ(run({"get", "services", "-o", "yaml"}).out, "services: []\ngeneration: \"0\"\n");
   EXPECT_EQ(run({"get", "endpoints", "-o", "json"}).out, "{\n  \"endpoints\": []\n}\n");
   EXPECT_EQ(run({"get", "endpoints", "-o", "yaml"}).out, "endpoints: []\n");
@@ -733,7 +742,7 @@ TEST_F(MeshctlTest, DocumentsOfEmptyAnswersKeepTheirShape) {
 }
 
 TEST_F(MeshctlTest, YamlQuotesStringsThatWouldReadAsAnotherType) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.endpoints.Clear();
   add_endpoint(agent.endpoints, "yes", "true", "null", "1e3", 1, "", 1, 12.5);
   add_endpoint(agent.endpoints, "ns", "multi\nline: x", "-", "fd00::1", 2, "~", 1, 87.5);
@@ -761,17 +770,21 @@ TEST_F(MeshctlTest, YamlQuotesStringsThatWouldReadAsAnotherType) {
 
 TEST_F(MeshctlTest, UnknownOutputFormatNamesTheChoices) {
   start_agent("n1");
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"status", "-o", "xml"}, {"get", "services", "--output", "xml"}, {"get", "endpoints", "--output=xml"}}) {
+  for (const std::vector<std::string> &args :
+       std::vector<std::vector<std::string>>{{"status", "-o", "xml"},
+                                             {"get", "services", "--output", "xml"},
+                                             {"get", "endpoints", "--output=xml"}}) {
     const auto r = run(args);
     EXPECT_EQ(r.code, 2);
     EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err, "meshctl: --output: must be one of table, json, yaml, got \"xml\" (see meshctl --help)\n");
+    EXPECT_EQ(
+        r.err,
+        "meshctl: --output: must be one of table, json, yaml, got \"xml\" (see meshctl --help)\n");
   }
   EXPECT_EQ(run({"version", "-o", "json"}).code, 2);
 }
 
-const char* const kWatchTable =
+const char *const kWatchTable =
     "# generation 7\n"
     "NAMESPACE   NAME   VIPS                                      POLICY         ENDPOINTS\n"
     "default     api    [fd00:96::1]:443/TCP                      RANDOM         0/0\n"
@@ -784,18 +797,19 @@ const char* const kWatchTable =
     "default     web    10.96.0.10:80/TCP,[fd00:96::a]:80/TCP   ROUND_ROBIN   1/3\n";
 
 TEST_F(MeshctlTest, WatchServicesUntilTheAgentStops) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   agent.watch_end = grpc::Status(grpc::StatusCode::UNAVAILABLE, "meshd is stopping");
   const auto r = run({"get", "services", "--watch"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, kWatchTable);
-  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " +
+                       (env_.run_root / "n1/admin.sock").string() +
                        " closed the watch: meshd is stopping (gRPC status 14)\n");
 }
 
 TEST_F(MeshctlTest, WatchServicesUntilInterrupted) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   agent.watch_holds_open = true;
   const auto r = run_interrupted_after({"get", "svc", "-w"}, 2);
@@ -805,7 +819,7 @@ TEST_F(MeshctlTest, WatchServicesUntilInterrupted) {
 }
 
 TEST_F(MeshctlTest, WatchServicesAsJsonLines) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   const auto r = run({"get", "services", "-w", "-o", "json"});
   EXPECT_EQ(r.code, 1);
@@ -815,12 +829,13 @@ TEST_F(MeshctlTest, WatchServicesAsJsonLines) {
       "\n"
       R"({"services":[{"namespace":"default","name":"api","vips":[{"address":"fd00:96::1","port":443,"protocol":"PROTOCOL_UNSPECIFIED"}],"lbPolicy":"LB_POLICY_UNSPECIFIED","endpoints":0,"usableEndpoints":0,"slots":[],"maglevTableSize":0},{"namespace":"default","name":"web","vips":[{"address":"10.96.0.10","port":80,"protocol":"PROTOCOL_TCP"},{"address":"fd00:96::a","port":80,"protocol":"PROTOCOL_TCP"}],"lbPolicy":"LB_POLICY_ROUND_ROBIN","endpoints":3,"usableEndpoints":1,"slots":[],"maglevTableSize":0}],"generation":"8"})"
       "\n");
-  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " +
+                       (env_.run_root / "n1/admin.sock").string() +
                        " closed the watch: no reason given\n");
 }
 
 TEST_F(MeshctlTest, WatchServicesAsYamlDocuments) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   agent.watch_updates[0].mutable_services()->DeleteSubrange(0, 2);  // api only
   agent.watch_updates[1].mutable_services()->Clear();
@@ -848,17 +863,18 @@ TEST_F(MeshctlTest, WatchServicesAsYamlDocuments) {
 }
 
 TEST_F(MeshctlTest, WatchServicesWithoutServices) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   agent.watch_updates[0].mutable_services()->Clear();
   agent.watch_holds_open = true;
   const auto r = run_interrupted_after({"get", "services", "--watch"}, 2);
   EXPECT_EQ(r.code, 0);
-  EXPECT_TRUE(r.out.starts_with("# generation 7\nNo services.\n\n# generation 8\nNAMESPACE")) << r.out;
+  EXPECT_TRUE(r.out.starts_with("# generation 7\nNo services.\n\n# generation 8\nNAMESPACE"))
+      << r.out;
 }
 
 TEST_F(MeshctlTest, WatchServicesFailuresBeforeTheFirstUpdate) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   const std::string at = (env_.run_root / "n1/admin.sock").string();
   agent.watch_end = grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method");
   auto r = run({"get", "services", "--watch"});
@@ -887,7 +903,7 @@ std::string read_until(int fd, std::string_view until) {
 }
 
 TEST_F(MeshctlTest, CtrlCEndsTheWatchOfTheRealBinaryWithExit0) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.watch_updates = sample_updates();
   agent.watch_holds_open = true;
   int out[2], err[2];
@@ -898,9 +914,10 @@ TEST_F(MeshctlTest, CtrlCEndsTheWatchOfTheRealBinaryWithExit0) {
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
   const std::string socket = (env_.run_root / "n1" / "admin.sock").string();
-  std::vector<std::string> args = {MESHCTL_BINARY, "--admin-socket", socket, "get", "services", "--watch"};
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
+  std::vector<std::string> args = {MESHCTL_BINARY, "--admin-socket", socket,
+                                   "get",          "services",       "--watch"};
+  std::vector<char *> argv;
+  for (auto &arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
   ASSERT_EQ(::posix_spawn(&pid, MESHCTL_BINARY, &actions, nullptr, argv.data(), environ), 0);
@@ -938,7 +955,7 @@ TEST_F(MeshctlTest, InterruptedCallExits130Silently) {
 }
 
 TEST_F(MeshctlTest, EmptyLists) {
-  auto& agent = start_agent("n1");
+  auto &agent = start_agent("n1");
   agent.services.Clear();
   agent.endpoints.Clear();
   auto r = run({"get", "services"});
@@ -973,7 +990,8 @@ TEST_F(MeshctlTest, NodeWhoseSocketDoesNotExist) {
   const auto r = run({"--node", "n9", "get", "services"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "meshctl: cannot reach the agent of node \"n9\" at " + (env_.run_root / "n9/admin.sock").string() +
+  EXPECT_EQ(r.err, "meshctl: cannot reach the agent of node \"n9\" at " +
+                       (env_.run_root / "n9/admin.sock").string() +
                        ": no such socket (is meshd running?)\n");
 }
 
@@ -987,13 +1005,14 @@ TEST_F(MeshctlTest, SocketWithoutAListener) {
   addr.sun_family = AF_UNIX;
   ASSERT_LT(path.string().size(), sizeof(addr.sun_path));
   std::strcpy(addr.sun_path, path.c_str());
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)), 0);
   ::close(fd);
 
   const auto r = run({"status"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
-  const std::string prefix = "meshctl: cannot reach the agent of node \"n1\" at " + path.string() + ": ";
+  const std::string prefix =
+      "meshctl: cannot reach the agent of node \"n1\" at " + path.string() + ": ";
   EXPECT_TRUE(r.err.starts_with(prefix)) << r.err;
   EXPECT_TRUE(r.err.ends_with(" (is meshd running?)\n")) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
@@ -1004,7 +1023,8 @@ TEST_F(MeshctlTest, AgentTooSlowToAnswer) {
   const auto r = run({"--timeout", "0.2", "status"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " + (env_.run_root / "n1/admin.sock").string() +
+  EXPECT_EQ(r.err, "meshctl: the agent of node \"n1\" at " +
+                       (env_.run_root / "n1/admin.sock").string() +
                        " did not answer GetStatus within 0.2s (raise --timeout?)\n");
 }
 
@@ -1022,7 +1042,7 @@ TEST_F(MeshctlTest, NoAgentAtAll) {
 }
 
 TEST_F(MeshctlTest, SeveralAgents) {
-  for (const char* node : {"b", "a"}) {
+  for (const char *node : {"b", "a"}) {
     fs::create_directories(env_.run_root / node);
     std::ofstream(env_.run_root / node / "admin.sock").put('\0');
   }
@@ -1039,9 +1059,14 @@ TEST_F(MeshctlTest, DefaultRunRootIsTheAgentsOne) {
 }
 
 TEST_F(MeshctlTest, UsageErrorsAreOneLineWithExitCode2) {
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {}, {"frobnicate"}, {"get"}, {"get", "pods"}, {"--timeout", "0", "status"}, {"--timeout", "1e300", "status"},
-           {"--node", "a", "--admin-socket", "/x", "status"}}) {
+  for (const std::vector<std::string> &args :
+       std::vector<std::vector<std::string>>{{},
+                                             {"frobnicate"},
+                                             {"get"},
+                                             {"get", "pods"},
+                                             {"--timeout", "0", "status"},
+                                             {"--timeout", "1e300", "status"},
+                                             {"--node", "a", "--admin-socket", "/x", "status"}}) {
     const auto r = run(args);
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_EQ(r.out, "");
@@ -1057,10 +1082,13 @@ TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   EXPECT_EQ(r.err, "meshctl: missing command, one of: status, get, version (see meshctl --help)\n");
   r = run({"get"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "meshctl: get: missing command, one of: services, endpoints (see meshctl --help)\n");
+  EXPECT_EQ(r.err,
+            "meshctl: get: missing command, one of: services, endpoints (see meshctl --help)\n");
   r = run({"--timeout", "-1", "status"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "meshctl: --timeout: must be a number of seconds > 0 and <= 3600, got \"-1\" (see meshctl --help)\n");
+  EXPECT_EQ(r.err,
+            "meshctl: --timeout: must be a number of seconds > 0 and <= 3600, got \"-1\" (see "
+            "meshctl --help)\n");
 }
 
 TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
@@ -1068,21 +1096,22 @@ TEST_F(MeshctlTest, HelpListsEveryCommandAndOption) {
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.err, "");
   EXPECT_NE(r.out.find("Usage: meshctl [OPTIONS] COMMAND\n"), std::string::npos) << r.out;
-  for (const char* word : {"--node", "--admin-socket", "--timeout", "status", "get", "version", "Exit codes"}) {
+  for (const char *word :
+       {"--node", "--admin-socket", "--timeout", "status", "get", "version", "Exit codes"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
   r = run({"get", "--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char* word : {"services", "endpoints"}) {
+  for (const char *word : {"services", "endpoints"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
   r = run({"get", "services", "--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char* word : {"-w,--watch", "-o,--output FORMAT=table", "table, json", "yaml"}) {
+  for (const char *word : {"-w,--watch", "-o,--output FORMAT=table", "table, json", "yaml"}) {
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   }
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"status", "--help"}, {"get", "endpoints", "--help"}}) {
+  for (const std::vector<std::string> &args : std::vector<std::vector<std::string>>{
+           {"status", "--help"}, {"get", "endpoints", "--help"}}) {
     r = run(args);
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("-o,--output FORMAT=table"), std::string::npos) << r.out;

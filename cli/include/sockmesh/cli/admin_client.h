@@ -16,10 +16,11 @@ class AdminClient {
  public:
   // Every call gives the agent `timeout` to answer and is cancelled when `interrupted` is
   // requested. Throws CliError when the socket does not exist or cannot be opened.
-  AdminClient(AdminTarget target, std::chrono::milliseconds timeout, std::stop_token interrupted = {});
+  AdminClient(AdminTarget target, std::chrono::milliseconds timeout,
+              std::stop_token interrupted = {});
   ~AdminClient();
-  AdminClient(const AdminClient&) = delete;
-  AdminClient& operator=(const AdminClient&) = delete;
+  AdminClient(const AdminClient &) = delete;
+  AdminClient &operator=(const AdminClient &) = delete;
 
   // Each throws CliError naming the agent and the reason when the call fails, Interrupted when
   // the operator interrupted it.
@@ -30,7 +31,7 @@ class AdminClient {
   // Calls on_update with each answer of WatchServices until the operator interrupts (then returns)
   // or the agent ends the stream (then throws CliError "<agent> closed the watch: <reason>").
   // `timeout` bounds the wait for the first answer only; failures before it read like those above.
-  void watch_services(const std::function<void(const v1::ListServicesResponse&)>& on_update);
+  void watch_services(const std::function<void(const v1::ListServicesResponse &)> &on_update);
 
  private:
   struct Impl;

@@ -15,7 +15,7 @@ class CliError : public std::runtime_error {
 // The operator interrupted a call (Ctrl-C): run_meshctl exits 130 without a message.
 class Interrupted : public std::exception {
  public:
-  const char* what() const noexcept override { return "interrupted"; }
+  const char *what() const noexcept override { return "interrupted"; }
 };
 
 }  // namespace sockmesh::cli

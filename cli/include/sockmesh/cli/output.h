@@ -21,12 +21,12 @@ enum class DocumentLayout {
   stream,  // JSON on one line; YAML starting with "---"
 };
 
-// protobuf's JSON mapping with every field present (zero values and empty lists too), lowerCamelCase
-// names, enums by name, 64-bit integers as strings. Ends with '\n'.
-std::string json_document(const google::protobuf::Message& message, DocumentLayout layout);
+// protobuf's JSON mapping with every field present (zero values and empty lists too),
+// lowerCamelCase names, enums by name, 64-bit integers as strings. Ends with '\n'.
+std::string json_document(const google::protobuf::Message &message, DocumentLayout layout);
 
 // The tree of json_document in block-style YAML; strings that YAML would read as another type
 // ("1200", "true") are double-quoted so that the types stay those of the JSON. Ends with '\n'.
-std::string yaml_document(const google::protobuf::Message& message, DocumentLayout layout);
+std::string yaml_document(const google::protobuf::Message &message, DocumentLayout layout);
 
 }  // namespace sockmesh::cli

@@ -19,7 +19,7 @@ class Table {
   std::size_t size() const { return rows_.size(); }
 
   // Writes the header and every row, each ending in '\n'.
-  void render(std::ostream& out) const;
+  void render(std::ostream &out) const;
 
  private:
   std::vector<std::string> headers_;

@@ -17,20 +17,20 @@ namespace sockmesh::cli {
 std::string lb_policy_name(v1::LbPolicy policy);
 
 // "RANDOM", or "MAGLEV(4093)" when the agent reports a Maglev table of that many entries.
-std::string service_policy(const v1::ServiceView& service);
+std::string service_policy(const v1::ServiceView &service);
 
 // "10.96.0.10:80/TCP", "[fd00:96::a]:80/UDP"; an unspecified protocol shows as TCP, the default.
-std::string format_vip(const v1::VirtualAddress& vip);
+std::string format_vip(const v1::VirtualAddress &vip);
 
 // `meshctl status`: agent, config, programs, maps, counters. now_unix_ms dates uptime and ages.
-std::string render_status(const v1::AgentStatus& status, std::int64_t now_unix_ms);
+std::string render_status(const v1::AgentStatus &status, std::int64_t now_unix_ms);
 
 // The services sorted by namespace/name; generation unchanged.
-v1::ListServicesResponse services_in_order(const v1::ListServicesResponse& services);
+v1::ListServicesResponse services_in_order(const v1::ListServicesResponse &services);
 
 // NAMESPACE NAME VIPS POLICY ENDPOINTS, one row per service in the order given. POLICY is
 // "MAGLEV(4093)" when the service has a Maglev table.
-Table services_table(const v1::ListServicesResponse& services);
+Table services_table(const v1::ListServicesResponse &services);
 
 // Selects the endpoints of one service: "NAMESPACE/NAME", or "NAME" in any namespace.
 struct ServiceFilter {
@@ -44,10 +44,10 @@ struct ServiceFilter {
 
 // The endpoints of the filter's services (all without one), sorted by service namespace/name, then
 // workload, address, port.
-v1::ListEndpointsResponse endpoints_in_order(const v1::ListEndpointsResponse& endpoints,
-                                             const std::optional<ServiceFilter>& filter);
+v1::ListEndpointsResponse endpoints_in_order(const v1::ListEndpointsResponse &endpoints,
+                                             const std::optional<ServiceFilter> &filter);
 
 // SERVICE ENDPOINT ADDRESS SUBSET WEIGHT SHARE, one row per endpoint in the order given.
-Table endpoints_table(const v1::ListEndpointsResponse& endpoints);
+Table endpoints_table(const v1::ListEndpointsResponse &endpoints);
 
 }  // namespace sockmesh::cli
