@@ -12,7 +12,10 @@
 #include <sstream>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "mesh_fixture.h"
+#include "sockmesh/v1/admin.grpc.pb.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/lab/echo_server.h"
 
@@ -213,6 +216,24 @@ TEST_F(LbLabTest, MaglevServiceKeepsTheClientOnOneBackend) {
   EXPECT_EQ(tally.failures, 0) << tally.first_error;
   EXPECT_EQ(tally.wrong_peer, 0);
   EXPECT_EQ(tally.bodies.size(), 1u);
+}
+
+TEST_F(LbLabTest, WatchServicesStreamsEveryAppliedChange) {
+  auto channel = grpc::CreateChannel(
+      "unix:" + paths::admin_socket(mesh_->lab().node_name(1)), grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  auto stream = stub->WatchServices(&context, v1::ListServicesRequest());
+  v1::ListServicesResponse first, second;
+  ASSERT_TRUE(stream->Read(&first));
+  EXPECT_EQ(first.services_size(), 4);  // web, empty, dns, sticky
+  mesh_->write_config(1, mesh_->config_text({.v1 = 30, .v2 = 70}));
+  ASSERT_TRUE(stream->Read(&second));
+  EXPECT_EQ(second.generation(), first.generation() + 1);
+  context.TryCancel();
+  while (stream->Read(&second)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 TEST(LbLabTeardown, DownLeavesNoNetnsCgroupPinOrProcess) {
