@@ -14,6 +14,8 @@ packages=(
   libspdlog-dev libfmt-dev
   # lab and demo: namespaces, veths, an unmodified client and server
   iproute2 procps psmisc curl socat util-linux
+  # benchmarks
+  iptables
 )
 
 missing=()

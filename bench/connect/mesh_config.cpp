@@ -1,0 +1,32 @@
+#include "mesh_config.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace sockmesh::bench {
+
+std::string mesh_config_yaml(const ServicePlan& plan, const std::string& node) {
+  check_plan(plan);
+  std::string out;
+  auto sink = std::back_inserter(out);
+  for (int s = 0; s < plan.services; s++)
+    for (int j = 0; j < plan.endpoints; j++)
+      fmt::format_to(sink,
+                     "---\n{{apiVersion: sockmesh/v1, kind: Workload, metadata: {{name: {}}}, "
+                     "spec: {{node: {}, addresses: [{}]}}}}\n",
+                     workload_name(s, j), node, to_string(backend_address(plan, s, j)));
+  for (int s = 0; s < plan.services; s++) {
+    fmt::format_to(sink,
+                   "---\n{{apiVersion: sockmesh/v1, kind: Service, metadata: {{name: {}}}, spec: {{"
+                   "vips: [{{address: {}, port: {}}}], endpoints: [",
+                   service_name(s), to_string(vip_address(s)), kVipPort);
+    for (int j = 0; j < plan.endpoints; j++)
+      fmt::format_to(sink, "{}{{workload: {}, port: {}}}", j ? ", " : "", workload_name(s, j),
+                     kBackendPort);
+    out += "]}}\n";
+  }
+  return out;
+}
+
+}  // namespace sockmesh::bench
