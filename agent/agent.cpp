@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -25,9 +26,14 @@
 #include "reconcile/reconciler.h"
 #include "reconcile/translate.h"
 #include "sockmesh/common/paths.h"
-#include "sockmesh/resources/load.h"
 #include "sockmesh/lb_maps.h"
+#include "sockmesh/resources/load.h"
+#include "sockmesh/resources/resource_set.h"
+#include "sockmesh/resources/validate.h"
 #include "telemetry/datapath_counters.h"
+#include "xds/discovery_client.h"
+#include "xds/error_detail.h"
+#include "xds/last_known_good.h"
 
 namespace sockmesh {
 namespace {
@@ -111,9 +117,23 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
 }
 
 void Agent::start() {
-  std::string text = config::read_file(options_.config_path);
-  auto loaded = resources::load_yaml_string(text, options_.config_path);
-  if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
+  // Read (and in file mode validate) the configuration before touching the kernel: a bad file
+  // at start changes nothing.
+  std::string text;
+  resources::LoadResult loaded;
+  std::optional<xds::KnownGood> known_good;
+  if (controlplane_mode()) {
+    lkg_ = std::make_unique<xds::LastKnownGood>(options_.state_dir + "/last-known-good.pb");
+    try {
+      known_good = lkg_->load();
+    } catch (const std::exception &e) {
+      spdlog::error("event=lkg_unusable reason=\"{}\" action=start_empty", e.what());
+    }
+  } else {
+    text = config::read_file(options_.config_path);
+    loaded = resources::load_yaml_string(text, options_.config_path);
+    if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
+  }
 
   datapath_ = std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
@@ -121,6 +141,25 @@ void Agent::start() {
   reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
   spdlog::info("event=datapath_ready node={} pin_dir={} adopted={} adopted_services={}",
                options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services());
+
+  if (controlplane_mode()) {
+    xds::KnownGood held;
+    if (known_good) {
+      // The control plane may be down: serve what was last ACKed until it answers.
+      if (auto refused = apply_candidate(*known_good, false)) {
+        spdlog::error("event=lkg_rejected reason=\"{}\" action=start_empty", refused->message());
+      } else {
+        held = std::move(*known_good);
+        spdlog::info("event=lkg_applied version={} resources={}", held.system_version,
+                     held.resources.size());
+      }
+    }
+    admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
+    client_ = std::make_unique<xds::DiscoveryClient>(
+        options_.controlplane, options_.node, std::move(held),
+        [this](const xds::KnownGood &candidate) { return apply_candidate(candidate, true); });
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     applied_text_ = text;
@@ -129,7 +168,41 @@ void Agent::start() {
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
 }
 
+// A push (or the persisted state at start): validated whole, then applied; refused with the
+// first error's resource and field otherwise. Only an applied state is persisted.
+std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &candidate,
+                                                      bool persist) {
+  v1::Snapshot snapshot = resources::to_snapshot(candidate.resources);
+  std::vector<std::string> errors = resources::validate(snapshot);
+  std::string failure;
+  if (errors.empty()) {
+    std::lock_guard lock(mu_);
+    failure = apply_locked(std::move(snapshot));
+    if (failure.empty()) system_version_ = candidate.system_version;
+  } else {
+    failure = join_lines(errors);
+    std::lock_guard lock(mu_);
+    last_error_ = failure;
+    last_error_unix_ms_ = now_ms();
+  }
+  if (!failure.empty()) {
+    for (const auto &error : errors)
+      spdlog::error("event=push_rejected version={} reason=\"{}\"", candidate.system_version,
+                    error);
+    return xds::error_detail(errors.empty() ? failure : errors.front());
+  }
+  if (persist) {
+    try {
+      lkg_->save(candidate);
+    } catch (const std::exception &e) {
+      spdlog::error("event=lkg_save_failed reason=\"{}\"", e.what());
+    }
+  }
+  return std::nullopt;
+}
+
 Agent::~Agent() {
+  client_.reset();  // its thread calls back into the agent
   admin_.reset();
   release_node();
 }
@@ -144,7 +217,7 @@ void Agent::release_node() {
   rmdir(dir.c_str());
 }
 
-void Agent::apply_locked(v1::Snapshot snapshot) {
+std::string Agent::apply_locked(v1::Snapshot snapshot) {
   auto begin = std::chrono::steady_clock::now();
   reconcile::DesiredState desired = reconcile::translate(snapshot);
   reconcile::ApplyStats stats;
@@ -156,7 +229,7 @@ void Agent::apply_locked(v1::Snapshot snapshot) {
     last_error_ = std::string("applying to the kernel failed: ") + e.what();
     last_error_unix_ms_ = now_ms();
     spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
-    return;
+    return last_error_;
   }
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - begin)
@@ -172,6 +245,7 @@ void Agent::apply_locked(v1::Snapshot snapshot) {
       "unchanged={} duration_us={}",
       generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
       stats.removed, stats.unchanged, micros);
+  return "";
 }
 
 void Agent::reload() {
@@ -187,10 +261,11 @@ void Agent::reload() {
   }
   std::lock_guard lock(mu_);
   // Touched but not changed, or the same rejected text again: nothing to do or to log.
-  if ((text == applied_text_ && last_error_.empty()) || text == rejected_text_) return;
+  if ((text == applied_text_ && last_error_.empty()) || (rejected_text_ && text == *rejected_text_))
+    return;
   auto loaded = resources::load_yaml_string(text, options_.config_path);
   if (!loaded.ok()) {
-    rejected_text_ = text;
+    rejected_text_ = text;  // an empty file can be refused too
     last_error_ = join_lines(loaded.errors);
     last_error_unix_ms_ = now_ms();
     for (const auto &error : loaded.errors)
@@ -198,7 +273,7 @@ void Agent::reload() {
     return;
   }
   applied_text_ = text;
-  rejected_text_.clear();
+  rejected_text_.reset();
   apply_locked(std::move(loaded.snapshot));
 }
 
@@ -212,15 +287,16 @@ void Agent::run() {
   UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd.valid())
     throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
-  config::FileWatcher watcher(options_.config_path);
+  std::optional<config::FileWatcher> watcher;
+  if (!controlplane_mode()) watcher.emplace(options_.config_path);
   spdlog::info("event=serving node={} admin={}", options_.node, paths::admin_socket(options_.node));
 
   // Editors write in several steps: after a change, wait for a short quiet period, then read.
   constexpr int kSettleMs = 25;
   bool pending = false;
   for (;;) {
-    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watcher.fd(), POLLIN, 0}};
-    int ready = poll(fds, 2, pending ? kSettleMs : -1);
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watcher ? watcher->fd() : -1, POLLIN, 0}};
+    int ready = poll(fds, watcher ? 2 : 1, pending ? kSettleMs : -1);
     if (ready < 0 && errno != EINTR)
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     if (ready == 0 && pending) {
@@ -232,14 +308,14 @@ void Agent::run() {
       signalfd_siginfo info{};
       while (read(signal_fd.get(), &info, sizeof(info)) == sizeof(info)) {
         if (info.ssi_signo == SIGHUP) {
-          pending = true;
+          pending = watcher.has_value();
           continue;
         }
         spdlog::info("event=stopping signal={} pins=kept", strsignal(int(info.ssi_signo)));
         return;
       }
     }
-    if ((fds[1].revents & POLLIN) && watcher.drain()) pending = true;
+    if (watcher && (fds[1].revents & POLLIN) && watcher->drain()) pending = true;
   }
 }
 
@@ -276,7 +352,16 @@ v1::AgentStatus Agent::status() {
       m->set_entries(map.max_entries);
   }
   auto *config = out.mutable_config();
-  config->set_source("file:" + options_.config_path);
+  config->set_source(controlplane_mode() ? "controlplane:" + options_.controlplane
+                                         : "file:" + options_.config_path);
+  config->set_map_writes(reconciler_->map_writes());
+  if (client_) {
+    auto stream = client_->status();
+    config->set_stream_state(stream.state);
+    config->set_system_version(stream.system_version);
+    config->set_last_nack(stream.last_nack);
+    config->set_last_ack_unix_ms(stream.last_ack_unix_ms);
+  }
   config->set_generation(generation_);
   config->set_applied_unix_ms(applied_unix_ms_);
   config->set_last_error(last_error_);
@@ -323,13 +408,13 @@ v1::ListEndpointsResponse Agent::endpoints() {
   v1::ListEndpointsResponse out;
   // Every VIP of a family balances over the same backends: list them once per service and family.
   std::set<std::pair<std::string, uint8_t>> listed;
-  for (const auto& [key, service] : desired_) {
+  for (const auto &[key, service] : desired_) {
     if (!listed.insert({service.service, key.addr.family}).second) continue;
     uint64_t total = 0;
-    for (const auto& backend : service.backends) total += backend.weight;
+    for (const auto &backend : service.backends) total += backend.weight;
     auto slash = service.service.find('/');
-    for (const auto& backend : service.backends) {
-      auto* view = out.add_endpoints();
+    for (const auto &backend : service.backends) {
+      auto *view = out.add_endpoints();
       view->set_service_namespace(service.service.substr(0, slash));
       view->set_service_name(service.service.substr(slash + 1));
       view->set_workload(backend.workload.substr(backend.workload.find('/') + 1));

@@ -6,10 +6,12 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "admin/admin_state.h"
 #include "reconcile/desired_state.h"
+#include "sockmesh/v1/discovery.pb.h"
 #include "sockmesh/v1/resources.pb.h"
 
 namespace sockmesh {
@@ -24,11 +26,18 @@ class Reconciler;
 namespace admin {
 class AdminServer;
 }
+namespace xds {
+struct KnownGood;
+class DiscoveryClient;
+class LastKnownGood;
+}  // namespace xds
 
 struct AgentOptions {
   std::string node;
   std::string workload_cgroup;  // absolute path of a cgroup v2 directory
-  std::string config_path;
+  std::string config_path;      // file mode: a YAML file of resources
+  std::string controlplane;     // control-plane mode: the discovery stream's gRPC target
+  std::string state_dir;        // control-plane mode: where the last-known-good state is kept
 };
 
 class Agent : public admin::AdminState {
@@ -50,9 +59,12 @@ class Agent : public admin::AdminState {
  private:
   void start();
   void release_node();
+  bool controlplane_mode() const { return !options_.controlplane.empty(); }
+  std::optional<v1::ErrorDetail> apply_candidate(const xds::KnownGood &candidate, bool persist);
   // Re-reads the config file; applies it whole or keeps the previous state and records why not.
   void reload();
-  void apply_locked(v1::Snapshot snapshot);
+  // Translates and reconciles; returns "" or why the kernel could not be brought there.
+  std::string apply_locked(v1::Snapshot snapshot);
 
   AgentOptions options_;
   int lock_fd_ = -1;
@@ -62,14 +74,17 @@ class Agent : public admin::AdminState {
   std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<xds::LastKnownGood> lkg_;
+  std::unique_ptr<xds::DiscoveryClient> client_;
 
-  std::mutex mu_;  // guards what follows, read by admin threads
+  std::mutex mu_;                    // guards what follows, read by admin threads
   std::condition_variable changed_;  // notified when generation_ moves
   std::string applied_text_;
-  std::string rejected_text_;
+  std::optional<std::string> rejected_text_;  // the last refused file, if any
   v1::Snapshot snapshot_;
   reconcile::DesiredState desired_;
   uint64_t generation_ = 0;
+  std::string system_version_;  // control-plane mode: the state version applied
   int64_t applied_unix_ms_ = 0;
   std::string last_error_;
   int64_t last_error_unix_ms_ = 0;

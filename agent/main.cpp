@@ -37,7 +37,15 @@ int main(int argc, char **argv) {
   app.add_option("--node", node, "Name of this node (pins and admin socket are per node)");
   app.add_option("--cgroup", cgroup,
                  "cgroup v2 directory whose processes (and descendants) are the node's workloads");
-  app.add_option("--config", config, "YAML file of resources (docs/config.md); re-read on change");
+  std::string controlplane, state_dir;
+  app.add_option("--config", config,
+                 "File mode: YAML file of resources (docs/config.md); re-read on change");
+  app.add_option("--controlplane", controlplane,
+                 "Control-plane mode: meshcp's discovery address, a gRPC target such as "
+                 "unix:/run/sockmesh/meshcp/xds.sock or host:port (plaintext until M5)");
+  app.add_option("--state-dir", state_dir,
+                 "Control-plane mode: where the last-known-good state is kept "
+                 "(default /var/lib/sockmesh/<node>)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
@@ -52,10 +60,12 @@ int main(int argc, char **argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l %v");
   try {
     if (*uninstall_cmd) return uninstall(uninstall_node);
-    for (auto [value, flag] :
-         {std::pair{&node, "--node"}, {&cgroup, "--cgroup"}, {&config, "--config"}})
+    for (auto [value, flag] : {std::pair{&node, "--node"}, {&cgroup, "--cgroup"}})
       if (value->empty()) throw std::runtime_error(std::string(flag) + " is required");
-    sockmesh::Agent agent({node, cgroup, config});
+    if (config.empty() == controlplane.empty())
+      throw std::runtime_error("give exactly one of --config FILE and --controlplane ADDR");
+    if (state_dir.empty()) state_dir = "/var/lib/sockmesh/" + node;
+    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir});
     agent.run();
     return 0;
   } catch (const std::exception &e) {

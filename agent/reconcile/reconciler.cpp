@@ -44,12 +44,14 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
       continue;
     }
     maps_.unbind(it->first);
+    map_writes_++;
     cleared.push_back(it->second.slot);
     it = installed_.erase(it);
     stats.removed++;
   }
   if (!cleared.empty()) {
     maps_.clear_slots(cleared);
+    map_writes_ += cleared.size();
     for (uint32_t slot : cleared) used_slots_.erase(slot);
   }
 
@@ -71,6 +73,7 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
 
   try {
     if (!writes.empty()) maps_.write_slots(writes);  // the sets exist before any VIP names them
+    map_writes_ += writes.size();
   } catch (...) {
     for (const auto& [key, slot] : binds) used_slots_.erase(slot);
     for (auto& [key, installed] : installed_)
@@ -86,6 +89,7 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
     const auto& [key, slot] = binds[i];
     try {
       maps_.bind(key, slot);
+      map_writes_++;
     } catch (...) {
       for (size_t j = i; j < binds.size(); j++) used_slots_.erase(binds[j].second);
       throw;

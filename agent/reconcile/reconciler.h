@@ -31,6 +31,8 @@ class Reconciler {
   // Slot of a VIP port as installed, or -1.
   int64_t slot_of(const ServiceKey& key) const;
   size_t services() const { return installed_.size(); }
+  // Map operations made so far: slots written or cleared, VIPs bound or unbound.
+  uint64_t map_writes() const { return map_writes_; }
 
  private:
   struct Installed {
@@ -44,6 +46,7 @@ class Reconciler {
   std::map<ServiceKey, Installed> installed_;
   std::set<uint32_t> used_slots_;
   uint32_t next_slot_ = 0;
+  uint64_t map_writes_ = 0;
 };
 
 }  // namespace sockmesh::reconcile
