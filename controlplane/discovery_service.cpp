@@ -1,0 +1,177 @@
+#include "discovery_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+
+#include "node_filter.h"
+
+namespace sockmesh::controlplane {
+namespace {
+
+std::atomic<uint64_t> next_nonce{1};
+
+// One agent's stream. At most one push is in flight: the next one is computed from what the agent
+// ACKed, so it never depends on a push whose fate is unknown.
+//
+// Locking: State calls state_changed()/stopping() under its subscriber lock; the reactions take
+// mu_; Finish() is called without mu_ held because gRPC may run OnDone() inside it.
+class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::DiscoveryResponse>,
+                     public Subscriber {
+ public:
+  explicit Stream(State &state) : state_(state) {
+    state_.subscribe(this);
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    std::optional<grpc::Status> end;
+    {
+      std::lock_guard lock(mu_);
+      if (!ok) {
+        end = grpc::Status::OK;  // the agent closed its side, or the call is gone
+      } else if (node_.empty()) {
+        end = begin();
+      } else {
+        answer();
+      }
+      if (!end && !finishing_) {
+        StartRead(&request_);
+        push_if_due();
+      }
+    }
+    if (end) finish(*end);
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (ok) return;
+    }
+    finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+  }
+
+  void OnCancel() override { finish(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    state_.unsubscribe(this);
+    { std::lock_guard lock(mu_); }  // lets a reaction still inside mu_ leave it
+    if (!node_.empty()) {
+      state_.agents().disconnected(node_);
+      spdlog::info("event=agent_disconnected node={}", node_);
+    }
+    delete this;
+  }
+
+  void state_changed() override {
+    std::lock_guard lock(mu_);
+    push_if_due();
+  }
+
+  void stopping() override {
+    finish_async(grpc::Status(grpc::StatusCode::UNAVAILABLE, "meshcp is stopping"));
+  }
+
+ private:
+  struct InFlight {
+    std::string nonce;
+    std::string version;
+    VersionMap target;  // what the agent holds once it ACKs
+  };
+
+  // First request (mu_ held): who the agent is and what it holds.
+  std::optional<grpc::Status> begin() {
+    if (request_.node().empty())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "the first request must name the node (DiscoveryRequest.node)");
+    node_ = request_.node();
+    holds_.insert(request_.initial_resource_versions().begin(),
+                  request_.initial_resource_versions().end());
+    state_.agents().connected(node_, holds_);
+    spdlog::info("event=agent_connected node={} holds={}", node_, holds_.size());
+    return std::nullopt;
+  }
+
+  // An ACK or NACK of the push in flight (mu_ held); anything else is stale and ignored.
+  void answer() {
+    if (!in_flight_ || request_.response_nonce() != in_flight_->nonce) {
+      spdlog::debug("event=stale_answer node={} nonce={}", node_, request_.response_nonce());
+      return;
+    }
+    if (request_.has_error_detail()) {
+      const auto &d = request_.error_detail();
+      state_.agents().nacked(node_, in_flight_->version, d);
+      spdlog::warn("event=nack node={} version={} resource={} field={} message=\"{}\"", node_,
+                   in_flight_->version, d.resource(), d.field(), d.message());
+    } else {
+      holds_ = std::move(in_flight_->target);
+      state_.agents().acked(node_, in_flight_->version, holds_);
+      spdlog::info("event=ack node={} version={}", node_, in_flight_->version);
+    }
+    in_flight_.reset();
+  }
+
+  // Sends the difference between the state and what the agent holds, once per state version
+  // (mu_ held). A NACKed version is not sent again; the next version is.
+  void push_if_due() {
+    if (node_.empty() || finishing_ || writing_ || in_flight_) return;
+    View view = state_.view();
+    if (pushed_version_ && *pushed_version_ == view.version) return;
+    Resources wanted = resources_for_node(*view.resources, node_);
+    response_.Clear();
+    InFlight push;
+    push.version = std::to_string(view.version);
+    push.nonce = std::to_string(next_nonce.fetch_add(1));
+    for (auto &[name, resource] : wanted) {
+      push.target.emplace(name, resource.version());
+      auto held = holds_.find(name);
+      if (held == holds_.end() || held->second != resource.version())
+        *response_.add_resources() = std::move(resource);
+    }
+    for (const auto &[name, version] : holds_)
+      if (!push.target.contains(name)) response_.add_removed_resources(name);
+    response_.set_system_version_info(push.version);
+    response_.set_nonce(push.nonce);
+    spdlog::info("event=push node={} version={} nonce={} resources={} removed={}", node_,
+                 push.version, push.nonce, response_.resources_size(),
+                 response_.removed_resources_size());
+    pushed_version_ = view.version;
+    in_flight_ = std::move(push);
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  void finish_async(grpc::Status status) {
+    {
+      std::lock_guard lock(mu_);
+      if (finishing_) return;
+      finishing_ = true;
+    }
+    Finish(std::move(status));
+  }
+
+  void finish(grpc::Status status) { finish_async(std::move(status)); }
+
+  State &state_;
+  std::mutex mu_;
+  v1::DiscoveryRequest request_;
+  v1::DiscoveryResponse response_;  // lives until OnWriteDone
+  std::string node_;
+  VersionMap holds_;  // what the agent holds: its initial versions, then its last ACKed set
+  std::optional<InFlight> in_flight_;
+  std::optional<uint64_t> pushed_version_;
+  bool writing_ = false;
+  bool finishing_ = false;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::DiscoveryResponse> *DiscoveryService::Stream(
+    grpc::CallbackServerContext *) {
+  return new controlplane::Stream(state_);
+}
+
+}  // namespace sockmesh::controlplane

@@ -1,0 +1,13 @@
+// What one node's agent is sent: every Service, every Workload a Service names as an endpoint,
+// the Workloads that run on the node, and the node's own Node.
+#pragma once
+
+#include <string>
+
+#include "store.h"
+
+namespace sockmesh::controlplane {
+
+Resources resources_for_node(const Resources &all, const std::string &node);
+
+}  // namespace sockmesh::controlplane
