@@ -71,6 +71,14 @@ void check_workload_cgroup(const std::string &cgroup) {
                              "); start it from another cgroup");
 }
 
+// 64-bit FNV-1a: the agent remembers which file text it applied or refused by digest, not by
+// keeping the text (megabytes at 10,000 services).
+uint64_t text_digest(const std::string &text) {
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
+  return hash;
+}
+
 }  // namespace
 
 void check_node_name(const std::string &node) {
@@ -162,7 +170,7 @@ void Agent::start() {
   }
   {
     std::lock_guard lock(mu_);
-    applied_text_ = text;
+    applied_text_ = text_digest(text);
     apply_locked(std::move(loaded.snapshot));
   }
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
@@ -261,18 +269,19 @@ void Agent::reload() {
   }
   std::lock_guard lock(mu_);
   // Touched but not changed, or the same rejected text again: nothing to do or to log.
-  if ((text == applied_text_ && last_error_.empty()) || (rejected_text_ && text == *rejected_text_))
+  uint64_t digest = text_digest(text);
+  if ((digest == applied_text_ && last_error_.empty()) || (rejected_text_ && digest == *rejected_text_))
     return;
   auto loaded = resources::load_yaml_string(text, options_.config_path);
   if (!loaded.ok()) {
-    rejected_text_ = text;  // an empty file can be refused too
+    rejected_text_ = digest;  // an empty file can be refused too
     last_error_ = join_lines(loaded.errors);
     last_error_unix_ms_ = now_ms();
     for (const auto &error : loaded.errors)
       spdlog::error("event=config_rejected reason=\"{}\" action=keep_previous", error);
     return;
   }
-  applied_text_ = text;
+  applied_text_ = digest;
   rejected_text_.reset();
   apply_locked(std::move(loaded.snapshot));
 }

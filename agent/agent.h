@@ -79,8 +79,8 @@ class Agent : public admin::AdminState {
 
   std::mutex mu_;                    // guards what follows, read by admin threads
   std::condition_variable changed_;  // notified when generation_ moves
-  std::string applied_text_;
-  std::optional<std::string> rejected_text_;  // the last refused file, if any
+  uint64_t applied_text_ = 0;              // digest of the applied file's text
+  std::optional<uint64_t> rejected_text_;  // digest of the last refused file's text, if any
   v1::Snapshot snapshot_;
   reconcile::DesiredState desired_;
   uint64_t generation_ = 0;
