@@ -30,4 +30,8 @@ std::string format_host_port(std::string_view address, std::uint32_t port) {
   return fmt::format("{}:{}", address, port);
 }
 
+std::string field_line(std::string_view label, std::string_view value) {
+  return fmt::format("{:<12} {}\n", fmt::format("{}:", label), value);
+}
+
 }  // namespace sockmesh::cli

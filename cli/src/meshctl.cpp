@@ -9,7 +9,10 @@
 #include <optional>
 
 #include "sockmesh/cli/admin_client.h"
+#include "sockmesh/cli/controlplane_client.h"
+#include "sockmesh/cli/controlplane_views.h"
 #include "sockmesh/cli/error.h"
+#include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/output.h"
 #include "sockmesh/cli/target.h"
 #include "sockmesh/cli/views.h"
@@ -32,9 +35,16 @@ constexpr int kMaxTimeoutSeconds = 3600;
 struct Options {
   TargetOptions target;
   double timeout_seconds = 5;
-  std::string output = "table";   // -o, --output of every command that prints data
-  bool watch = false;             // `get services --watch`
-  std::string endpoints_service;  // `get endpoints [SERVICE]`
+  std::string output = "table";                   // -o, --output of every command that prints data
+  bool watch = false;                             // `get services --watch`
+  std::string endpoints_service;                  // `get endpoints [SERVICE]`
+  std::string controlplane{kControlPlaneSocket};  // --controlplane
+  std::vector<std::string> files;                 // `apply -f`, `delete -f`
+  bool dry_run = false;                           // `apply --dry-run`
+  std::string kind;                               // `delete KIND NAME...`
+  std::vector<std::string> names;                 // `delete KIND NAME...`, `describe service NAME`
+  std::string ns;                                 // -n of `delete` and `describe`
+  bool from_controlplane = false;                 // `get services --from-controlplane`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
@@ -72,6 +82,14 @@ AdminClient connect(const Options &options, const Environment &env) {
                      env.interrupted);
 }
 
+ControlPlaneClient connect_controlplane(const Options &options, const Environment &env) {
+  return ControlPlaneClient(options.controlplane, timeout_of(options), env.interrupted);
+}
+
+std::int64_t now_of(const Environment &env) {
+  return env.now_unix_ms ? env.now_unix_ms() : system_now_unix_ms();
+}
+
 void print_document(std::ostream &out, OutputFormat format,
                     const google::protobuf::Message &message, DocumentLayout layout) {
   out << (format == OutputFormat::json ? json_document(message, layout)
@@ -90,7 +108,7 @@ void print_list(std::ostream &out, const Table &table, std::string_view plural) 
 void cmd_status(const Options &options, const Environment &env, std::ostream &out) {
   auto status = connect(options, env).get_status();
   if (options.format() == OutputFormat::table) {
-    out << render_status(status, env.now_unix_ms ? env.now_unix_ms() : system_now_unix_ms());
+    out << render_status(status, now_of(env));
     return;
   }
   // An agent with no config yet leaves it unset; documents keep one shape.
@@ -146,6 +164,121 @@ void cmd_get_endpoints(const Options &options, const Environment &env, std::ostr
   print_document(out, options.format(), selected, DocumentLayout::single);
 }
 
+// "1 created, 2 configured, 0 unchanged".
+std::string apply_counts(const v1::ApplyResponse &response) {
+  return fmt::format("{} created, {} configured, {} unchanged", response.created(),
+                     response.configured(), response.unchanged());
+}
+
+void cmd_apply(const Options &options, const Environment &env, std::ostream &out) {
+  // Every file is read and checked before meshcp is called: an invalid one sends nothing.
+  const auto resources = load_manifests(manifest_files(options.files));
+  if (resources.empty()) {
+    throw CliError(
+        fmt::format("nothing to apply: {} define no resource", fmt::join(options.files, ", ")));
+  }
+  auto client = connect_controlplane(options, env);
+  // meshcp answers with counts only; the state before the change tells each resource's outcome.
+  const auto current = by_name(client.list(""));
+  v1::ApplyRequest request;
+  request.set_dry_run(options.dry_run);
+  for (const auto &resource : resources) *request.add_resources() = resource;
+  const auto response = client.apply(request);
+  const std::string_view dry_run = options.dry_run ? " (dry run)" : "";
+  for (const auto &resource : resources)
+    out << resource.name() << ' ' << apply_outcome(resource, current) << dry_run << '\n';
+  if (options.dry_run) {
+    out << "dry run: " << apply_counts(response) << "; nothing was applied\n";
+  } else {
+    out << apply_counts(response) << ": the control plane is at version " << response.version()
+        << '\n';
+  }
+}
+
+// The resource names a delete means, each once, in the order given.
+std::vector<std::string> names_to_delete(const Options &options) {
+  std::vector<std::string> names;
+  if (!options.files.empty()) {
+    for (const auto &resource : load_manifests(manifest_files(options.files)))
+      names.push_back(resource.name());
+  } else {
+    for (const auto &name : options.names)
+      names.push_back(named_resource(options.kind, name, options.ns));
+  }
+  std::vector<std::string> unique;
+  for (auto &name : names) {
+    if (std::find(unique.begin(), unique.end(), name) == unique.end())
+      unique.push_back(std::move(name));
+  }
+  return unique;
+}
+
+void cmd_delete(const Options &options, const Environment &env, std::ostream &out) {
+  const auto names = names_to_delete(options);
+  if (names.empty()) throw CliError("nothing to delete: the files define no resource");
+  auto client = connect_controlplane(options, env);
+  // A typo must not look like a deletion.
+  const auto current = by_name(client.list(""));
+  std::vector<std::string> missing;
+  for (const auto &name : names) {
+    if (!current.contains(name)) missing.push_back(name);
+  }
+  if (!missing.empty()) {
+    throw CliError(
+        fmt::format("not in the control plane: {}; nothing was deleted", fmt::join(missing, ", ")));
+  }
+  const auto response = client.remove(names);
+  for (const auto &name : names) out << name << " deleted\n";
+  out << response.deleted() << " deleted: the control plane is at version " << response.version()
+      << '\n';
+}
+
+// A List answer sorted by name, as a table or a document.
+void print_resources(const Options &options, const v1::ListResponse &list,
+                     const std::function<Table(const v1::ListResponse &)> &table,
+                     std::string_view plural, std::ostream &out) {
+  const auto sorted = resources_in_order(list);
+  if (options.format() == OutputFormat::table) return print_list(out, table(sorted), plural);
+  print_document(out, options.format(), sorted, DocumentLayout::single);
+}
+
+void cmd_get_workloads(const Options &options, const Environment &env, std::ostream &out) {
+  print_resources(options, connect_controlplane(options, env).list("workload"), workloads_table,
+                  "workloads", out);
+}
+
+void cmd_get_nodes(const Options &options, const Environment &env, std::ostream &out) {
+  auto client = connect_controlplane(options, env);
+  const auto nodes = client.list("node");
+  if (options.format() != OutputFormat::table)
+    return print_resources(options, nodes, {}, "nodes", out);
+  const auto status = client.get_status();
+  print_resources(
+      options, nodes, [&](const v1::ListResponse &sorted) { return nodes_table(sorted, status); },
+      "nodes", out);
+}
+
+void cmd_get_desired_services(const Options &options, const Environment &env, std::ostream &out) {
+  print_resources(options, connect_controlplane(options, env).list("service"),
+                  desired_services_table, "services", out);
+}
+
+void cmd_describe_service(const Options &options, const Environment &env, std::ostream &out) {
+  const std::string name = named_resource("service", options.names.front(), options.ns);
+  auto client = connect_controlplane(options, env);
+  const auto services = by_name(client.list("service"));
+  const auto it = services.find(name);
+  if (it == services.end()) throw CliError(fmt::format("{} not in the control plane", name));
+  out << render_service(it->second, client.list("workload"), client.get_status());
+}
+
+void cmd_controlplane_status(const Options &options, const Environment &env, std::ostream &out) {
+  const auto status = connect_controlplane(options, env).get_status();
+  if (options.format() == OutputFormat::table)
+    return void(out << render_controlplane_status(status, now_of(env)));
+  print_document(out, options.format(), status, DocumentLayout::single);
+}
+
 void cmd_version(std::ostream &out) {
   out << "meshctl " << SOCKMESH_VERSION << '\n';
 }
@@ -164,23 +297,39 @@ class UsageFormatter : public CLI::Formatter {
   }
 };
 
+void add_namespace(CLI::App *command, std::string &ns) {
+  command->add_option("-n,--namespace", ns, "Namespace of the NAMEs (default: default)")
+      ->type_name("NAMESPACE");
+}
+
 // The whole command tree. Its help text is generated from these declarations, so it cannot drift.
 struct CommandLine {
-  CLI::App app{"meshctl: the sockmesh operator's CLI, a client of a node agent's admin API.",
-               "meshctl"};
+  CLI::App app{
+      "meshctl: the sockmesh operator's CLI, a client of the control plane's API (meshcp) and of "
+      "a node agent's admin API (meshd).",
+      "meshctl"};
   CLI::App *status = nullptr;
   CLI::App *get = nullptr;
   CLI::App *get_services = nullptr;
   CLI::App *get_endpoints = nullptr;
+  CLI::App *get_workloads = nullptr;
+  CLI::App *get_nodes = nullptr;
+  CLI::App *describe = nullptr;
+  CLI::App *describe_service = nullptr;
+  CLI::App *apply = nullptr;
+  CLI::App *remove = nullptr;
+  CLI::App *controlplane = nullptr;
+  CLI::App *controlplane_status = nullptr;
   CLI::App *version = nullptr;
+  const Options &options;
 
-  explicit CommandLine(Options &options) {
+  explicit CommandLine(Options &options) : options(options) {
     app.footer(
-        "Without --node or --admin-socket, meshctl uses the only node agent whose socket exists "
-        "under "
+        "apply, delete, describe, controlplane, get workloads|nodes and get services "
+        "--from-controlplane talk to meshcp (--controlplane); status and the other gets talk to a "
+        "node agent: without --node or --admin-socket, the only one whose socket exists under "
         "/run/sockmesh.\n"
-        "Exit codes: 0 success, 1 failure (one line on stderr starting \"meshctl: \"), 2 usage "
-        "error, 130 "
+        "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 130 "
         "interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
     // At most one command; missing_command() names the choices when there is none.
@@ -194,23 +343,34 @@ struct CommandLine {
                    "Talk to the agent listening on this unix socket")
         ->type_name("PATH")
         ->excludes(node);
+    app.add_option("--controlplane", options.controlplane,
+                   "Talk to the control plane (meshcp) listening on this unix socket")
+        ->type_name("PATH")
+        ->capture_default_str();
     app.add_option("--timeout", options.timeout_seconds,
-                   fmt::format("Seconds (> 0, <= {}) to wait for each answer of the agent",
+                   fmt::format("Seconds (> 0, <= {}) to wait for each answer of the agent or the "
+                               "control plane",
                                kMaxTimeoutSeconds))
         ->type_name("SECONDS")
         ->check(positive_seconds())
         ->capture_default_str();
 
-    status = app.add_subcommand("status",
-                                "Agent health, config generation, programs, maps and counters");
-    get = app.add_subcommand("get", "List resources as the node agent applied them");
+    status = app.add_subcommand(
+        "status", "Agent health, config or stream state, programs, maps and counters");
+    get = app.add_subcommand("get", "List resources");
     get->require_subcommand(0, 1);
     get_services = get->add_subcommand(
-        "services", "Services: VIPs, load-balancing policy, usable/listed endpoints");
+        "services",
+        "Services as the node agent applied them: VIPs, policy, usable/listed endpoints "
+        "(--from-controlplane: as meshcp stores them)");
     get_services->alias("svc");
-    get_services->add_flag(
+    auto *watch = get_services->add_flag(
         "-w,--watch", options.watch,
         "Print the services again after every config change the agent applies, until Ctrl-C");
+    get_services
+        ->add_flag("--from-controlplane", options.from_controlplane,
+                   "List the desired services from meshcp instead of the agent's")
+        ->excludes(watch);
     get_endpoints = get->add_subcommand(
         "endpoints", "Endpoints of every service, with the kernel's weight and traffic share");
     get_endpoints->alias("ep");
@@ -218,8 +378,49 @@ struct CommandLine {
         ->add_option("SERVICE", options.endpoints_service,
                      "Only this service: NAMESPACE/NAME, or NAME in any namespace")
         ->type_name("");
+    get_workloads =
+        get->add_subcommand("workloads", "Workloads in meshcp: node, addresses, labels");
+    get_nodes = get->add_subcommand(
+        "nodes", "Nodes in meshcp, whether their agent is connected and the version it ACKed");
+    describe = app.add_subcommand("describe", "Show one resource of meshcp in detail");
+    describe->require_subcommand(0, 1);
+    describe_service = describe->add_subcommand(
+        "service", "A service's spec, version, and which agents ACKed that version");
+    describe_service->alias("svc");
+    describe_service
+        ->add_option("NAME", options.names, "NAMESPACE/NAME, or NAME in the -n namespace")
+        ->type_name("")
+        ->required()
+        ->expected(1);
+    add_namespace(describe_service, options.ns);
+    apply = app.add_subcommand(
+        "apply", "Validate YAML files (docs/config.md) and apply their resources through meshcp");
+    apply
+        ->add_option("-f,--filename", options.files,
+                     "A YAML file, or a directory of *.yaml/*.yml files; repeatable")
+        ->type_name("FILE|DIR")
+        ->required()
+        ->allow_extra_args(false);
+    apply->add_flag("--dry-run", options.dry_run,
+                    "Have meshcp validate the change without applying it");
+    remove = app.add_subcommand("delete", "Delete resources from meshcp: KIND NAME..., or -f FILE");
+    remove->add_option("KIND", options.kind, "workload, service or node")->type_name("");
+    remove->add_option("NAME", options.names, "NAMESPACE/NAME, or NAME in the -n namespace")
+        ->type_name("");
+    remove
+        ->add_option("-f,--filename", options.files,
+                     "Delete the resources a YAML file (or a directory's) defines; repeatable")
+        ->type_name("FILE|DIR")
+        ->allow_extra_args(false);
+    add_namespace(remove, options.ns);
+    controlplane = app.add_subcommand("controlplane", "The control plane (meshcp)");
+    controlplane->alias("cp");
+    controlplane->require_subcommand(0, 1);
+    controlplane_status = controlplane->add_subcommand(
+        "status", "State version, state directory, resources, and every agent's ACK or NACK");
     version = app.add_subcommand("version", "Print meshctl's version");
-    for (auto *command : {status, get_services, get_endpoints}) {
+    for (auto *command :
+         {status, get_services, get_endpoints, get_workloads, get_nodes, controlplane_status}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -228,13 +429,14 @@ struct CommandLine {
           ->check(output_format())
           ->capture_default_str();
     }
-    for (auto *parent : {&app, get}) {
+    for (auto *parent : {&app, get, describe, controlplane}) {
       for (auto *sub : parent->get_subcommands({})) sub->group("Commands");
     }
   }
 
-  // CLI11 reports a missing subcommand without naming the choices; this names them.
-  void require_command() const {
+  // CLI11 reports a missing subcommand without naming the choices; this names them. Also the
+  // argument combinations of delete that CLI11 cannot express.
+  void check_command_line() const {
     const auto missing = [](const CLI::App &parent) {
       std::vector<std::string> names;
       for (const auto *sub : parent.get_subcommands({})) names.push_back(sub->get_name());
@@ -244,16 +446,39 @@ struct CommandLine {
           CLI::ExitCodes::RequiredError);
     };
     if (app.get_subcommands().empty()) throw missing(app);
-    if (get->parsed() && get->get_subcommands().empty()) throw missing(*get);
+    for (const auto *parent : {get, describe, controlplane}) {
+      if (parent->parsed() && parent->get_subcommands().empty()) throw missing(*parent);
+    }
+    if (remove->parsed()) check_delete();
   }
 
-  void dispatch(const Options &options, const Environment &env, std::ostream &out) const {
+  void check_delete() const {
+    const auto usage = [](std::string text) {
+      return CLI::ValidationError("delete", std::move(text));
+    };
+    if (!options.files.empty()) {
+      if (!options.kind.empty()) throw usage("give KIND NAME... or -f, not both");
+      if (!options.ns.empty()) throw usage("-n applies to KIND NAME..., not to -f");
+      return;
+    }
+    if (options.kind.empty()) throw usage("give KIND NAME... or -f FILE");
+    if (options.names.empty()) throw usage(fmt::format("{}: give at least one NAME", options.kind));
+  }
+
+  void dispatch(const Environment &env, std::ostream &out) const {
     if (status->parsed()) return cmd_status(options, env, out);
     if (get_services->parsed()) {
+      if (options.from_controlplane) return cmd_get_desired_services(options, env, out);
       return options.watch ? cmd_watch_services(options, env, out)
                            : cmd_get_services(options, env, out);
     }
     if (get_endpoints->parsed()) return cmd_get_endpoints(options, env, out);
+    if (get_workloads->parsed()) return cmd_get_workloads(options, env, out);
+    if (get_nodes->parsed()) return cmd_get_nodes(options, env, out);
+    if (describe_service->parsed()) return cmd_describe_service(options, env, out);
+    if (apply->parsed()) return cmd_apply(options, env, out);
+    if (remove->parsed()) return cmd_delete(options, env, out);
+    if (controlplane_status->parsed()) return cmd_controlplane_status(options, env, out);
     if (version->parsed()) return cmd_version(out);
   }
 };
@@ -282,12 +507,12 @@ int run_meshctl(const std::vector<std::string> &args, std::ostream &out, std::os
     // CLI11 consumes a vector from its back.
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     command_line.app.parse(reversed);
-    command_line.require_command();
+    command_line.check_command_line();
   } catch (const CLI::ParseError &e) {
     return usage_error(command_line.app, e, out, err);
   }
   try {
-    command_line.dispatch(options, env, out);
+    command_line.dispatch(env, out);
   } catch (const CliError &e) {
     out.flush();
     err << "meshctl: " << e.what() << '\n';

@@ -14,9 +14,8 @@
 namespace sockmesh::cli {
 namespace {
 
-// "Label:" padded so that values line up in one column.
 void key_value(std::ostream &out, std::string_view label, std::string_view value) {
-  out << fmt::format("{:<12} {}\n", fmt::format("{}:", label), value);
+  out << field_line(label, value);
 }
 
 std::string since(std::int64_t unix_ms, std::int64_t now_unix_ms) {
@@ -36,6 +35,18 @@ void render_agent(std::ostream &out, const v1::AgentStatus &s, std::int64_t now_
   key_value(out, "Pin dir", s.pin_dir());
 }
 
+// Control-plane mode only: the discovery stream and the last push the agent refused.
+void render_stream(std::ostream &out, const v1::ConfigStatus &c, std::int64_t now_unix_ms) {
+  if (!c.stream_state().empty()) {
+    std::string stream = c.stream_state();
+    if (!c.system_version().empty()) stream += fmt::format(", at version {}", c.system_version());
+    if (c.last_ack_unix_ms() != 0)
+      stream += fmt::format(" (last ACK {})", since(c.last_ack_unix_ms(), now_unix_ms));
+    key_value(out, "Stream", stream);
+  }
+  if (!c.last_nack().empty()) key_value(out, "Last NACK", c.last_nack());
+}
+
 void render_config(std::ostream &out, const v1::ConfigStatus &c, std::int64_t now_unix_ms) {
   key_value(out, "Config", c.source().empty() ? "-" : c.source());
   key_value(out, "Generation",
@@ -44,6 +55,7 @@ void render_config(std::ostream &out, const v1::ConfigStatus &c, std::int64_t no
                                                    since(c.applied_unix_ms(), now_unix_ms)));
   key_value(out, "Resources",
             fmt::format("{} services, {} workloads", c.services(), c.workloads()));
+  render_stream(out, c, now_unix_ms);
   if (c.last_error().empty()) return;
   // A rejected config is the one thing an operator must not miss: it gets its own marked block.
   const std::string when = c.last_error_unix_ms() == 0

@@ -265,6 +265,37 @@ TEST_F(MeshctlTest, StatusShowsARejectedConfig) {
   EXPECT_NE(r.out.find(expected_config), std::string::npos) << r.out;
 }
 
+TEST_F(MeshctlTest, StatusInControlPlaneMode) {
+  auto &agent = start_agent("n1");
+  auto *c = agent.status.mutable_config();
+  c->set_source("controlplane:unix:/run/sockmesh/meshcp/discovery.sock");
+  c->set_stream_state("connected");
+  c->set_system_version("12");
+  c->set_last_ack_unix_ms(kNow - 4'000);
+  c->set_last_nack("service \"demo/web\": spec.vips[1].address: IPv6 is disabled on this node");
+  const auto r = run({"status"});
+  EXPECT_EQ(r.code, 0);
+  const std::string expected_config =
+      "\n"
+      "Config:      controlplane:unix:/run/sockmesh/meshcp/discovery.sock\n"
+      "Generation:  7 (applied 2024-05-01 11:54:57 UTC, 5m3s ago)\n"
+      "Resources:   3 services, 5 workloads\n"
+      "Stream:      connected, at version 12 (last ACK 2024-05-01 11:59:56 UTC, 4s ago)\n"
+      "Last NACK:   service \"demo/web\": spec.vips[1].address: IPv6 is disabled on this node\n"
+      "\n"
+      "Programs:\n";
+  EXPECT_NE(r.out.find(expected_config), std::string::npos) << r.out;
+
+  c->set_stream_state("backoff");
+  c->clear_system_version();
+  c->clear_last_ack_unix_ms();
+  c->clear_last_nack();
+  EXPECT_NE(run({"status"})
+                .out.find("Resources:   3 services, 5 workloads\n"
+                          "Stream:      backoff\n\n"),
+            std::string::npos);
+}
+
 TEST_F(MeshctlTest, StatusOfAFreshAgent) {
   auto &agent = start_agent("n1");
   agent.status = v1::AgentStatus();
@@ -614,7 +645,12 @@ const char *const kStatusJson = R"({
     "lastError": "",
     "lastErrorUnixMs": "0",
     "services": 3,
-    "workloads": 5
+    "workloads": 5,
+    "streamState": "",
+    "systemVersion": "",
+    "lastNack": "",
+    "lastAckUnixMs": "0",
+    "mapWrites": "0"
   },
   "programs": [
     {
@@ -673,6 +709,11 @@ config:
   lastErrorUnixMs: "0"
   services: 3
   workloads: 5
+  streamState: ""
+  systemVersion: ""
+  lastNack: ""
+  lastAckUnixMs: "0"
+  mapWrites: "0"
 programs:
   - name: sm_connect4
     id: 42
@@ -736,6 +777,11 @@ TEST_F(MeshctlTest, DocumentsOfEmptyAnswersKeepTheirShape) {
             "  lastErrorUnixMs: \"0\"\n"
             "  services: 0\n"
             "  workloads: 0\n"
+            "  streamState: \"\"\n"
+            "  systemVersion: \"\"\n"
+            "  lastNack: \"\"\n"
+            "  lastAckUnixMs: \"0\"\n"
+            "  mapWrites: \"0\"\n"
             "programs: []\n"
             "maps: []\n"
             "counters: []\n");
@@ -1079,11 +1125,20 @@ TEST_F(MeshctlTest, UsageErrorsAreOneLineWithExitCode2) {
 TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   auto r = run({});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "meshctl: missing command, one of: status, get, version (see meshctl --help)\n");
+  EXPECT_EQ(r.err,
+            "meshctl: missing command, one of: status, get, describe, apply, delete, "
+            "controlplane, version (see meshctl --help)\n");
   r = run({"get"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
-            "meshctl: get: missing command, one of: services, endpoints (see meshctl --help)\n");
+            "meshctl: get: missing command, one of: services, endpoints, workloads, nodes (see "
+            "meshctl --help)\n");
+  r = run({"cp"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "meshctl: controlplane: missing command, one of: status (see meshctl --help)\n");
+  r = run({"describe"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "meshctl: describe: missing command, one of: service (see meshctl --help)\n");
   r = run({"--timeout", "-1", "status"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,

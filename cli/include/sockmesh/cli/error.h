@@ -5,8 +5,10 @@
 
 namespace sockmesh::cli {
 
-// A failure the operator must see. run_meshctl prints "meshctl: <what()>" as one line on stderr
-// and exits 1, so what() is a single sentence that names what failed and where.
+// A failure the operator must see. run_meshctl prints "meshctl: <what()>" on stderr and exits 1,
+// so what() starts with a sentence that names what failed and where. When there are several
+// reasons (an invalid file, a change the control plane refused), that sentence ends in ':' and the
+// reasons follow, one line each.
 class CliError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
