@@ -1,7 +1,9 @@
 #include "mesh_fixture.h"
 
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -14,7 +16,10 @@
 
 #include "sockmesh/common/paths.h"
 #include "sockmesh/lab/echo_server.h"
+#include "sockmesh/resources/load.h"
+#include "sockmesh/resources/resource_set.h"
 #include "sockmesh/v1/admin.grpc.pb.h"
+#include "sockmesh/v1/controlplane.grpc.pb.h"
 
 namespace sockmesh::testing {
 namespace {
@@ -47,7 +52,7 @@ void wait_until(const std::function<bool()> &done, std::chrono::milliseconds lim
 
 }  // namespace
 
-MeshLab::MeshLab(Subsets subsets) {
+MeshLab::MeshLab(Subsets subsets, Source source) : source_(source) {
   lab::LabSpec spec;
   spec.nodes = 2;
   spec.pods = {{"client", 1, ""}};
@@ -61,13 +66,14 @@ MeshLab::MeshLab(Subsets subsets) {
   for (const auto &[pod, node] : kWebPods)
     lab_->spawn_in_pod(pod, {MESHLAB_BIN, "echo-server", "--port", "8080", "--name", pod},
                        dir_ + "/" + pod + ".log");
+  if (source_ == Source::kControlPlane) {
+    start_controlplane();
+    auto applied = apply(config_text(subsets));
+    if (!applied.ok()) throw std::runtime_error("initial apply: " + applied.error_message());
+  }
   for (int node = 1; node <= 2; node++) {
-    write_config(node, config_text(subsets));
-    agents_[node] =
-        lab_->spawn_in_node(node,
-                            {MESHD_BIN, "--node", lab_->node_name(node), "--cgroup",
-                             lab_->workload_cgroup(node), "--config", config_path(node)},
-                            dir_ + "/meshd-n" + std::to_string(node) + ".log");
+    if (source_ == Source::kFile) write_config(node, config_text(subsets));
+    start_agent(node);
   }
   for (int node = 1; node <= 2; node++) wait_generation(node, 0);
   for (const auto &[pod, node] : kWebPods) {
@@ -81,6 +87,103 @@ MeshLab::MeshLab(Subsets subsets) {
         },
         10s, "echo server in " + pod);
   }
+}
+
+void MeshLab::start_agent(int node) {
+  std::vector<std::string> argv = {MESHD_BIN, "--node", lab_->node_name(node), "--cgroup",
+                                   lab_->workload_cgroup(node)};
+  if (source_ == Source::kFile) {
+    argv.insert(argv.end(), {"--config", config_path(node)});
+  } else {
+    argv.insert(argv.end(), {"--controlplane", "unix:" + dir_ + "/xds.sock", "--state-dir",
+                             dir_ + "/state-n" + std::to_string(node)});
+  }
+  agents_[node] = lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");
+}
+
+void MeshLab::stop_agent(int node) {
+  kill(agents_.at(node), SIGTERM);
+  wait_until([&] { return kill(agents_.at(node), 0) != 0 || waitpid(agents_.at(node), nullptr, WNOHANG) > 0; },
+             10s, "meshd on node " + std::to_string(node) + " to stop");
+}
+
+void MeshLab::start_controlplane() {
+  controlplane_ = lab_->spawn_in_node(
+      1,
+      {MESHCP_BIN, "--state-dir", dir_ + "/meshcp", "--api-socket", dir_ + "/api.sock", "--listen",
+       "unix:" + dir_ + "/xds.sock"},
+      dir_ + "/meshcp.log");
+  wait_until(
+      [&] {
+        try {
+          controlplane_status();
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      10s, "meshcp to serve");
+}
+
+void MeshLab::kill_controlplane() {
+  kill(controlplane_, SIGKILL);
+  wait_until([&] { return waitpid(controlplane_, nullptr, WNOHANG) > 0 || kill(controlplane_, 0) != 0; },
+             10s, "meshcp to die");
+}
+
+grpc::Status MeshLab::apply_resources(const std::vector<v1::Resource>& resources) {
+  auto stub = v1::ControlPlane::NewStub(
+      grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::ApplyRequest request;
+  for (const auto& resource : resources) *request.add_resources() = resource;
+  v1::ApplyResponse response;
+  return stub->Apply(&context, request, &response);
+}
+
+grpc::Status MeshLab::apply(const std::string& yaml, v1::ApplyResponse* response) {
+  auto loaded = resources::load_yaml_string(yaml, "test.yaml");
+  if (!loaded.ok()) throw std::runtime_error("test config does not load: " + loaded.errors[0]);
+  auto stub = v1::ControlPlane::NewStub(
+      grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::ApplyRequest request;
+  for (auto& [name, resource] : resources::to_resources(loaded.snapshot)) *request.add_resources() = resource;
+  v1::ApplyResponse ignored;
+  return stub->Apply(&context, request, response ? response : &ignored);
+}
+
+v1::ControlPlaneStatus MeshLab::controlplane_status() {
+  auto stub = v1::ControlPlane::NewStub(
+      grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 2s);
+  context.set_wait_for_ready(true);
+  v1::ControlPlaneStatus status;
+  auto result = stub->GetStatus(&context, v1::ControlPlaneStatusRequest(), &status);
+  if (!result.ok()) throw std::runtime_error("meshcp GetStatus: " + result.error_message());
+  return status;
+}
+
+std::string MeshLab::wait_all_acked() {
+  std::string version;
+  wait_until(
+      [&] {
+        try {
+          auto status = controlplane_status();
+          version = status.version();
+          int acked = 0;
+          for (const auto& agent : status.agents())
+            acked += agent.connected() && agent.acked_version() == version;
+          return acked == 2;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      20s, "every agent to ACK");
+  return version;
 }
 
 MeshLab::~MeshLab() {

@@ -10,7 +10,10 @@
 #include <vector>
 
 #include "sockmesh/lab/lab.h"
+#include <grpcpp/support/status.h>
+
 #include "sockmesh/v1/admin.pb.h"
+#include "sockmesh/v1/controlplane.pb.h"
 
 namespace sockmesh::testing {
 
@@ -19,12 +22,17 @@ struct Subsets {
   uint32_t v2 = 20;
 };
 
+// Where the agents get their configuration from.
+enum class Source { kFile, kControlPlane };
+
 class MeshLab {
  public:
   // Pods: client (n1), web-v1-a (n1), web-v1-b (n2), web-v2-a (n2); echo servers on :8080 in the
   // web pods; service demo/web at 10.96.0.10:80 split v1/v2 by `subsets`; service demo/empty at
   // 10.96.0.11:80 with no endpoints. meshd on both nodes.
-  explicit MeshLab(Subsets subsets = {});
+  // kControlPlane: meshcp runs on node 1 (unix sockets in the test's directory) and the agents
+  // use --controlplane; the config is applied through meshcp's API.
+  explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile);
   ~MeshLab();
 
   lab::Lab& lab() { return *lab_; }
@@ -41,10 +49,25 @@ class MeshLab {
   uint64_t counter(int node, const std::string& name);
   pid_t agent_pid(int node) const { return agents_.at(node); }
 
+  // Control-plane mode.
+  // Applies every resource of a YAML text (which must load cleanly on its own).
+  grpc::Status apply(const std::string& yaml, v1::ApplyResponse* response = nullptr);
+  // Applies resources as given, without validating them first (to test meshcp's checks).
+  grpc::Status apply_resources(const std::vector<v1::Resource>& resources);
+  v1::ControlPlaneStatus controlplane_status();
+  void start_controlplane();
+  void kill_controlplane();  // SIGKILL, as a crash
+  void start_agent(int node);
+  void stop_agent(int node);  // SIGTERM: pins stay
+  // Waits until every agent ACKed the control plane's current version; returns that version.
+  std::string wait_all_acked();
+
  private:
   std::unique_ptr<lab::Lab> lab_;
   std::string dir_;
   std::map<int, pid_t> agents_;
+  Source source_;
+  pid_t controlplane_ = 0;
   std::map<int, std::string> written_;  // last text written per node
 };
 

@@ -1,0 +1,188 @@
+// meshcp with a meshd per node (control-plane mode), real connects from a pod: a change applied
+// once is in force everywhere and ACKed; bad changes are refused whole; the data path outlives the
+// control plane; a restarted agent serves its last-known-good state; only root may apply.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "mesh_fixture.h"
+#include "sockmesh/common/paths.h"
+#include "sockmesh/resources/load.h"
+#include "sockmesh/resources/resource_set.h"
+
+namespace sockmesh::testing {
+namespace {
+
+class ControlPlaneLabTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { mesh_ = new MeshLab({}, Source::kControlPlane); }
+  static void TearDownTestSuite() {
+    delete mesh_;
+    mesh_ = nullptr;
+  }
+  static MeshLab* mesh_;
+};
+MeshLab* ControlPlaneLabTest::mesh_ = nullptr;
+
+double share(const ConnectTally& tally, const std::string& backend, int n) {
+  auto it = tally.bodies.find(backend);
+  return it == tally.bodies.end() ? 0.0 : double(it->second) / n;
+}
+
+TEST_F(ControlPlaneLabTest, ApplyIsInForceOnEveryAgentAndAcked) {
+  uint64_t before = mesh_->status(1).config().generation();
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 30, .v2 = 70})).ok());
+  std::string version = mesh_->wait_all_acked();
+  for (int node = 1; node <= 2; node++) {
+    auto status = mesh_->status(node).config();
+    EXPECT_EQ(status.system_version(), version) << node;
+    EXPECT_EQ(status.stream_state(), "connected") << node;
+    EXPECT_EQ(status.source(), "controlplane:unix:" + status.source().substr(std::strlen("controlplane:unix:")));
+  }
+  EXPECT_GT(mesh_->status(1).config().generation(), before);
+  const int n = 2000;
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, n);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_NEAR(share(tally, "web-v2-a", n), 0.7, 5 * std::sqrt(0.21 / n));
+}
+
+// Each bad change: a mutation of the valid state, and the line meshcp must refuse it with.
+struct BadChange {
+  const char* what;
+  std::function<void(v1::Snapshot&)> mutate;
+  std::string error;
+};
+
+TEST_F(ControlPlaneLabTest, BadChangesAreRefusedWholeAndNothingIsApplied) {
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 100, .v2 = 0})).ok());
+  std::string version = mesh_->wait_all_acked();
+  uint64_t generation = mesh_->status(1).config().generation();
+
+  auto loaded = resources::load_yaml_string(mesh_->config_text({.v1 = 50, .v2 = 50}), "t.yaml");
+  ASSERT_TRUE(loaded.ok());
+  auto web = [](v1::Snapshot& s) -> v1::Service& { return *s.mutable_services(0); };
+  const std::vector<BadChange> changes = {
+      {"vip port 0", [&](auto& s) { web(s).mutable_vips(0)->set_port(0); }, "spec.vips[0].port"},
+      {"endpoint port too big", [&](auto& s) { web(s).mutable_endpoints(0)->set_port(70000); },
+       "spec.endpoints[0].port"},
+      {"unknown workload", [&](auto& s) { web(s).mutable_endpoints(0)->set_workload("ghost"); },
+       "spec.endpoints[0].workload"},
+      {"duplicate VIP", [&](auto& s) { s.mutable_services(1)->mutable_vips(0)->set_address("10.96.0.10"); },
+       "10.96.0.10:80/TCP"},
+      {"all weights zero",
+       [&](auto& s) {
+         for (auto& e : *web(s).mutable_endpoints()) e.set_weight(0);
+       },
+       "weight"},
+      {"unsupported policy", [&](auto& s) { web(s).set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS); },
+       "LEAST_CONNECTIONS"},
+      {"bad workload address", [&](auto& s) { s.mutable_workloads(0)->set_addresses(0, "10.78.1.300"); },
+       "spec.addresses[0]"},
+      {"address used twice",
+       [&](auto& s) { s.mutable_workloads(1)->set_addresses(0, s.workloads(0).addresses(0)); },
+       "spec.addresses[0]"},
+      {"Maglev table not prime",
+       [&](auto& s) {
+         web(s).set_lb_policy(v1::LB_POLICY_MAGLEV);
+         web(s).mutable_maglev()->set_table_size(4096);
+       },
+       "spec.maglev.tableSize"},
+      {"too many endpoints",
+       [&](auto& s) {
+         for (int i = 0; i < 70; i++) *web(s).add_endpoints() = web(s).endpoints(0);
+       },
+       "at most 64 endpoints"},
+      {"invalid name", [&](auto& s) { web(s).mutable_metadata()->set_name("Web_Bad"); }, "metadata.name"},
+  };
+  for (const auto& change : changes) {
+    v1::Snapshot snapshot = loaded.snapshot;
+    change.mutate(snapshot);
+    std::vector<v1::Resource> resources;
+    for (const auto& [name, resource] : resources::to_resources(snapshot)) resources.push_back(resource);
+    auto result = mesh_->apply_resources(resources);
+    EXPECT_EQ(result.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << change.what;
+    EXPECT_NE(result.error_message().find(change.error), std::string::npos)
+        << change.what << ": " << result.error_message();
+  }
+  // Nothing of any of them reached any agent, and the previous state still serves.
+  EXPECT_EQ(mesh_->controlplane_status().version(), version);
+  for (int node = 1; node <= 2; node++)
+    EXPECT_EQ(mesh_->status(node).config().system_version(), version) << node;
+  EXPECT_EQ(mesh_->status(1).config().generation(), generation);
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 200);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies["web-v2-a"], 0);
+}
+
+TEST_F(ControlPlaneLabTest, DataPathOutlivesTheControlPlaneAndResyncWritesNothing) {
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 80, .v2 = 20})).ok());
+  std::string version = mesh_->wait_all_acked();
+  uint64_t writes[3] = {0, mesh_->status(1).config().map_writes(), mesh_->status(2).config().map_writes()};
+
+  mesh_->kill_controlplane();
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 300);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies.size(), 3u);
+
+  mesh_->start_controlplane();
+  EXPECT_EQ(mesh_->wait_all_acked(), version);  // the store survived; agents resynced
+  for (int node = 1; node <= 2; node++) {
+    EXPECT_EQ(mesh_->status(node).config().map_writes(), writes[node]) << "node " << node;
+    EXPECT_EQ(mesh_->status(node).config().stream_state(), "connected");
+  }
+}
+
+TEST_F(ControlPlaneLabTest, AgentRestartedWhileControlPlaneIsDownServesLastKnownGood) {
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 0, .v2 = 100})).ok());
+  std::string version = mesh_->wait_all_acked();
+  mesh_->kill_controlplane();
+  mesh_->stop_agent(1);
+  // Remove node 1's data path entirely: only the persisted state can bring it back.
+  std::string out;
+  ASSERT_EQ(mesh_->lab().run_in_node(1, {MESHD_BIN, "uninstall", "--node", mesh_->lab().node_name(1)}, &out), 0)
+      << out;
+  mesh_->start_agent(1);
+  auto status = mesh_->wait_generation(1, 0);
+  EXPECT_EQ(status.config().system_version(), version);
+  EXPECT_EQ(status.config().services(), 4u);
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 200);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies["web-v2-a"], 200);
+  mesh_->start_controlplane();
+  EXPECT_EQ(mesh_->wait_all_acked(), version);
+}
+
+TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
+  auto status = mesh_->controlplane_status();
+  std::string socket_path = status.state_dir().substr(0, status.state_dir().rfind('/')) + "/api.sock";
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);  // nobody
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    int err = rc == 0 ? 0 : errno;
+    if (write(pipe_fds[1], &err, sizeof(err)) != sizeof(err)) _exit(3);
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  int err = -1;
+  ASSERT_EQ(read(pipe_fds[0], &err, sizeof(err)), ssize_t(sizeof(err)));
+  close(pipe_fds[0]);
+  waitpid(pid, nullptr, 0);
+  EXPECT_EQ(err, EACCES) << std::strerror(err);
+}
+
+}  // namespace
+}  // namespace sockmesh::testing
