@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -69,6 +70,18 @@ void check_workload_cgroup(const std::string &cgroup) {
   if (mine == target || mine.rfind(target + "/", 0) == 0)
     throw std::runtime_error("meshd runs inside the workload cgroup it would capture (" + mine +
                              "); start it from another cgroup");
+}
+
+// Parsing a large config file leaves the snapshot's allocations scattered among the freed nodes
+// of yaml-cpp (one per scalar: 17 million at 10,000 services), and the heap cannot shrink past
+// them: ~1.3 GB of RSS held for 72 MB in use. Serializing the snapshot, freeing it, trimming the
+// heap and parsing it back lays it out afresh. Costs a copy of the snapshot per change.
+void compact(v1::Snapshot &snapshot) {
+  std::string bytes = snapshot.SerializeAsString();
+  snapshot.Clear();
+  v1::Snapshot().Swap(&snapshot);  // release the repeated fields' capacity too
+  malloc_trim(0);
+  snapshot.ParseFromString(bytes);
 }
 
 // 64-bit FNV-1a: the agent remembers which file text it applied or refused by digest, not by
@@ -227,6 +240,7 @@ void Agent::release_node() {
 
 std::string Agent::apply_locked(v1::Snapshot snapshot) {
   auto begin = std::chrono::steady_clock::now();
+  compact(snapshot);
   reconcile::DesiredState desired = reconcile::translate(snapshot);
   reconcile::ApplyStats stats;
   try {
@@ -242,6 +256,10 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - begin)
                     .count();
+  // Workloads are needed only to translate; the views read services and the desired state. At
+  // 100,000 workloads they would be the agent's largest memory.
+  workloads_ = uint32_t(snapshot.workloads_size());
+  snapshot.clear_workloads();
   snapshot_ = std::move(snapshot);
   desired_ = std::move(desired);
   generation_++;
@@ -253,6 +271,7 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
       "unchanged={} duration_us={}",
       generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
       stats.removed, stats.unchanged, micros);
+  malloc_trim(0);
   return "";
 }
 
@@ -376,7 +395,7 @@ v1::AgentStatus Agent::status() {
   config->set_last_error(last_error_);
   config->set_last_error_unix_ms(last_error_unix_ms_);
   config->set_services(uint32_t(snapshot_.services_size()));
-  config->set_workloads(uint32_t(snapshot_.workloads_size()));
+  config->set_workloads(workloads_);
   return out;
 }
 

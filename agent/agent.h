@@ -81,7 +81,8 @@ class Agent : public admin::AdminState {
   std::condition_variable changed_;  // notified when generation_ moves
   uint64_t applied_text_ = 0;              // digest of the applied file's text
   std::optional<uint64_t> rejected_text_;  // digest of the last refused file's text, if any
-  v1::Snapshot snapshot_;
+  v1::Snapshot snapshot_;  // as applied, less the workloads (counted in workloads_)
+  uint32_t workloads_ = 0;
   reconcile::DesiredState desired_;
   uint64_t generation_ = 0;
   std::string system_version_;  // control-plane mode: the state version applied
