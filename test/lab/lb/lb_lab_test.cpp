@@ -125,9 +125,14 @@ TEST_F(LbLabTest, InvalidUpdateIsRejectedWholeAndPreviousBackendsKeepServing) {
 }
 
 TEST_F(LbLabTest, ThousandUpdatesWhileConnectingLoseNoConnect) {
-  char stop_tmpl[] = "/tmp/sockmesh-stop-XXXXXX";
-  ASSERT_TRUE(mkdtemp(stop_tmpl));
-  std::string stop = std::string(stop_tmpl) + "/stop";
+  char dir_tmpl[] = "/tmp/sockmesh-stop-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir_tmpl));
+  std::string ready = std::string(dir_tmpl) + "/ready", stop = std::string(dir_tmpl) + "/stop";
+  // Everything that talks gRPC happens before the client forks or after it reported ready: a
+  // fork while another thread holds an allocator or gRPC lock can leave the child stuck.
+  uint64_t generation = mesh_->status(1).config().generation();
+  const std::string texts[] = {mesh_->config_text({.v1 = 100, .v2 = 0}),
+                               mesh_->config_text({.v1 = 0, .v2 = 100})};
   std::string out;
   std::thread client([&] {
     mesh_->lab().call_in_pod(
@@ -135,6 +140,7 @@ TEST_F(LbLabTest, ThousandUpdatesWhileConnectingLoseNoConnect) {
         [&] {
           int ok = 0, failed = 0;
           std::string first_error;
+          std::ofstream(ready).put('x');
           struct stat st;
           while (stat(stop.c_str(), &st) != 0) {
             auto result = lab::http_fetch("10.96.0.10", 80);
@@ -149,17 +155,21 @@ TEST_F(LbLabTest, ThousandUpdatesWhileConnectingLoseNoConnect) {
         },
         &out);
   });
+  struct stat st;
+  for (int i = 0; i < 1000 && stat(ready.c_str(), &st) != 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bool started = stat(ready.c_str(), &st) == 0;
   // Alternate between two backend sets that share no backend; each update waits until applied.
-  uint64_t generation = mesh_->status(1).config().generation();
-  const std::string texts[] = {mesh_->config_text({.v1 = 100, .v2 = 0}),
-                               mesh_->config_text({.v1 = 0, .v2 = 100})};
-  for (int i = 0; i < 1000; i++) {
+  for (int i = 0; started && i < 1000; i++) {
     mesh_->write_config(1, texts[i % 2]);
     generation = mesh_->wait_generation(1, generation).config().generation();
   }
   std::ofstream(stop).put('x');
+  // A client stuck before it started would never see the stop file: end it from outside.
+  if (!started) std::ofstream(mesh_->lab().pod_cgroup("client") + "/cgroup.kill") << 1;
   client.join();
-  std::filesystem::remove_all(stop_tmpl);
+  std::filesystem::remove_all(dir_tmpl);
+  ASSERT_TRUE(started) << "the client in the pod did not start within 10 s";
   int ok = 0, failed = 0;
   std::istringstream(out) >> ok >> failed;
   EXPECT_EQ(failed, 0) << out;
