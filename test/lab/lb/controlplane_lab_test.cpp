@@ -44,7 +44,7 @@ TEST_F(ControlPlaneLabTest, ApplyIsInForceOnEveryAgentAndAcked) {
     auto status = mesh_->status(node).config();
     EXPECT_EQ(status.system_version(), version) << node;
     EXPECT_EQ(status.stream_state(), "connected") << node;
-    EXPECT_EQ(status.source(), "controlplane:unix:" + status.source().substr(std::strlen("controlplane:unix:")));
+    EXPECT_EQ(status.source(), "controlplane:" + mesh_->controlplane_target());
   }
   EXPECT_GT(mesh_->status(1).config().generation(), before);
   const int n = 2000;

@@ -95,7 +95,7 @@ void MeshLab::start_agent(int node) {
   if (source_ == Source::kFile) {
     argv.insert(argv.end(), {"--config", config_path(node)});
   } else {
-    argv.insert(argv.end(), {"--controlplane", "unix:" + dir_ + "/xds.sock", "--state-dir",
+    argv.insert(argv.end(), {"--controlplane", controlplane_target(), "--state-dir",
                              dir_ + "/state-n" + std::to_string(node)});
   }
   agents_[node] = lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");
@@ -131,33 +131,32 @@ void MeshLab::kill_controlplane() {
              10s, "meshcp to die");
 }
 
-grpc::Status MeshLab::apply_resources(const std::vector<v1::Resource>& resources) {
-  auto stub = v1::ControlPlane::NewStub(
-      grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
+grpc::Status MeshLab::apply_resources(const std::vector<v1::Resource>& resources,
+                                      v1::ApplyResponse* response) {
+  auto stub = controlplane_stub();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::ApplyRequest request;
   for (const auto& resource : resources) *request.add_resources() = resource;
-  v1::ApplyResponse response;
-  return stub->Apply(&context, request, &response);
+  v1::ApplyResponse ignored;
+  return stub->Apply(&context, request, response ? response : &ignored);
 }
 
 grpc::Status MeshLab::apply(const std::string& yaml, v1::ApplyResponse* response) {
   auto loaded = resources::load_yaml_string(yaml, "test.yaml");
   if (!loaded.ok()) throw std::runtime_error("test config does not load: " + loaded.errors[0]);
-  auto stub = v1::ControlPlane::NewStub(
+  std::vector<v1::Resource> resources;
+  for (auto& [name, resource] : resources::to_resources(loaded.snapshot)) resources.push_back(resource);
+  return apply_resources(resources, response);
+}
+
+std::unique_ptr<v1::ControlPlane::Stub> MeshLab::controlplane_stub() const {
+  return v1::ControlPlane::NewStub(
       grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 5s);
-  v1::ApplyRequest request;
-  for (auto& [name, resource] : resources::to_resources(loaded.snapshot)) *request.add_resources() = resource;
-  v1::ApplyResponse ignored;
-  return stub->Apply(&context, request, response ? response : &ignored);
 }
 
 v1::ControlPlaneStatus MeshLab::controlplane_status() {
-  auto stub = v1::ControlPlane::NewStub(
-      grpc::CreateChannel("unix:" + dir_ + "/api.sock", grpc::InsecureChannelCredentials()));
+  auto stub = controlplane_stub();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 2s);
   context.set_wait_for_ready(true);

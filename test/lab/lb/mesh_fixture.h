@@ -13,7 +13,7 @@
 #include <grpcpp/support/status.h>
 
 #include "sockmesh/v1/admin.pb.h"
-#include "sockmesh/v1/controlplane.pb.h"
+#include "sockmesh/v1/controlplane.grpc.pb.h"
 
 namespace sockmesh::testing {
 
@@ -53,7 +53,10 @@ class MeshLab {
   // Applies every resource of a YAML text (which must load cleanly on its own).
   grpc::Status apply(const std::string& yaml, v1::ApplyResponse* response = nullptr);
   // Applies resources as given, without validating them first (to test meshcp's checks).
-  grpc::Status apply_resources(const std::vector<v1::Resource>& resources);
+  grpc::Status apply_resources(const std::vector<v1::Resource>& resources,
+                               v1::ApplyResponse* response = nullptr);
+  // The discovery address the agents are given.
+  std::string controlplane_target() const { return "unix:" + dir_ + "/xds.sock"; }
   v1::ControlPlaneStatus controlplane_status();
   void start_controlplane();
   void kill_controlplane();  // SIGKILL, as a crash
@@ -63,6 +66,7 @@ class MeshLab {
   std::string wait_all_acked();
 
  private:
+  std::unique_ptr<v1::ControlPlane::Stub> controlplane_stub() const;
   std::unique_ptr<lab::Lab> lab_;
   std::string dir_;
   std::map<int, pid_t> agents_;
