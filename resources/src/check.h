@@ -17,7 +17,7 @@ enum class Kind { kWorkload, kService, kNode };
 std::string_view kind_name(Kind kind);
 
 // `service "demo/web"`.
-std::string resource_label(Kind kind, const v1::ObjectMeta& metadata);
+std::string resource_label(Kind kind, const v1::ObjectMeta &metadata);
 
 struct ResourceRef {
   Kind kind;
@@ -34,6 +34,6 @@ struct Issue {
 // ("first defined at demo.yaml:3").
 using WhereFn = std::function<std::string(ResourceRef)>;
 
-std::vector<Issue> check_snapshot(const v1::Snapshot& snapshot, const WhereFn& where);
+std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &where);
 
 }  // namespace sockmesh::resources::detail

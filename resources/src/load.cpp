@@ -62,7 +62,9 @@ struct ResourceLocation {
   }
 };
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
 
 std::string child_path(const std::string &path, std::string_view key) {
   return path.empty() ? std::string(key) : path + "." + std::string(key);
@@ -72,7 +74,9 @@ std::string item_path(const std::string &path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
 
-bool present(const YAML::Node &n) { return n.IsDefined() && !n.IsNull(); }
+bool present(const YAML::Node &n) {
+  return n.IsDefined() && !n.IsNull();
+}
 
 std::string describe(const YAML::Node &n) {
   switch (n.Type()) {
@@ -122,8 +126,7 @@ class DocumentReader {
     if (!present(lookup(doc, "kind", "kind"))) {
       fail(at("kind"), "kind", "required (one of Workload, Service, Node)");
     } else if (auto v = scalar(doc, "kind", "kind", true); v && !parse_kind(*v)) {
-      fail(at("kind"), "kind",
-           "unknown kind " + quoted(*v) + " (one of Workload, Service, Node)");
+      fail(at("kind"), "kind", "unknown kind " + quoted(*v) + " (one of Workload, Service, Node)");
     }
     if (auto m = map_field(doc, "metadata", "metadata", true)) read_metadata(*m, meta);
     return map_field(doc, "spec", "spec", true);
@@ -131,9 +134,8 @@ class DocumentReader {
 
   void read_workload_spec(const YAML::Node &spec, v1::Workload *w) {
     fields(spec, "spec", {"serviceAccount", "node", "addresses", "cgroupPath", "captured"});
-    w->set_service_account(
-        scalar(spec, "serviceAccount", "spec.serviceAccount", false)
-            .value_or(std::string(kDefaultServiceAccount)));
+    w->set_service_account(scalar(spec, "serviceAccount", "spec.serviceAccount", false)
+                               .value_or(std::string(kDefaultServiceAccount)));
     if (auto v = scalar(spec, "node", "spec.node", true)) w->set_node(*v);
     string_list(spec, "addresses", "spec.addresses", w->mutable_addresses());
     if (auto v = scalar(spec, "cgroupPath", "spec.cgroupPath", false)) w->set_cgroup_path(*v);
@@ -341,9 +343,8 @@ class DocumentReader {
     }
     const std::string &text = n.Scalar();
     size_t digits_at = (!text.empty() && (text[0] == '-' || text[0] == '+')) ? 1 : 0;
-    if (digits_at == text.size() ||
-        !std::all_of(text.begin() + digits_at, text.end(),
-                     [](char c) { return c >= '0' && c <= '9'; })) {
+    if (digits_at == text.size() || !std::all_of(text.begin() + digits_at, text.end(),
+                                                 [](char c) { return c >= '0' && c <= '9'; })) {
       fail(at(path), path, "must be an integer, got " + quoted(text));
       return std::nullopt;
     }
@@ -649,10 +650,12 @@ class FileLoader {
              std::to_string(locations_[int(ref.kind)][size_t(ref.index)].doc_line);
     };
     for (auto &issue : detail::check_snapshot(snapshot_, where)) {
-      const ResourceLocation &loc = locations_[int(issue.resource.kind)][size_t(issue.resource.index)];
+      const ResourceLocation &loc =
+          locations_[int(issue.resource.kind)][size_t(issue.resource.index)];
       if (loc.has_error_at_or_above(issue.path)) continue;
       const int line = loc.line_of(issue.path);
-      errors_.push_back({line, std::string(source_) + ":" + std::to_string(line) + ": " + issue.text});
+      errors_.push_back(
+          {line, std::string(source_) + ":" + std::to_string(line) + ": " + issue.text});
     }
   }
 

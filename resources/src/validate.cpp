@@ -21,7 +21,9 @@ constexpr uint32_t kMaxPort = 65535;
 constexpr uint32_t kMaxWeight = 10000;
 constexpr size_t kMaxSubdomainLength = 253;
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
 
 std::string indexed(std::string_view path, int i) {
   return std::string(path) + "[" + std::to_string(i) + "]";
@@ -67,8 +69,7 @@ v1::LbPolicy effective_policy(v1::LbPolicy p) {
 
 // address:port/protocol as written, the IPv6 address in brackets.
 std::string vip_text(const v1::VirtualAddress &vip, Family family) {
-  const std::string address =
-      family == Family::kIpv6 ? "[" + vip.address() + "]" : vip.address();
+  const std::string address = family == Family::kIpv6 ? "[" + vip.address() + "]" : vip.address();
   return address + ":" + std::to_string(vip.port()) + "/" +
          std::string(protocol_name(effective_protocol(vip.protocol())));
 }
@@ -88,7 +89,7 @@ constexpr uint32_t kMaglevEntriesPerEndpointForEvenShares = 100;
 
 class Checker {
  public:
-  Checker(const v1::Snapshot& snapshot, const WhereFn& where) : s_(snapshot), where_(where) {}
+  Checker(const v1::Snapshot &snapshot, const WhereFn &where) : s_(snapshot), where_(where) {}
 
   std::vector<Issue> run() {
     index_workloads();
@@ -129,8 +130,7 @@ class Checker {
           (address->family == Family::kIpv4 ? f.ipv4 : f.ipv6) = true;
         }
       }
-      workload_families_.emplace(std::make_pair(w.metadata().namespace_(), w.metadata().name()),
-                                 f);
+      workload_families_.emplace(std::make_pair(w.metadata().namespace_(), w.metadata().name()), f);
     }
   }
 
@@ -199,8 +199,8 @@ class Checker {
       auto address = check_address(path, text);
       if (!address) continue;
       if (auto [it, inserted] = own.emplace(*address, i); !inserted) {
-        report(path, text + " is listed twice (also spec.addresses[" + std::to_string(it->second) +
-                         "])");
+        report(path,
+               text + " is listed twice (also spec.addresses[" + std::to_string(it->second) + "])");
         continue;
       }
       if (!families.insert(address->family).second) {
@@ -312,12 +312,11 @@ class Checker {
     const auto endpoints = uint32_t(svc.endpoints_size());
     if (size < endpoints) {
       const uint32_t even = kMaglevEntriesPerEndpointForEvenShares * endpoints;
-      report(path, "must be at least the number of endpoints (" + std::to_string(endpoints) +
-                       "), got " + std::to_string(size) +
-                       "; for even shares use a prime of at least " +
-                       std::to_string(kMaglevEntriesPerEndpointForEvenShares) + " × " +
-                       std::to_string(endpoints) + ", e.g. " +
-                       std::to_string(prime_at_least(even)));
+      report(path,
+             "must be at least the number of endpoints (" + std::to_string(endpoints) + "), got " +
+                 std::to_string(size) + "; for even shares use a prime of at least " +
+                 std::to_string(kMaglevEntriesPerEndpointForEvenShares) + " × " +
+                 std::to_string(endpoints) + ", e.g. " + std::to_string(prime_at_least(even)));
     }
   }
 
@@ -365,7 +364,8 @@ class Checker {
       if (ep.port() < 1 || ep.port() > kMaxPort) {
         report(path + ".port", range_error(1, kMaxPort, ep.port()));
       }
-      if (ep.weight() > kMaxWeight) report(path + ".weight", range_error(0, kMaxWeight, ep.weight()));
+      if (ep.weight() > kMaxWeight)
+        report(path + ".weight", range_error(0, kMaxWeight, ep.weight()));
       if (ep.weight() > 0) any_weight = true;
       auto [it, inserted] = seen.emplace(std::make_pair(ep.workload(), ep.port()), i);
       if (!inserted) {
@@ -453,7 +453,8 @@ std::vector<std::string> validate(const v1::Snapshot &snapshot) {
     return std::string(kLists[int(ref.kind)]) + "[" + std::to_string(ref.index) + "]";
   };
   std::vector<std::string> errors;
-  for (auto &issue : detail::check_snapshot(snapshot, where)) errors.push_back(std::move(issue.text));
+  for (auto &issue : detail::check_snapshot(snapshot, where))
+    errors.push_back(std::move(issue.text));
   return errors;
 }
 

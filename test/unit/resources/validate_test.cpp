@@ -42,13 +42,17 @@ TEST(ValidateTest, UnspecifiedEnumsAreTheDefaults) {
   EXPECT_EQ(validate(base()), Errors{});
 }
 
-TEST(ValidateTest, EmptySnapshotIsValid) { EXPECT_EQ(validate(v1::Snapshot{}), Errors{}); }
+TEST(ValidateTest, EmptySnapshotIsValid) {
+  EXPECT_EQ(validate(v1::Snapshot{}), Errors{});
+}
 
 TEST(ValidateTest, ErrorsHaveNoLocation) {
   v1::Snapshot s = base();
   s.mutable_services(0)->mutable_endpoints(0)->set_weight(20000);
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.endpoints[0].weight: must be between 0 and 10000, got 20000)"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.endpoints[0].weight: must be between 0 and 10000, got 20000)"});
 }
 
 TEST(ValidateTest, RequiredFields) {
@@ -67,8 +71,10 @@ TEST(ValidateTest, DuplicateResourceNamesTheFirst) {
   v1::Snapshot s = base();
   *s.add_services() = s.services(0);
   s.mutable_services(1)->mutable_vips(0)->set_port(81);
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": metadata.name: duplicate service "demo/web" (first defined at services[0]))"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": metadata.name: duplicate service "demo/web" (first defined at services[0]))"});
 }
 
 TEST(ValidateTest, SameNameInOtherNamespaceOrKindIsFine) {
@@ -85,8 +91,10 @@ TEST(ValidateTest, SameNameInOtherNamespaceOrKindIsFine) {
 TEST(ValidateTest, EndpointWorkloadMustBeInServiceNamespace) {
   v1::Snapshot s = base();
   s.mutable_workloads(0)->mutable_metadata()->set_namespace_("prod");
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.endpoints[0].workload: unknown workload "web-v1-a" in namespace "demo")"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.endpoints[0].workload: unknown workload "web-v1-a" in namespace "demo")"});
 }
 
 TEST(ValidateTest, OutOfRangeEnums) {
@@ -100,7 +108,8 @@ TEST(ValidateTest, OutOfRangeEnums) {
 }
 
 TEST(ValidateTest, SupportedPolicies) {
-  for (v1::LbPolicy policy : {v1::LB_POLICY_RANDOM, v1::LB_POLICY_ROUND_ROBIN, v1::LB_POLICY_MAGLEV}) {
+  for (v1::LbPolicy policy :
+       {v1::LB_POLICY_RANDOM, v1::LB_POLICY_ROUND_ROBIN, v1::LB_POLICY_MAGLEV}) {
     v1::Snapshot s = base();
     s.mutable_services(0)->set_lb_policy(policy);
     EXPECT_EQ(validate(s), Errors{}) << v1::LbPolicy_Name(policy);
@@ -110,8 +119,10 @@ TEST(ValidateTest, SupportedPolicies) {
 TEST(ValidateTest, LeastConnectionsNotSupportedYet) {
   v1::Snapshot s = base();
   s.mutable_services(0)->set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS);
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"});
 }
 
 TEST(ValidateTest, MaglevTableSize) {
@@ -126,17 +137,29 @@ TEST(ValidateTest, MaglevTableSize) {
       {v1::LB_POLICY_MAGLEV, SM_MAGLEV_MIN_SIZE, 13, {}},
       {v1::LB_POLICY_MAGLEV, SM_MAGLEV_DEFAULT_SIZE, 64, {}},
       {v1::LB_POLICY_MAGLEV, SM_MAGLEV_MAX_SIZE, 64, {}},
-      {v1::LB_POLICY_MAGLEV, 4096, 1,
+      {v1::LB_POLICY_MAGLEV,
+       4096,
+       1,
        {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 4096 (the nearest primes are 4093 and 4099))"}},
-      {v1::LB_POLICY_MAGLEV, 65537, 1,
+      {v1::LB_POLICY_MAGLEV,
+       65537,
+       1,
        {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 65537)"}},
-      {v1::LB_POLICY_MAGLEV, 2, 1,
+      {v1::LB_POLICY_MAGLEV,
+       2,
+       1,
        {R"(service "demo/web": spec.maglev.tableSize: must be a prime between 13 and 65521, got 2)"}},
-      {v1::LB_POLICY_MAGLEV, 17, 18,
+      {v1::LB_POLICY_MAGLEV,
+       17,
+       18,
        {R"(service "demo/web": spec.maglev.tableSize: must be at least the number of endpoints (18), got 17; for even shares use a prime of at least 100 × 18, e.g. 1801)"}},
-      {v1::LB_POLICY_UNSPECIFIED, 0, 1,
+      {v1::LB_POLICY_UNSPECIFIED,
+       0,
+       1,
        {R"(service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is RANDOM)"}},
-      {v1::LB_POLICY_ROUND_ROBIN, 4093, 1,
+      {v1::LB_POLICY_ROUND_ROBIN,
+       4093,
+       1,
        {R"(service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is ROUND_ROBIN)"}},
   };
   for (const Row &row : rows) {
@@ -172,8 +195,10 @@ TEST(ValidateTest, Ipv6VipsCompareAsAddresses) {
   *api = *web;
   api->mutable_metadata()->set_name("api");
   api->mutable_vips(0)->set_address("fd00:96:0:0:0:0:0:a");
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/api": spec.vips[0]: [fd00:96:0:0:0:0:0:a]:80/TCP is already used by service "demo/web" (written fd00:96::a there))"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/api": spec.vips[0]: [fd00:96:0:0:0:0:0:a]:80/TCP is already used by service "demo/web" (written fd00:96::a there))"});
   api->mutable_vips(0)->set_protocol(v1::PROTOCOL_UDP);
   EXPECT_EQ(validate(s), Errors{});
 }
@@ -183,8 +208,10 @@ TEST(ValidateTest, VipFamilyNeedsAnEndpointOfThatFamily) {
   v1::VirtualAddress *v6 = s.mutable_services(0)->add_vips();
   v6->set_address("fd00:96::a");
   v6->set_port(80);
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.vips[1].address: no endpoint's workload has an IPv6 address, so "fd00:96::a" could serve nothing)"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.vips[1].address: no endpoint's workload has an IPv6 address, so "fd00:96::a" could serve nothing)"});
   s.mutable_workloads(0)->add_addresses("fd00:78::10");
   EXPECT_EQ(validate(s), Errors{});
 }
@@ -192,8 +219,9 @@ TEST(ValidateTest, VipFamilyNeedsAnEndpointOfThatFamily) {
 TEST(ValidateTest, EndpointPortZero) {
   v1::Snapshot s = base();
   s.mutable_services(0)->mutable_endpoints(0)->set_port(0);
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got 0)"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{R"(service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got 0)"});
 }
 
 TEST(ValidateTest, TooManyVipsInTheMesh) {
@@ -206,8 +234,10 @@ TEST(ValidateTest, TooManyVipsInTheMesh) {
     vip->set_address("10.96." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1));
     vip->set_port(80);
   }
-  EXPECT_EQ(validate(s),
-            Errors{R"(service "demo/web": spec.vips[16384]: too many VIPs: at most 16384 in the mesh, got 16387)"});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.vips[16384]: too many VIPs: at most 16384 in the mesh, got 16387)"});
   svc->mutable_vips()->RemoveLast();
   svc->mutable_vips()->RemoveLast();
   svc->mutable_vips()->RemoveLast();

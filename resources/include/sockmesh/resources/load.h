@@ -20,6 +20,6 @@ struct LoadResult {
 LoadResult load_yaml_string(std::string_view text, std::string_view source_name);
 
 // Same for a file; an unreadable file gives one error naming the path and the reason.
-LoadResult load_yaml_file(const std::string& path);
+LoadResult load_yaml_file(const std::string &path);
 
 }  // namespace sockmesh::resources
