@@ -16,6 +16,8 @@ packages=(
   iproute2 procps psmisc curl socat util-linux
   # benchmarks
   iptables
+  # vmtests: boot Debian's kernels under qemu (TCG) with a busybox initramfs
+  qemu-system-x86 busybox-static cpio
 )
 
 missing=()
