@@ -84,7 +84,9 @@ std::vector<v1::Resource> load_manifests(const std::vector<fs::path> &files) {
   std::vector<v1::Resource> resources;
   std::map<std::string, fs::path> defined_in;
   for (const auto &file : files) {
-    auto loaded = resources::load_yaml_file(file.string());
+    // A manifest is a change to meshcp's store: the workloads it names may already be there, and
+    // meshcp checks references against the merged whole.
+    auto loaded = resources::load_yaml_file(file.string(), resources::Scope::kPartial);
     if (!loaded.ok()) {
       invalid.push_back(file.string());
       errors.insert(errors.end(), loaded.errors.begin(), loaded.errors.end());

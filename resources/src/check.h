@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sockmesh/resources/validate.h"
 #include "sockmesh/v1/resources.pb.h"
 
 namespace sockmesh::resources::detail {
@@ -34,6 +35,7 @@ struct Issue {
 // ("first defined at demo.yaml:3").
 using WhereFn = std::function<std::string(ResourceRef)>;
 
-std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &where);
+std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &where,
+                                  Scope scope = Scope::kComplete);
 
 }  // namespace sockmesh::resources::detail

@@ -525,7 +525,7 @@ class StuckDocumentProbe : public YAML::EventHandler {
 
 class FileLoader {
  public:
-  explicit FileLoader(std::string_view source) : source_(source) {}
+  FileLoader(std::string_view source, Scope scope) : source_(source), scope_(scope) {}
 
   LoadResult load(std::string_view text) {
     std::vector<YAML::Node> docs;
@@ -649,7 +649,7 @@ class FileLoader {
       return std::string(source_) + ":" +
              std::to_string(locations_[int(ref.kind)][size_t(ref.index)].doc_line);
     };
-    for (auto &issue : detail::check_snapshot(snapshot_, where)) {
+    for (auto &issue : detail::check_snapshot(snapshot_, where, scope_)) {
       const ResourceLocation &loc =
           locations_[int(issue.resource.kind)][size_t(issue.resource.index)];
       if (loc.has_error_at_or_above(issue.path)) continue;
@@ -660,6 +660,7 @@ class FileLoader {
   }
 
   std::string_view source_;
+  Scope scope_;
   v1::Snapshot snapshot_;
   std::vector<ResourceLocation> locations_[3];
   std::vector<LocatedError> errors_;
@@ -667,8 +668,8 @@ class FileLoader {
 
 }  // namespace
 
-LoadResult load_yaml_string(std::string_view text, std::string_view source_name) {
-  FileLoader loader(source_name);
+LoadResult load_yaml_string(std::string_view text, std::string_view source_name, Scope scope) {
+  FileLoader loader(source_name, scope);
   try {
     return loader.load(text);
   } catch (const std::exception &e) {
@@ -676,7 +677,7 @@ LoadResult load_yaml_string(std::string_view text, std::string_view source_name)
   }
 }
 
-LoadResult load_yaml_file(const std::string &path) {
+LoadResult load_yaml_file(const std::string &path, Scope scope) {
   std::FILE *f = std::fopen(path.c_str(), "rb");
   if (!f) {
     LoadResult result;
@@ -695,7 +696,7 @@ LoadResult load_yaml_file(const std::string &path) {
     result.errors.push_back(path + ": cannot read: " + std::strerror(err));
     return result;
   }
-  return load_yaml_string(text, path);
+  return load_yaml_string(text, path, scope);
 }
 
 }  // namespace sockmesh::resources

@@ -89,7 +89,8 @@ constexpr uint32_t kMaglevEntriesPerEndpointForEvenShares = 100;
 
 class Checker {
  public:
-  Checker(const v1::Snapshot &snapshot, const WhereFn &where) : s_(snapshot), where_(where) {}
+  Checker(const v1::Snapshot &snapshot, const WhereFn &where, Scope scope)
+      : s_(snapshot), where_(where), scope_(scope) {}
 
   std::vector<Issue> run() {
     index_workloads();
@@ -357,7 +358,7 @@ class Checker {
       const std::string path = indexed("spec.endpoints", i);
       if (ep.workload().empty()) {
         report(path + ".workload", "required");
-      } else if (!workload_families_.contains({ns, ep.workload()})) {
+      } else if (scope_ == Scope::kComplete && !workload_families_.contains({ns, ep.workload()})) {
         report(path + ".workload",
                "unknown workload " + quoted(ep.workload()) + " in namespace " + quoted(ns));
       }
@@ -413,6 +414,7 @@ class Checker {
 
   const v1::Snapshot &s_;
   const WhereFn &where_;
+  const Scope scope_;
   Current cur_{};
   std::vector<Issue> issues_;
   std::map<std::pair<std::string, std::string>, Families> workload_families_;
@@ -441,19 +443,19 @@ std::string resource_label(Kind kind, const v1::ObjectMeta &metadata) {
   return std::string(kind_name(kind)) + " \"" + resource_id(metadata) + "\"";
 }
 
-std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &where) {
-  return Checker(snapshot, where).run();
+std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &where, Scope scope) {
+  return Checker(snapshot, where, scope).run();
 }
 
 }  // namespace detail
 
-std::vector<std::string> validate(const v1::Snapshot &snapshot) {
+std::vector<std::string> validate(const v1::Snapshot &snapshot, Scope scope) {
   auto where = [](detail::ResourceRef ref) {
     static constexpr const char *kLists[] = {"workloads", "services", "nodes"};
     return std::string(kLists[int(ref.kind)]) + "[" + std::to_string(ref.index) + "]";
   };
   std::vector<std::string> errors;
-  for (auto &issue : detail::check_snapshot(snapshot, where))
+  for (auto &issue : detail::check_snapshot(snapshot, where, scope))
     errors.push_back(std::move(issue.text));
   return errors;
 }

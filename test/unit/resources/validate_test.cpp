@@ -97,6 +97,28 @@ TEST(ValidateTest, EndpointWorkloadMustBeInServiceNamespace) {
           R"(service "demo/web": spec.endpoints[0].workload: unknown workload "web-v1-a" in namespace "demo")"});
 }
 
+// A partial snapshot (a change for meshcp's store) may name workloads it does not hold; every rule
+// about what it does hold still applies.
+TEST(ValidateTest, PartialScopeLeavesReferencesToTheStore) {
+  v1::Snapshot s = base();
+  s.clear_workloads();
+  EXPECT_EQ(validate(s, Scope::kPartial), Errors{});
+  EXPECT_EQ(
+      validate(s),
+      Errors{
+          R"(service "demo/web": spec.endpoints[0].workload: unknown workload "web-v1-a" in namespace "demo")"});
+  s.mutable_services(0)->mutable_endpoints(0)->set_port(0);
+  *s.add_services() = s.services(0);
+  s.mutable_services(1)->mutable_metadata()->set_name("api");
+  EXPECT_EQ(
+      validate(s, Scope::kPartial),
+      (Errors{
+          R"(service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got 0)",
+          R"(service "demo/api": spec.vips[0]: 10.96.0.10:80/TCP is already used by service "demo/web")",
+          R"(service "demo/api": spec.endpoints[0].port: must be between 1 and 65535, got 0)",
+      }));
+}
+
 TEST(ValidateTest, OutOfRangeEnums) {
   v1::Snapshot s = base();
   s.mutable_services(0)->set_lb_policy(v1::LbPolicy(42));

@@ -8,9 +8,17 @@
 
 namespace sockmesh::resources {
 
+// What a snapshot stands for. A complete one is everything a consumer will hold (a config file, the
+// control plane's store). A partial one is a change to be merged into a store the checker cannot
+// see
+// (`meshctl apply -f`): references to resources it does not contain are left for the store's owner
+// to check, every other rule holds.
+enum class Scope { kComplete, kPartial };
+
 // Every rule of docs/config.md that a parsed snapshot can break, one error line each
 // (`<kind> "<namespace>/<name>": <field path>: <what is wrong>`), in snapshot order.
 // Empty means the snapshot may be applied.
-std::vector<std::string> validate(const sockmesh::v1::Snapshot &snapshot);
+std::vector<std::string> validate(const sockmesh::v1::Snapshot &snapshot,
+                                  Scope scope = Scope::kComplete);
 
 }  // namespace sockmesh::resources
