@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The sockmesh demo: a two-node lab, a client pod and a three-replica web service spread over both
-# nodes, split 80/20 between its v1 and v2 subsets by the kernel at connect(). Unmodified clients
-# (curl, socat) connect to the service's IPv4 and IPv6 VIPs, query a UDP service on both families
-# (replies appear to come from the VIP) and a Maglev service (the client sticks to one replica);
-# the demo prints what it observed and what meshctl shows, changes the split live (no restart),
-# and tears everything down.
+# The sockmesh demo: a two-node lab run by the control plane. meshcp holds the desired state; one
+# meshd per node receives it over the discovery push stream and programs its kernel. A client pod
+# and a three-replica web service spread over both nodes, split 80/20 between its v1 and v2 subsets
+# by the kernel at connect(). Unmodified clients (curl, socat) connect to the service's IPv4 and
+# IPv6 VIPs, query a UDP service on both families (replies appear to come from the VIP) and a
+# Maglev service (the client sticks to one replica); the demo prints what it observed and what
+# meshctl shows, changes the split with `meshctl apply` (every agent ACKs it, no restart), stops
+# meshcp to show traffic keeps flowing on the last good state, and tears everything down.
 #
 #   scripts/demo.sh            full run (1000 connections)
 #   scripts/demo.sh --short    quick run for CI (200 connections); exits non-zero when the
@@ -35,10 +37,20 @@ build=$(cd "$build" && pwd)
 meshd=$build/agent/meshd
 meshctl=$build/cli/meshctl
 meshlab=$build/lab/meshlab
+meshcp=$build/controlplane/meshcp
 
 work=$(mktemp -d /tmp/sockmesh-demo-XXXXXX)
 run=""
+meshcp_pid=""
+stop_meshcp() {
+  if [ -n "$meshcp_pid" ]; then
+    kill "$meshcp_pid" 2>/dev/null || true
+    wait "$meshcp_pid" 2>/dev/null || true
+    meshcp_pid=""
+  fi
+}
 cleanup() {
+  stop_meshcp
   if [ -n "$run" ]; then "$meshlab" down "$run" >/dev/null || true; fi
   rm -rf "$work"
 }
@@ -61,25 +73,43 @@ for pod in web-v1-a web-v1-b web-v2-a; do
     "$meshlab" echo-server --port 8080 --name "$pod" >/dev/null
 done
 
-step "Config: examples/demo-services.yaml (service demo/web, VIP 10.96.0.10:80, v1 80 / v2 20)"
-sed -E "s/\b(n[12])\b/sm$run-\1/g" examples/demo-services.yaml > "$work/config.yaml"
+step "Control plane: meshcp, its store in a temporary state directory"
+api=$work/meshcp/api.sock
+xds=unix:$work/meshcp/xds.sock
+"$meshcp" --state-dir "$work/meshcp/state" --listen "$xds" --api-socket "$api" \
+  >"$work/meshcp.log" 2>&1 &
+meshcp_pid=$!
+mctl() { "$meshctl" --controlplane "$api" "$@"; }
+for _ in $(seq 100); do
+  mctl cp status >/dev/null 2>&1 && break
+  sleep 0.1
+done
+mctl cp status >/dev/null || { cat "$work/meshcp.log" >&2; exit 1; }
+echo "meshcp serving agents on $xds"
+
+step "meshctl apply -f examples/demo-services.yaml (service demo/web, VIP 10.96.0.10:80, v1 80 / v2 20)"
+sed -E "s/\b(n[12])\b/sm$run-\1/g" examples/demo-services.yaml > "$work/demo-services.yaml"
+mctl apply -f "$work/demo-services.yaml"
+
+step "Agents: meshd --controlplane on each node"
 for node in 1 2; do
-  cp "$work/config.yaml" "$work/config-n$node.yaml"
   "$meshlab" exec "$run" --node "$node" --background --log "$work/meshd-n$node.log" -- \
     "$meshd" --node "$(node_name "$node")" --cgroup "$(workload_cgroup "$node")" \
-    --config "$work/config-n$node.yaml" >/dev/null
+    --controlplane "$xds" --state-dir "$work/state-n$node" >/dev/null
 done
-for node in 1 2; do
-  for _ in $(seq 100); do
-    "$meshctl" --node "$(node_name "$node")" status >/dev/null 2>&1 && break
-    sleep 0.1
+# wait_acked SERVICE: until every agent holds the service's current version (describe says ACKed).
+wait_acked() {
+  for _ in $(seq 200); do
+    mctl describe service "$1" > "$work/describe.txt" 2>&1 || true
+    if [ "$(grep -cE "^sm$run-n[12] +ACKed\$" "$work/describe.txt")" -eq 2 ]; then return 0; fi
+    sleep 0.05
   done
-  "$meshctl" --node "$(node_name "$node")" status >/dev/null || {
-    cat "$work/meshd-n$node.log" >&2
-    exit 1
-  }
-done
-echo "meshd serving on $(node_name 1) and $(node_name 2)"
+  cat "$work/describe.txt" "$work"/meshd-n*.log >&2
+  echo "demo: $1 not ACKed by both agents" >&2
+  exit 1
+}
+wait_acked demo/web
+echo "meshd serving on $(node_name 1) and $(node_name 2), both at the control plane's version"
 
 # observe_split [URL]: $connections curl requests from the client pod; prints the split.
 observe_split() {
@@ -146,13 +176,10 @@ step "meshctl get services (node $(node_name 1))"
 step "meshctl get endpoints"
 "$meshctl" --node "$(node_name 1)" get endpoints
 
-step "Live change: v1 50 / v2 50, written to node 1's config file (no restart)"
-sed -E 's/weight: 80\}/weight: 50}/; s/weight: 20\}/weight: 50}/' "$work/config-n1.yaml" > "$work/next.yaml"
-mv "$work/next.yaml" "$work/config-n1.yaml"
-for _ in $(seq 100); do
-  "$meshctl" --node "$(node_name 1)" status | grep -q "generation: *2" && break
-  sleep 0.05
-done
+step "Live change: meshctl apply -f examples/demo-web-50-50.yaml (v1 50 / v2 50, only the service)"
+mctl apply -f examples/demo-web-50-50.yaml
+wait_acked demo/web
+mctl describe service demo/web
 observe_split
 check_share web-v1-a 0.25
 check_share web-v1-b 0.25
@@ -161,6 +188,20 @@ echo "split within 5 sigma of 25/25/50"
 
 step "Counters (node $(node_name 1))"
 "$meshctl" --node "$(node_name 1)" status | sed -n '/^Counters/,$p'
+
+step "meshctl controlplane status"
+mctl cp status
+
+step "meshcp stopped: the agents keep serving the last good state"
+stop_meshcp
+connections=100
+observe_split
+check_share web-v1-a 0.25
+check_share web-v1-b 0.25
+check_share web-v2-a 0.5
+if grep -q FAILED "$work/bodies.txt"; then echo "demo: connections failed without meshcp" >&2; exit 1; fi
+echo "without meshcp: split still within 5 sigma of 25/25/50"
+"$meshctl" --node "$(node_name 1)" status | grep -E '^(Config|Stream):'
 
 step "Teardown"
 "$meshlab" down "$run"
