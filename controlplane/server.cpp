@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "sockmesh/common/message_limits.h"
+
 namespace sockmesh::controlplane {
 
 void prepare_socket_dir(const std::string &socket_path) {
@@ -44,6 +46,7 @@ Servers::Servers(State &state, const std::vector<std::string> &listen,
   prepare_socket_dir(api_socket);
   grpc::ServerBuilder api;
   api.AddListeningPort("unix:" + api_socket, grpc::InsecureServerCredentials());
+  api.SetMaxReceiveMessageSize(kMaxMessageBytes);  // an Apply of a whole large mesh
   api.RegisterService(&api_);
   const mode_t old_mask = ::umask(0177);  // the socket is created 0600
   api_server_ = api.BuildAndStart();

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <random>
 
+#include "sockmesh/common/message_limits.h"
 #include "sockmesh/v1/discovery.grpc.pb.h"
 
 namespace sockmesh::xds {
@@ -86,7 +87,10 @@ void DiscoveryClient::run() {
 }
 
 void DiscoveryClient::stream_once() {
-  auto channel = grpc::CreateChannel(target_, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  // The first push carries the node's whole state (~12 MB at 10,000 services x 10 endpoints).
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  auto channel = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::Discovery::NewStub(channel);
   grpc::ClientContext context;
   {

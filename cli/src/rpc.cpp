@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "sockmesh/cli/error.h"
+#include "sockmesh/common/message_limits.h"
 
 namespace sockmesh::cli::rpc {
 
@@ -13,6 +14,8 @@ std::shared_ptr<grpc::Channel> local_channel(const LocalSocket &socket) {
   grpc::ChannelArguments args;
   // The socket is local: an http_proxy in the environment must not apply to it.
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  // `get workloads` of a large mesh, `get endpoints` of an agent with 10,000 services.
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   return grpc::CreateCustomChannel("unix:" + socket.path.string(),
                                    grpc::InsecureChannelCredentials(), args);
 }

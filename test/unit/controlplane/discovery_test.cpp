@@ -226,6 +226,23 @@ TEST_F(DiscoveryTest, ChangesOfOtherNodesWorkloadsAreNotSent) {
   EXPECT_EQ(push.resources_size(), 0);
 }
 
+// A large mesh's Apply is bigger than gRPC's default 4 MiB limit: the API takes it whole.
+TEST_F(DiscoveryTest, ApiAcceptsAnApplyLargerThanGrpcsDefaultLimit) {
+  v1::ApplyRequest request;
+  v1::Resource big = state_->view().resources->at("workload/demo/tool");
+  auto &labels = *big.mutable_workload()->mutable_metadata()->mutable_labels();
+  for (int i = 0; i < 60000; ++i) labels["label-" + std::to_string(i)] = std::string(80, 'x');
+  *request.add_resources() = big;
+  ASSERT_GT(request.ByteSizeLong(), 5u << 20);
+  grpc::ClientContext context;
+  v1::ApplyResponse response;
+  const grpc::Status status = api_->Apply(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.configured(), 1u);
+  EXPECT_EQ(state_->view().resources->at("workload/demo/tool").workload().metadata().labels_size(),
+            60000);
+}
+
 TEST_F(DiscoveryTest, FirstRequestWithoutNodeIsRefused) {
   Stream s = open("");
   v1::DiscoveryResponse response;
