@@ -17,6 +17,7 @@
 #   --cache DIR      downloaded packages and kernels (default: build/vmtests-cache; never commit)
 #   --timeout SECS   per boot, covering boot, tests and power-off (default: 300)
 #   --mem MIB        guest memory (default: 1024)
+#   --smp N          guest CPUs (default: 2)
 #   --prepare-only   download and build the initramfs, boot nothing (the ctest fixture vm.prepare)
 #   --inject WHAT    fail | panic | hang: make the guest fail on purpose (to prove failures fail);
 #                    also from the environment, SOCKMESH_VMTEST_INJECT=fail ctest -L vm
@@ -29,6 +30,7 @@ work=$root/build/vmtests
 cache=$root/build/vmtests-cache
 timeout_s=300
 mem=1024
+smp=2
 prepare_only=0
 inject=${SOCKMESH_VMTEST_INJECT:-}
 names=()
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --cache) cache=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --mem) mem=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
     --prepare-only) prepare_only=1; shift ;;
     --inject) inject=$2; shift 2 ;;
     --) shift; test_args=("$@"); break ;;
@@ -158,6 +161,8 @@ build_initrd() {
     copy_in "$lib"
   done < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
   echo "root:x:0:0:root:/:/bin/sh" >"$stage/etc/passwd"
+  # scripts/test.sh points LSAN_OPTIONS at this file by its absolute path.
+  copy_in "$root/test/lsan.supp"
   (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$initrd.tmp"
   mv "$initrd.tmp" "$initrd"
   echo "$binary" >"$work/initrd.src"
@@ -171,12 +176,18 @@ boot() {
   log=$work/logs/$name.log
   append="console=ttyS0 quiet panic=-1 rdinit=/init"
   [ -z "$inject" ] || append+=" SOCKMESH_VMTEST_INJECT=$inject"
+  # The sanitizer settings of scripts/test.sh reach a sanitized test binary in the guest too
+  # (name=value words become init's environment; a value cannot contain spaces).
+  local v
+  for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+    [ -z "${!v:-}" ] || append+=" $v=${!v// /}"
+  done
   # Words after "--" on the kernel command line become init's arguments (no spaces in them).
   [ ${#test_args[@]} -eq 0 ] || append+=" -- ${test_args[*]}"
   echo "vmtests: $name: booting $(cat "$cache/kernel-$name/.package") (log: $log)"
   begin=$(date +%s.%N)
   rc=0
-  timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m "$mem" \
+  timeout -k 10 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp "$smp" -m "$mem" \
     -nographic -no-reboot -kernel "$vmlinuz" -initrd "$work/initrd.gz" -append "$append" \
     </dev/null >"$log.raw" 2>&1 || rc=$?
   end=$(date +%s.%N)
@@ -188,7 +199,8 @@ boot() {
   secs=$(awk -v b="$begin" -v e="$end" 'BEGIN {printf "%.1f", e - b}')
   marker=$(grep -a -o 'SOCKMESH-VMTEST-RESULT rc=[0-9]*.*' "$log" | tail -n 1 || true)
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-    echo "vmtests: $name: FAIL: no power-off within ${timeout_s}s (timeout), after ${secs}s"
+    echo "vmtests: $name: FAIL: no power-off within ${timeout_s}s (timeout), after ${secs}s; last lines:"
+    tail -n 30 "$log" | sed 's/^/  ! /'
     return 1
   fi
   if [ -z "$marker" ]; then
