@@ -94,10 +94,11 @@ resolve_package() {
 fetch_package() {
   local package=$1 dir=$2 pattern=$3 version
   version=$(apt-cache policy "$package" 2>/dev/null | awk '/Candidate:/ {print $2}')
+  [ "$version" != "(none)" ] || version=
   if [ -f "$dir/.package" ] && { [ -z "$version" ] || [ "$(cat "$dir/.package")" = "$package $version" ]; }; then
     return 0
   fi
-  if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+  if [ -z "$version" ]; then
     echo "vmtests: apt knows no package $package (apt-get update? the archive may have dropped it)" >&2
     return 1
   fi
@@ -105,7 +106,13 @@ fetch_package() {
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp/deb"
   # Sandbox user root: apt's _apt user cannot write into a root-owned cache directory.
-  (cd "$dir.tmp/deb" && apt-get download -q -o APT::Sandbox::User=root "$package=$version" >/dev/null)
+  if ! (cd "$dir.tmp/deb" && apt-get download -q -o APT::Sandbox::User=root "$package=$version" >/dev/null); then
+    rm -rf "$dir.tmp"
+    # Offline, or the mirror has moved on: an earlier download still tests that kernel.
+    [ -f "$dir/.package" ] || return 1
+    echo "vmtests: download failed; using the cached $(cat "$dir/.package")" >&2
+    return 0
+  fi
   # Only the wanted members: a kernel package also carries ~400 MB of modules the guest never loads.
   dpkg-deb --fsys-tarfile "$dir.tmp"/deb/*.deb | tar -x -C "$dir.tmp" --wildcards "$pattern"
   rm -rf "$dir.tmp/deb"
