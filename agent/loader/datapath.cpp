@@ -82,7 +82,8 @@ struct ProgramSlot {
 
 }  // namespace
 
-Datapath::Datapath(const std::string &node, const std::string &workload_cgroup) {
+Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
+                   const DatapathOptions &options) {
   libbpf_set_print(libbpf_log);
   ensure_bpffs();
   pin_dir_ = paths::pin_dir(node);
@@ -92,6 +93,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup) 
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
   skel_ = sock_lb__open_opts(&opts);
   if (!skel_) fail("open BPF object sock_lb", errno);
+  skel_->rodata->sm_has_set_retval = options.set_retval;
   if (int err = sock_lb__load(skel_); err != 0) {
     sock_lb__destroy(skel_);
     skel_ = nullptr;
@@ -223,6 +225,14 @@ void Datapath::uninstall(const std::string &node) {
   });
   for (const auto &name : names) {
     std::string path = dir + "/" + name;
+    if (name.rfind("link_", 0) == 0) {
+      // Detach before unpinning: dropping the last reference releases the link from a workqueue
+      // on newer kernels (seen on 6.12), so without this a connect() right after uninstall could
+      // still be balanced.
+      UniqueFd link(bpf_obj_get(path.c_str()));
+      if (link.valid() && bpf_link_detach(link.get()) != 0 && errno != EINVAL && errno != ENOLINK)
+        fail("detach link " + path, errno);
+    }
     if (unlink(path.c_str()) != 0 && errno != ENOENT) fail("remove pin " + path, errno);
   }
   if (rmdir(dir.c_str()) != 0 && errno != ENOENT) fail("remove " + dir, errno);

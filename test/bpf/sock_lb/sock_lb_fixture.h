@@ -118,13 +118,23 @@ class Backends {
     return fd;
   }
 
-  // Which listener got the connection just made (its handshake completes inside connect()).
+  // Which listener got the connection just made. The handshake completes inside connect(), but
+  // on another CPU the child socket can reach the accept queue a moment later (seen on 6.1 under
+  // qemu): wait for a listener to become readable instead of sweeping once.
   int accepted_by() {
+    std::vector<pollfd> fds;
+    std::vector<int> lasts;
     for (auto [last, fd] : listeners_) {
-      int conn = accept(fd, nullptr, nullptr);
+      fds.push_back({fd, POLLIN, 0});
+      lasts.push_back(last);
+    }
+    if (poll(fds.data(), fds.size(), 5000) <= 0) return -1;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      int conn = accept(fds[i].fd, nullptr, nullptr);
       if (conn >= 0) {
         close(conn);
-        return last;
+        return lasts[i];
       }
     }
     return -1;
@@ -141,7 +151,7 @@ struct Outcome {
   std::string peer;  // getpeername()
 };
 
-Outcome connect_once(Backends &backends, uint32_t host_ip, uint16_t port) {
+[[maybe_unused]] Outcome connect_once(Backends &backends, uint32_t host_ip, uint16_t port) {
   Outcome out;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   auto addr = sockaddr_of(host_ip, port);
@@ -191,8 +201,8 @@ class SockLbTest : public ::testing::Test {
     rmdir(cgroup_.c_str());
     EXPECT_FALSE(std::filesystem::exists("/sys/fs/bpf/sockmesh/" + node_));
   }
-  void open_datapath() {
-    datapath_ = std::make_unique<loader::Datapath>(node_, cgroup_);
+  void open_datapath(const loader::DatapathOptions &options = {}) {
+    datapath_ = std::make_unique<loader::Datapath>(node_, cgroup_, options);
     maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                    datapath_->backend_sets_fd());
     reconciler_ = std::make_unique<reconcile::Reconciler>(*maps_);
