@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <regex>
@@ -23,6 +24,7 @@
 #include "admin/admin_server.h"
 #include "config/file_watcher.h"
 #include "loader/datapath.h"
+#include "loader/features.h"
 #include "reconcile/bpf_lb_maps.h"
 #include "reconcile/reconciler.h"
 #include "reconcile/translate.h"
@@ -156,7 +158,20 @@ void Agent::start() {
     if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
   }
 
-  datapath_ = std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup);
+  features_ = loader::probe_features();
+  if (const char *hidden = std::getenv("SOCKMESH_HIDE_FEATURES"))
+    loader::hide_features(features_, hidden);
+  if (auto missing = loader::missing_required(features_); !missing.empty())
+    throw std::runtime_error(missing);
+  for (const auto &f : features_) {
+    if (!f.present)
+      spdlog::warn("event=kernel_feature_absent feature={} since={} effect=\"{}\"", f.name,
+                   f.since, f.without);
+  }
+  loader::DatapathOptions datapath_options;
+  datapath_options.set_retval = loader::has(features_, "helper:bpf_set_retval");
+  datapath_ = std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup,
+                                                 datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                     datapath_->backend_sets_fd());
   reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
@@ -361,6 +376,14 @@ v1::AgentStatus Agent::status() {
     p->set_id(program.prog_id);
     p->set_attach_type(program.attach_type);
     p->set_link_id(program.link_id);
+  }
+  for (const auto &feature : features_) {
+    auto *f = out.add_features();
+    f->set_name(feature.name);
+    f->set_present(feature.present);
+    f->set_required(feature.required);
+    f->set_since(feature.since);
+    f->set_without(feature.without);
   }
   for (const auto &[name, value] : telemetry::read_datapath_counters(datapath_->counters_fd())) {
     auto *c = out.add_counters();

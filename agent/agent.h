@@ -8,8 +8,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "admin/admin_state.h"
+#include "loader/features.h"
 #include "reconcile/desired_state.h"
 #include "sockmesh/v1/discovery.pb.h"
 #include "sockmesh/v1/resources.pb.h"
@@ -70,6 +72,7 @@ class Agent : public admin::AdminState {
   int lock_fd_ = -1;
   std::chrono::system_clock::time_point started_;
 
+  std::vector<loader::Feature> features_;  // probed at start; constant afterwards
   std::unique_ptr<loader::Datapath> datapath_;
   std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;

@@ -18,6 +18,11 @@
 #define SM_ALLOW 1
 #define SM_REJECT 0
 
+/* Set by meshd from its kernel probe before loading (agent/loader/features.h). A read-only global:
+ * when false the verifier prunes the call, so the program loads on kernels without the helper
+ * (before 5.18), where a refused connect() reports EPERM instead of ECONNREFUSED. */
+const volatile bool sm_has_set_retval = true;
+
 static __always_inline __u8 sm_proto_of(const struct bpf_sock_addr *ctx) {
   if (ctx->type == SM_SOCK_STREAM && ctx->protocol == SM_IPPROTO_TCP)
     return SM_IPPROTO_TCP;
@@ -52,7 +57,8 @@ static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
   }
   if (result != SM_LB_CHOSEN || !be) {
     sm_count(SM_CNT_CONNECT_NO_BACKEND);
-    bpf_set_retval(-SM_ERR_NO_BACKEND);
+    if (sm_has_set_retval)
+      bpf_set_retval(-SM_ERR_NO_BACKEND);
     return SM_REJECT;
   }
 
@@ -84,7 +90,8 @@ static __always_inline int sm_sendmsg(struct bpf_sock_addr *ctx, int v6) {
     return SM_ALLOW;
   if (result != SM_LB_CHOSEN || !be) {
     sm_count(SM_CNT_SENDMSG_NO_BACKEND);
-    bpf_set_retval(-SM_ERR_NO_BACKEND);
+    if (sm_has_set_retval)
+      bpf_set_retval(-SM_ERR_NO_BACKEND);
     return SM_REJECT;
   }
   sm_write_backend(ctx, v6, &orig, be);

@@ -31,10 +31,16 @@ struct MapInfo {
   uint32_t max_entries = 0;
 };
 
+// What the kernel lets the programs use (from the feature probe, features.h).
+struct DatapathOptions {
+  bool set_retval = true;  // bpf_set_retval: ECONNREFUSED on a VIP without backends, else EPERM
+};
+
 class Datapath {
  public:
   // Throws std::runtime_error naming the step that failed.
-  Datapath(const std::string &node, const std::string &workload_cgroup);
+  Datapath(const std::string &node, const std::string &workload_cgroup,
+           const DatapathOptions &options = {});
   ~Datapath();
   Datapath(const Datapath &) = delete;
   Datapath &operator=(const Datapath &) = delete;

@@ -93,6 +93,16 @@ Table maps_table(const v1::AgentStatus &s) {
   return table;
 }
 
+Table features_table(const v1::AgentStatus &s) {
+  Table table({"NAME", "PRESENT", "NEEDED", "SINCE"});
+  for (const auto &f : s.features()) {
+    std::string present = f.present() ? "yes" : "no";
+    if (!f.present() && !f.without().empty()) present += " (" + f.without() + ")";
+    table.add_row({f.name(), present, f.required() ? "required" : "optional", "Linux " + f.since()});
+  }
+  return table;
+}
+
 Table counters_table(const v1::AgentStatus &s) {
   Table table({"NAME", "VALUE"});
   for (const auto &c : s.counters()) table.add_row({c.name(), std::to_string(c.value())});
@@ -139,6 +149,7 @@ std::string render_status(const v1::AgentStatus &status, std::int64_t now_unix_m
   render_config(out, status.config(), now_unix_ms);
   render_section(out, "Programs", programs_table(status), "No programs.");
   render_section(out, "Maps", maps_table(status), "No maps.");
+  render_section(out, "Kernel features", features_table(status), "Not reported.");
   render_section(out, "Counters", counters_table(status), "No counters.");
   return out.str();
 }

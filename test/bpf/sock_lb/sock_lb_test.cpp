@@ -44,6 +44,18 @@ TEST_F(SockLbTest, WeightedSplitAndVipAsPeer) {
   EXPECT_EQ(counter("connect_balanced"), uint64_t(n));
 }
 
+// Below Linux 5.18 (no bpf_set_retval) meshd loads the programs with the call pruned by the
+// verifier; a refused connect then reports EPERM (docs/kernels.md).
+TEST_F(SockLbTest, WithoutSetRetvalARefusedConnectIsEperm) {
+  close_datapath();
+  open_datapath({.set_retval = false});
+  reconciler_->apply({{kEmptyVip, backends({})}});
+  auto out =
+      in_workload([&](Backends &b) { printf("%d", connect_once(b, kEmptyVipIp, 80).err); });
+  EXPECT_EQ(out, std::to_string(EPERM));
+  EXPECT_EQ(counter("connect_no_backend"), 1u);
+}
+
 TEST_F(SockLbTest, VipWithoutUsableBackendIsRefused) {
   reconciler_->apply({{kVip, backends({{2, 0}, {3, 0}})}, {kEmptyVip, backends({})}});
   auto out = in_workload([&](Backends &b) {

@@ -1,5 +1,6 @@
 // The kernel load balancer with real sockets: two lab nodes, meshd on each, an unmodified HTTP
 // client in a pod connecting to service VIPs.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -12,12 +13,10 @@
 #include <sstream>
 #include <thread>
 
-#include <grpcpp/grpcpp.h>
-
 #include "mesh_fixture.h"
-#include "sockmesh/v1/admin.grpc.pb.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/lab/echo_server.h"
+#include "sockmesh/v1/admin.grpc.pb.h"
 
 namespace sockmesh::testing {
 namespace {
@@ -72,6 +71,20 @@ TEST_F(LbLabTest, NonVipTrafficIsUntouched) {
   EXPECT_EQ(tally.bodies["web-v2-a"], 200);
   EXPECT_EQ(mesh_->counter(1, "connect_balanced"), balanced_before);
   EXPECT_GE(mesh_->counter(1, "connect_passthrough") - passthrough_before, 200u);
+}
+
+// meshd probes the kernel at start and reports what it found; on this kernel every feature is
+// there, so the refused connect of the next test is ECONNREFUSED (bpf_set_retval) and not EPERM.
+TEST_F(LbLabTest, StatusListsTheProbedKernelFeatures) {
+  const auto status = mesh_->status(1);
+  ASSERT_EQ(status.features_size(), 18);
+  for (const auto &f : status.features()) {
+    EXPECT_TRUE(f.present()) << f.name();
+    EXPECT_FALSE(f.since().empty()) << f.name();
+  }
+  EXPECT_EQ(status.features(0).name(), "prog:cgroup_sock_addr");
+  EXPECT_EQ(status.features(17).name(), "helper:bpf_set_retval");
+  EXPECT_FALSE(status.features(17).required());
 }
 
 TEST_F(LbLabTest, VipWithoutBackendsRefusesAndIsCounted) {
@@ -195,8 +208,9 @@ TEST_F(LbLabTest, UdpServiceAnswersFromTheVipInBothFamilies) {
         std::map<std::string, int> bodies;
         int bad_from = 0, failed = 0;
         for (int i = 0; i < 90; i++) {
-          for (auto [ip, from] : {std::pair<std::string, std::string>{"10.96.0.53", "10.96.0.53:53"},
-                                  {"fd00:96::35", "[fd00:96::35]:53"}}) {
+          for (auto [ip, from] :
+               {std::pair<std::string, std::string>{"10.96.0.53", "10.96.0.53:53"},
+                {"fd00:96::35", "[fd00:96::35]:53"}}) {
             auto r = lab::udp_request(ip, 53);
             auto c = lab::udp_request_connected(ip, 53);
             failed += (r.err != 0) + (c.err != 0);
@@ -204,7 +218,7 @@ TEST_F(LbLabTest, UdpServiceAnswersFromTheVipInBothFamilies) {
             bodies[r.body()]++;
           }
         }
-        for (const auto& [body, count] : bodies) std::printf("%s=%d ", body.c_str(), count);
+        for (const auto &[body, count] : bodies) std::printf("%s=%d ", body.c_str(), count);
         std::printf("failed=%d bad_from=%d", failed, bad_from);
         return 0;
       },
@@ -213,7 +227,7 @@ TEST_F(LbLabTest, UdpServiceAnswersFromTheVipInBothFamilies) {
   EXPECT_NE(out.find("failed=0 bad_from=0"), std::string::npos) << out;
   // Round-robin per CPU over three endpoints: each gets a third of 180 datagrams, give or take
   // the cursors of two CPUs.
-  for (const char* pod : {"web-v1-a", "web-v1-b", "web-v2-a"})
+  for (const char *pod : {"web-v1-a", "web-v1-b", "web-v2-a"})
     EXPECT_NE(out.find(std::string(pod) + "="), std::string::npos) << out;
   EXPECT_GE(mesh_->counter(1, "sendmsg_balanced"), 180u);
   // recvmsg() is translated when the application asks for the source (recvfrom): the
@@ -229,8 +243,8 @@ TEST_F(LbLabTest, MaglevServiceKeepsTheClientOnOneBackend) {
 }
 
 TEST_F(LbLabTest, WatchServicesStreamsEveryAppliedChange) {
-  auto channel = grpc::CreateChannel(
-      "unix:" + paths::admin_socket(mesh_->lab().node_name(1)), grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(mesh_->lab().node_name(1)),
+                                     grpc::InsecureChannelCredentials());
   auto stub = v1::Admin::NewStub(channel);
   grpc::ClientContext context;
   auto stream = stub->WatchServices(&context, v1::ListServicesRequest());
@@ -244,6 +258,32 @@ TEST_F(LbLabTest, WatchServicesStreamsEveryAppliedChange) {
   while (stream->Read(&second)) {
   }
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+// A kernel without a required feature: meshd stops at start with the documented error and
+// touches nothing (no pins). The probe's answer is overridden, as docs/kernels.md describes.
+TEST(MeshdStart, MissingRequiredKernelFeatureIsAClearStartUpError) {
+  const std::string node = "smfeat-" + std::to_string(getpid());
+  const std::string cgroup = lab::cgroup2_mount() + "/" + node;
+  ASSERT_EQ(::mkdir(cgroup.c_str(), 0755), 0) << std::strerror(errno);
+  char tmpl[] = "/tmp/meshd-feature-test-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  { std::ofstream(dir + "/config.yaml") << "# no resources\n"; }
+  const std::string command =
+      "SOCKMESH_HIDE_FEATURES=attach:cgroup/getpeername4 " MESHD_BIN " --node " + node +
+      " --cgroup " + cgroup + " --config " + dir + "/config.yaml 2>" + dir + "/stderr >/dev/null";
+  const int rc = std::system(command.c_str());
+  std::ifstream err_file(dir + "/stderr");
+  std::stringstream err;
+  err << err_file.rdbuf();
+  EXPECT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 1) << rc;
+  EXPECT_NE(err.str().find("meshd: the kernel lacks attach:cgroup/getpeername4 (Linux 5.8+), which "
+                           "sockmesh requires; see docs/kernels.md for the kernels it runs on\n"),
+            std::string::npos)
+      << err.str();
+  EXPECT_FALSE(std::filesystem::exists(paths::pin_dir(node)));
+  ::rmdir(cgroup.c_str());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(LbLabTeardown, DownLeavesNoNetnsCgroupPinOrProcess) {

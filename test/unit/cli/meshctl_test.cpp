@@ -74,6 +74,16 @@ v1::AgentStatus sample_status() {
   k = s.add_counters();
   k->set_name("connect_no_backend");
   k->set_value(0);
+  auto *f = s.add_features();
+  f->set_name("attach:cgroup/getpeername4");
+  f->set_present(true);
+  f->set_required(true);
+  f->set_since("5.8");
+  f = s.add_features();
+  f->set_name("helper:bpf_set_retval");
+  f->set_required(false);
+  f->set_since("5.18");
+  f->set_without("refused connects report EPERM");
   return s;
 }
 
@@ -236,6 +246,11 @@ const char *const kStatus =
     "sm_services       hash    4         65536\n"
     "sm_backend_sets   array   3         1024\n"
     "\n"
+    "Kernel features:\n"
+    "NAME                         PRESENT                              NEEDED     SINCE\n"
+    "attach:cgroup/getpeername4   yes                                  required   Linux 5.8\n"
+    "helper:bpf_set_retval        no (refused connects report EPERM)   optional   Linux 5.18\n"
+    "\n"
     "Counters:\n"
     "NAME                 VALUE\n"
     "connect_balanced     1200\n"
@@ -319,6 +334,9 @@ TEST_F(MeshctlTest, StatusOfAFreshAgent) {
             "\n"
             "Maps:\n"
             "No maps.\n"
+            "\n"
+            "Kernel features:\n"
+            "Not reported.\n"
             "\n"
             "Counters:\n"
             "No counters.\n");
@@ -691,6 +709,22 @@ const char *const kStatusJson = R"({
       "name": "connect_no_backend",
       "value": "0"
     }
+  ],
+  "features": [
+    {
+      "name": "attach:cgroup/getpeername4",
+      "present": true,
+      "required": true,
+      "since": "5.8",
+      "without": ""
+    },
+    {
+      "name": "helper:bpf_set_retval",
+      "present": false,
+      "required": false,
+      "since": "5.18",
+      "without": "refused connects report EPERM"
+    }
   ]
 }
 )";
@@ -739,6 +773,17 @@ counters:
     value: "1200"
   - name: connect_no_backend
     value: "0"
+features:
+  - name: attach:cgroup/getpeername4
+    present: true
+    required: true
+    since: "5.8"
+    without: ""
+  - name: helper:bpf_set_retval
+    present: false
+    required: false
+    since: "5.18"
+    without: refused connects report EPERM
 )";
 
 TEST_F(MeshctlTest, StatusAsJsonAndYaml) {
@@ -784,7 +829,8 @@ TEST_F(MeshctlTest, DocumentsOfEmptyAnswersKeepTheirShape) {
             "  mapWrites: \"0\"\n"
             "programs: []\n"
             "maps: []\n"
-            "counters: []\n");
+            "counters: []\n"
+            "features: []\n");
 }
 
 TEST_F(MeshctlTest, YamlQuotesStringsThatWouldReadAsAnotherType) {
