@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -165,13 +166,13 @@ void Agent::start() {
     throw std::runtime_error(missing);
   for (const auto &f : features_) {
     if (!f.present)
-      spdlog::warn("event=kernel_feature_absent feature={} since={} effect=\"{}\"", f.name,
-                   f.since, f.without);
+      spdlog::warn("event=kernel_feature_absent feature={} since={} effect=\"{}\"", f.name, f.since,
+                   f.without);
   }
   loader::DatapathOptions datapath_options;
   datapath_options.set_retval = loader::has(features_, "helper:bpf_set_retval");
-  datapath_ = std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup,
-                                                 datapath_options);
+  datapath_ =
+      std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                     datapath_->backend_sets_fd());
   reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
@@ -182,7 +183,7 @@ void Agent::start() {
     xds::KnownGood held;
     if (known_good) {
       // The control plane may be down: serve what was last ACKed until it answers.
-      if (auto refused = apply_candidate(*known_good, false)) {
+      if (auto refused = apply_candidate(*known_good, nullptr)) {
         spdlog::error("event=lkg_rejected reason=\"{}\" action=start_empty", refused->message());
       } else {
         held = std::move(*known_good);
@@ -193,7 +194,10 @@ void Agent::start() {
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
     client_ = std::make_unique<xds::DiscoveryClient>(
         options_.controlplane, options_.node, std::move(held),
-        [this](const xds::KnownGood &candidate) { return apply_candidate(candidate, true); });
+        [this](const xds::KnownGood &candidate, const xds::Delta &delta) {
+          return apply_candidate(candidate, &delta);
+        });
+    persist_thread_ = std::thread([this] { persist_loop(); });
     return;
   }
   {
@@ -204,22 +208,38 @@ void Agent::start() {
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
 }
 
-// A push (or the persisted state at start): validated whole, then applied; refused with the
-// first error's resource and field otherwise. Only an applied state is persisted.
+// A push (or the persisted state at start): validated, then applied; refused with the first
+// error's resource and field otherwise. Only an applied push is persisted.
 std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &candidate,
-                                                      bool persist) {
-  v1::Snapshot snapshot = resources::to_snapshot(candidate.resources);
-  std::vector<std::string> errors = resources::validate(snapshot);
+                                                      const xds::Delta *delta) {
+  std::vector<std::string> errors;
   std::string failure;
-  if (errors.empty()) {
+  bool applied = false;
+  if (delta) {
     std::lock_guard lock(mu_);
-    failure = apply_locked(std::move(snapshot));
-    if (failure.empty()) system_version_ = candidate.system_version;
-  } else {
-    failure = join_lines(errors);
+    if (auto result = apply_service_change(candidate, *delta, &errors)) {
+      failure = *result;
+      applied = true;
+    }
+  }
+  if (!applied) {
+    v1::Snapshot snapshot = resources::to_snapshot(candidate.resources);
+    errors = resources::validate(snapshot);
+    if (errors.empty()) {
+      std::lock_guard lock(mu_);
+      failure = apply_locked(std::move(snapshot));
+    } else {
+      failure = join_lines(errors);
+    }
+  }
+  {
     std::lock_guard lock(mu_);
-    last_error_ = failure;
-    last_error_unix_ms_ = now_ms();
+    if (failure.empty()) {
+      system_version_ = candidate.system_version;
+    } else if (!errors.empty()) {
+      last_error_ = failure;
+      last_error_unix_ms_ = now_ms();
+    }
   }
   if (!failure.empty()) {
     for (const auto &error : errors)
@@ -227,17 +247,151 @@ std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &cand
                     error);
     return xds::error_detail(errors.empty() ? failure : errors.front());
   }
-  if (persist) {
-    try {
-      lkg_->save(candidate);
-    } catch (const std::exception &e) {
-      spdlog::error("event=lkg_save_failed reason=\"{}\"", e.what());
-    }
-  }
+  if (delta) request_persist();
   return std::nullopt;
 }
 
+std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &state,
+                                                       const xds::Delta &delta,
+                                                       std::vector<std::string> *errors) {
+  if (!desired_is_whole_) return std::nullopt;
+  constexpr std::string_view kService = "service/";
+  for (const auto *names : {&delta.changed, &delta.removed})
+    for (const auto &name : *names)
+      if (!name.starts_with(kService)) return std::nullopt;
+  const auto begin = std::chrono::steady_clock::now();
+
+  // The changed services and the workloads they name make a mesh of their own that must pass
+  // every rule; what ties them to the services left alone (VIPs used once, the mesh's VIP limit)
+  // is checked against desired_, which holds every VIP of the applied state.
+  v1::Snapshot part;
+  std::set<std::string> touched;  // "namespace/name" of every changed or removed service
+  std::set<std::string> named;
+  for (const auto &name : delta.changed) {
+    const v1::Service &service = state.resources.at(name).service();
+    *part.add_services() = service;
+    touched.insert(name.substr(kService.size()));
+    for (const auto &endpoint : service.endpoints()) {
+      std::string workload =
+          "workload/" + service.metadata().namespace_() + "/" + endpoint.workload();
+      if (!named.insert(workload).second) continue;
+      auto it = state.resources.find(workload);
+      if (it != state.resources.end() && it->second.has_workload())
+        *part.add_workloads() = it->second.workload();
+    }
+  }
+  for (const auto &name : delta.removed) touched.insert(name.substr(kService.size()));
+  *errors = resources::validate(part);
+  if (errors->empty()) {
+    size_t vips = 0;
+    for (const auto &[key, service] : desired_)
+      if (!touched.count(service.service)) ++vips;
+    for (const auto &service : part.services()) {
+      const std::string id = service.metadata().namespace_() + "/" + service.metadata().name();
+      for (int i = 0; i < service.vips_size(); ++i) {
+        ++vips;
+        const reconcile::ServiceKey key = reconcile::key_of(service.vips(i));
+        auto it = desired_.find(key);
+        if (it == desired_.end() || touched.count(it->second.service)) continue;
+        errors->push_back("service \"" + id + "\": spec.vips[" + std::to_string(i) +
+                          "]: " + reconcile::format_key(key) + " is already used by service \"" +
+                          it->second.service + "\"");
+      }
+    }
+    if (vips > SM_MAX_SERVICES) {
+      errors->push_back("too many VIPs: at most " + std::to_string(SM_MAX_SERVICES) +
+                        " in the mesh, got " + std::to_string(vips));
+    }
+  }
+  if (!errors->empty()) return join_lines(*errors);
+
+  reconcile::DesiredState changed = reconcile::translate(part);
+  std::vector<reconcile::ServiceKey> removed;
+  for (const auto &[key, service] : desired_)
+    if (touched.count(service.service) && !changed.count(key)) removed.push_back(key);
+  reconcile::ApplyStats stats;
+  try {
+    stats = reconciler_->update(changed, removed);
+  } catch (const std::exception &e) {
+    // The reconciler knows which slots it is unsure of; the full path rewrites them next time.
+    desired_is_whole_ = false;
+    last_error_ = std::string("applying to the kernel failed: ") + e.what();
+    last_error_unix_ms_ = now_ms();
+    spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
+    return last_error_;
+  }
+  for (const auto &key : removed) desired_.erase(key);
+  for (auto &[key, service] : changed) desired_[key] = std::move(service);
+
+  // The services the views list, kept in name order as the full path leaves them.
+  auto id_of = [](const v1::Service &s) {
+    return s.metadata().namespace_() + "/" + s.metadata().name();
+  };
+  auto *services = snapshot_.mutable_services();
+  services->erase(std::remove_if(services->begin(), services->end(),
+                                 [&](const v1::Service &s) { return touched.count(id_of(s)) > 0; }),
+                  services->end());
+  for (auto &service : *part.mutable_services()) *services->Add() = std::move(service);
+  std::sort(services->pointer_begin(), services->pointer_end(),
+            [&](const v1::Service *a, const v1::Service *b) { return id_of(*a) < id_of(*b); });
+
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - begin)
+                    .count();
+  generation_++;
+  changed_.notify_all();
+  applied_unix_ms_ = now_ms();
+  last_error_.clear();
+  spdlog::info(
+      "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
+      "unchanged={} duration_us={} path=change",
+      generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
+      stats.removed, stats.unchanged, micros);
+  return std::string();
+}
+
+void Agent::request_persist() {
+  std::lock_guard lock(persist_mu_);
+  persist_dirty_ = true;
+  persist_cv_.notify_all();
+}
+
+void Agent::persist_loop() {
+  // A burst of pushes is written once, this long after its first push.
+  constexpr auto kQuiet = std::chrono::milliseconds(50);
+  std::unique_lock lock(persist_mu_);
+  for (;;) {
+    persist_cv_.wait(lock, [&] { return persist_dirty_ || persist_stop_; });
+    if (!persist_dirty_) return;
+    if (!persist_stop_) persist_cv_.wait_for(lock, kQuiet, [&] { return persist_stop_; });
+    persist_dirty_ = false;
+    lock.unlock();
+    try {
+      std::string bytes;
+      client_->with_held(
+          [&](const xds::KnownGood &held) { bytes = xds::LastKnownGood::serialize(held); });
+      lkg_->write(bytes);
+    } catch (const std::exception &e) {
+      spdlog::error("event=lkg_save_failed reason=\"{}\"", e.what());
+    }
+    lock.lock();
+  }
+}
+
+// Stops the stream first (no push after this), then writes what is still unwritten.
+void Agent::stop_persisting() {
+  if (!persist_thread_.joinable()) return;
+  client_->stop();
+  {
+    std::lock_guard lock(persist_mu_);
+    persist_stop_ = true;
+    persist_cv_.notify_all();
+  }
+  persist_thread_.join();
+}
+
 Agent::~Agent() {
+  stop_persisting();
   client_.reset();  // its thread calls back into the agent
   admin_.reset();
   release_node();
@@ -266,6 +420,7 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
     last_error_ = std::string("applying to the kernel failed: ") + e.what();
     last_error_unix_ms_ = now_ms();
     spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
+    desired_is_whole_ = false;
     return last_error_;
   }
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -277,13 +432,14 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   snapshot.clear_workloads();
   snapshot_ = std::move(snapshot);
   desired_ = std::move(desired);
+  desired_is_whole_ = true;
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();
   last_error_.clear();
   spdlog::info(
       "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
-      "unchanged={} duration_us={}",
+      "unchanged={} duration_us={} path=full",
       generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
       stats.removed, stats.unchanged, micros);
   malloc_trim(0);
@@ -304,7 +460,8 @@ void Agent::reload() {
   std::lock_guard lock(mu_);
   // Touched but not changed, or the same rejected text again: nothing to do or to log.
   uint64_t digest = text_digest(text);
-  if ((digest == applied_text_ && last_error_.empty()) || (rejected_text_ && digest == *rejected_text_))
+  if ((digest == applied_text_ && last_error_.empty()) ||
+      (rejected_text_ && digest == *rejected_text_))
     return;
   auto loaded = resources::load_yaml_string(text, options_.config_path);
   if (!loaded.ok()) {

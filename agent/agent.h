@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "admin/admin_state.h"
@@ -29,6 +30,7 @@ namespace admin {
 class AdminServer;
 }
 namespace xds {
+struct Delta;
 struct KnownGood;
 class DiscoveryClient;
 class LastKnownGood;
@@ -62,7 +64,22 @@ class Agent : public admin::AdminState {
   void start();
   void release_node();
   bool controlplane_mode() const { return !options_.controlplane.empty(); }
-  std::optional<v1::ErrorDetail> apply_candidate(const xds::KnownGood &candidate, bool persist);
+  // A push (delta given) or the persisted state at start (no delta): validated, then applied.
+  std::optional<v1::ErrorDetail> apply_candidate(const xds::KnownGood &candidate,
+                                                 const xds::Delta *delta);
+  // The fast path for a push that only adds, changes or removes Services (an operator's usual
+  // change): checks and applies just those, with work proportional to the change. nullopt when
+  // the push is not of that kind (the full path takes it); else "" or why it was refused or
+  // failed (*errors holds the validation errors, if any). mu_ held.
+  std::optional<std::string> apply_service_change(const xds::KnownGood &state,
+                                                  const xds::Delta &delta,
+                                                  std::vector<std::string> *errors);
+  // The last-known-good writer: persists the ACKed state after a short quiet time, off the
+  // stream's path (serializing 110,000 resources and fsyncing 12 MB per push would delay the
+  // next push by a hundred milliseconds).
+  void request_persist();
+  void persist_loop();
+  void stop_persisting();
   // Re-reads the config file; applies it whole or keeps the previous state and records why not.
   void reload();
   // Translates and reconciles; returns "" or why the kernel could not be brought there.
@@ -79,14 +96,20 @@ class Agent : public admin::AdminState {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<xds::LastKnownGood> lkg_;
   std::unique_ptr<xds::DiscoveryClient> client_;
+  std::thread persist_thread_;
+  std::mutex persist_mu_;
+  std::condition_variable persist_cv_;
+  bool persist_dirty_ = false;
+  bool persist_stop_ = false;
 
-  std::mutex mu_;                    // guards what follows, read by admin threads
-  std::condition_variable changed_;  // notified when generation_ moves
+  std::mutex mu_;                          // guards what follows, read by admin threads
+  std::condition_variable changed_;        // notified when generation_ moves
   uint64_t applied_text_ = 0;              // digest of the applied file's text
   std::optional<uint64_t> rejected_text_;  // digest of the last refused file's text, if any
-  v1::Snapshot snapshot_;  // as applied, less the workloads (counted in workloads_)
+  v1::Snapshot snapshot_;                  // as applied, less the workloads (counted in workloads_)
   uint32_t workloads_ = 0;
   reconcile::DesiredState desired_;
+  bool desired_is_whole_ = false;  // desired_ is the kernel's state for the whole config
   uint64_t generation_ = 0;
   std::string system_version_;  // control-plane mode: the state version applied
   int64_t applied_unix_ms_ = 0;

@@ -5,8 +5,8 @@
 
 namespace sockmesh::reconcile {
 
-Reconciler::Reconciler(LbMaps& maps) : maps_(maps) {
-  for (auto& kernel : maps_.read_all()) {
+Reconciler::Reconciler(LbMaps &maps) : maps_(maps) {
+  for (auto &kernel : maps_.read_all()) {
     used_slots_.insert(kernel.slot);
     next_slot_ = std::max(next_slot_, kernel.slot + 1);
     installed_[kernel.key] = {kernel.slot, std::move(kernel.image), true};
@@ -28,25 +28,39 @@ uint32_t Reconciler::allocate_slot() {
                            std::to_string(SM_MAX_SERVICES) + " service ports");
 }
 
-ApplyStats Reconciler::apply(const DesiredState& desired) {
-  ApplyStats stats;
-
+ApplyStats Reconciler::apply(const DesiredState &desired) {
   // Everything is translated to kernel images first: a service that does not fit fails the whole
   // apply before anything is written.
   std::map<ServiceKey, SlotImage> images;
-  for (const auto& [key, service] : desired) images[key] = to_slot_image(service);
+  for (const auto &[key, service] : desired) images[key] = to_slot_image(service);
+  std::vector<ServiceKey> removals;
+  for (const auto &[key, installed] : installed_)
+    if (!desired.count(key)) removals.push_back(key);
+  return commit(std::move(images), removals);
+}
+
+ApplyStats Reconciler::update(const DesiredState &changed, const std::vector<ServiceKey> &removed) {
+  std::map<ServiceKey, SlotImage> images;
+  for (const auto &[key, service] : changed) images[key] = to_slot_image(service);
+  std::vector<ServiceKey> removals;
+  for (const auto &key : removed)
+    if (!changed.count(key) && installed_.count(key)) removals.push_back(key);
+  return commit(std::move(images), removals);
+}
+
+ApplyStats Reconciler::commit(std::map<ServiceKey, SlotImage> images,
+                              const std::vector<ServiceKey> &removals) {
+  ApplyStats stats;
 
   // Removals: unbind first (new connects stop finding the service), then empty the slots.
   std::vector<uint32_t> cleared;
-  for (auto it = installed_.begin(); it != installed_.end();) {
-    if (desired.count(it->first)) {
-      ++it;
-      continue;
-    }
+  for (const auto &key : removals) {
+    auto it = installed_.find(key);
+    if (it == installed_.end()) continue;
     maps_.unbind(it->first);
     map_writes_++;
     cleared.push_back(it->second.slot);
-    it = installed_.erase(it);
+    installed_.erase(it);
     stats.removed++;
   }
   if (!cleared.empty()) {
@@ -55,9 +69,9 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
     for (uint32_t slot : cleared) used_slots_.erase(slot);
   }
 
-  std::vector<std::pair<uint32_t, const SlotImage*>> writes;
+  std::vector<std::pair<uint32_t, const SlotImage *>> writes;
   std::vector<std::pair<ServiceKey, uint32_t>> binds;
-  for (const auto& [key, image] : images) {
+  for (const auto &[key, image] : images) {
     auto it = installed_.find(key);
     if (it == installed_.end()) {
       uint32_t slot = allocate_slot();
@@ -75,18 +89,20 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
     if (!writes.empty()) maps_.write_slots(writes);  // the sets exist before any VIP names them
     map_writes_ += writes.size();
   } catch (...) {
-    for (const auto& [key, slot] : binds) used_slots_.erase(slot);
-    for (auto& [key, installed] : installed_)
+    for (const auto &[key, slot] : binds) used_slots_.erase(slot);
+    for (auto &[key, installed] : installed_)
       if (images.count(key)) installed.known = false;
     throw;
   }
-  for (auto& [key, installed] : installed_) {
-    auto image = images.find(key);
-    if (image != images.end()) installed = {installed.slot, image->second, true};
+  for (auto &[key, image] : images) {
+    auto it = installed_.find(key);
+    if (it == installed_.end()) continue;  // bound below
+    if (!it->second.known || !(it->second.image == image))
+      it->second = {it->second.slot, std::move(image), true};
   }
 
   for (size_t i = 0; i < binds.size(); i++) {
-    const auto& [key, slot] = binds[i];
+    const auto &[key, slot] = binds[i];
     try {
       maps_.bind(key, slot);
       map_writes_++;
@@ -94,13 +110,13 @@ ApplyStats Reconciler::apply(const DesiredState& desired) {
       for (size_t j = i; j < binds.size(); j++) used_slots_.erase(binds[j].second);
       throw;
     }
-    installed_[key] = {slot, images.at(key), true};
+    installed_[key] = {slot, std::move(images.at(key)), true};
     stats.added++;
   }
   return stats;
 }
 
-int64_t Reconciler::slot_of(const ServiceKey& key) const {
+int64_t Reconciler::slot_of(const ServiceKey &key) const {
   auto it = installed_.find(key);
   return it == installed_.end() ? -1 : int64_t(it->second.slot);
 }

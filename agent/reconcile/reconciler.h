@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <set>
+#include <vector>
 
 #include "reconcile/lb_maps.h"
 
@@ -21,15 +22,20 @@ struct ApplyStats {
 class Reconciler {
  public:
   // Adopts what the maps already hold.
-  explicit Reconciler(LbMaps& maps);
+  explicit Reconciler(LbMaps &maps);
 
   // Throws when a desired service does not fit the kernel (std::invalid_argument, before any
   // write) or a map write fails (std::runtime_error); after a failed write the reconciler
   // rewrites every slot it is unsure of at the next apply().
-  ApplyStats apply(const DesiredState& desired);
+  ApplyStats apply(const DesiredState &desired);
+
+  // The same for part of the state: the services in `changed` are added or replaced, those in
+  // `removed` (and not in `changed`) removed; every other installed service is left as it is, so
+  // the cost is that of the change, not of the whole state.
+  ApplyStats update(const DesiredState &changed, const std::vector<ServiceKey> &removed);
 
   // Slot of a VIP port as installed, or -1.
-  int64_t slot_of(const ServiceKey& key) const;
+  int64_t slot_of(const ServiceKey &key) const;
   size_t services() const { return installed_.size(); }
   // Map operations made so far: slots written or cleared, VIPs bound or unbound.
   uint64_t map_writes() const { return map_writes_; }
@@ -41,8 +47,10 @@ class Reconciler {
     bool known = true;  // false after a failed write: the kernel may hold either image
   };
   uint32_t allocate_slot();
+  ApplyStats commit(std::map<ServiceKey, SlotImage> images,
+                    const std::vector<ServiceKey> &removals);
 
-  LbMaps& maps_;
+  LbMaps &maps_;
   std::map<ServiceKey, Installed> installed_;
   std::set<uint32_t> used_slots_;
   uint32_t next_slot_ = 0;

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <map>
 #include <random>
 
 #include "sockmesh/common/message_limits.h"
@@ -45,6 +46,10 @@ DiscoveryClient::DiscoveryClient(std::string target, std::string node, KnownGood
 }
 
 DiscoveryClient::~DiscoveryClient() {
+  stop();
+}
+
+void DiscoveryClient::stop() {
   stopping_ = true;
   {
     std::lock_guard lock(impl_->mu);
@@ -52,6 +57,11 @@ DiscoveryClient::~DiscoveryClient() {
   }
   impl_->wake.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+void DiscoveryClient::with_held(const std::function<void(const KnownGood &)> &fn) const {
+  std::lock_guard lock(held_mu_);
+  fn(held_);
 }
 
 StreamStatus DiscoveryClient::status() const {
@@ -102,9 +112,12 @@ void DiscoveryClient::stream_once() {
 
   v1::DiscoveryRequest hello;
   hello.set_node(node_);
-  hello.set_version_info(held_.system_version);
-  for (const auto &[name, resource] : held_.resources)
-    (*hello.mutable_initial_resource_versions())[name] = resource.version();
+  {
+    std::lock_guard lock(held_mu_);
+    hello.set_version_info(held_.system_version);
+    for (const auto &[name, resource] : held_.resources)
+      (*hello.mutable_initial_resource_versions())[name] = resource.version();
+  }
   v1::DiscoveryResponse push;
   if (stream->Write(hello)) {
     while (stream->Read(&push)) {
@@ -112,25 +125,56 @@ void DiscoveryClient::stream_once() {
         std::lock_guard lock(mu_);
         status_.state = "connected";
       }
-      KnownGood candidate = held_;
-      candidate.system_version = push.system_version_info();
-      for (const auto &resource : push.resources()) candidate.resources[resource.name()] = resource;
-      for (const auto &name : push.removed_resources()) candidate.resources.erase(name);
-
       v1::DiscoveryRequest answer;
       answer.set_node(node_);
       answer.set_response_nonce(push.nonce());
-      std::optional<v1::ErrorDetail> refused = apply_(candidate);
+      std::optional<v1::ErrorDetail> refused;
+      {
+        // The push is applied to the held state in place, with what it replaced kept aside: a
+        // copy of the whole state per push would cost O(state) (110,000 resources at 10,000
+        // services x 10 endpoints) for a one-resource change. A NACK puts the kept values back.
+        std::lock_guard held_lock(held_mu_);
+        Delta delta;
+        std::map<std::string, std::optional<v1::Resource>> previous;
+        for (auto &resource : *push.mutable_resources()) {
+          std::string name = resource.name();
+          auto it = held_.resources.find(name);
+          if (!previous.count(name))
+            previous[name] = it == held_.resources.end()
+                                 ? std::nullopt
+                                 : std::optional<v1::Resource>(std::move(it->second));
+          held_.resources[name] = std::move(resource);
+          delta.changed.push_back(std::move(name));
+        }
+        for (const auto &name : push.removed_resources()) {
+          auto it = held_.resources.find(name);
+          if (it == held_.resources.end()) continue;
+          if (!previous.count(name)) previous[name] = std::move(it->second);
+          held_.resources.erase(it);
+          delta.removed.push_back(name);
+        }
+        const std::string held_version = held_.system_version;
+        held_.system_version = push.system_version_info();
+
+        refused = apply_(held_, delta);
+        if (refused) {
+          for (auto &[name, value] : previous) {
+            if (value)
+              held_.resources[name] = std::move(*value);
+            else
+              held_.resources.erase(name);
+          }
+          held_.system_version = held_version;
+        }
+        answer.set_version_info(held_.system_version);
+      }
       if (refused) {
         *answer.mutable_error_detail() = *refused;
-        answer.set_version_info(held_.system_version);
         std::lock_guard lock(mu_);
         status_.last_nack = refused->message();
       } else {
-        held_ = std::move(candidate);
-        answer.set_version_info(held_.system_version);
         std::lock_guard lock(mu_);
-        status_.system_version = held_.system_version;
+        status_.system_version = answer.version_info();
         status_.last_nack.clear();
         status_.last_ack_unix_ms = now_ms();
       }

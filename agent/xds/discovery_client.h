@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "xds/last_known_good.h"
 
@@ -24,16 +25,32 @@ struct StreamStatus {
   int64_t last_ack_unix_ms = 0;
 };
 
+// What one push changed: the names it added or replaced, and those it removed.
+struct Delta {
+  std::vector<std::string> changed;
+  std::vector<std::string> removed;
+};
+
 class DiscoveryClient {
  public:
-  // Applies a candidate state whole; returns an error detail to NACK it (nothing applied).
-  using ApplyFn = std::function<std::optional<v1::ErrorDetail>(const KnownGood &candidate)>;
+  // Applies a candidate state whole; returns an error detail to NACK it (nothing applied). The
+  // delta says what differs from the state last applied, so the agent can do work proportional
+  // to the change; the candidate is the whole state after it.
+  using ApplyFn =
+      std::function<std::optional<v1::ErrorDetail>(const KnownGood &candidate, const Delta &delta)>;
 
   // `held` is what the agent serves now (its last-known-good state, possibly empty).
   DiscoveryClient(std::string target, std::string node, KnownGood held, ApplyFn apply);
-  ~DiscoveryClient();  // stops the thread and closes the stream
+  ~DiscoveryClient();  // stop()s
+
+  // Closes the stream and stops the thread: no push is applied after it returns. Idempotent.
+  void stop();
 
   StreamStatus status() const;
+
+  // Calls fn with the state last applied (ACKed), with pushes held off meanwhile: how the agent's
+  // last-known-good writer reads it without a copy.
+  void with_held(const std::function<void(const KnownGood &)> &fn) const;
 
  private:
   void run();
@@ -43,7 +60,8 @@ class DiscoveryClient {
   std::string target_;
   std::string node_;
   ApplyFn apply_;
-  KnownGood held_;  // touched by the stream thread only
+  mutable std::mutex held_mu_;  // the stream thread changes held_ under it; with_held reads
+  KnownGood held_;
 
   mutable std::mutex mu_;
   StreamStatus status_;

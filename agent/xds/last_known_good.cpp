@@ -1,6 +1,9 @@
 #include "xds/last_known_good.h"
 
 #include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,18 +28,35 @@ void mkdir_parents(const std::string &path) {
 
 // The file holds a DiscoveryResponse: every resource, and the system version in
 // system_version_info. A format the agent already speaks; nothing new to parse.
-void LastKnownGood::save(const KnownGood &state) const {
-  v1::DiscoveryResponse file;
-  file.set_system_version_info(state.system_version);
-  for (const auto &[name, resource] : state.resources) *file.add_resources() = resource;
+// Written field by field rather than by building the message: a DiscoveryResponse holding the
+// state would be a copy of every resource (110,000 at 10,000 services x 10 endpoints).
+std::string LastKnownGood::serialize(const KnownGood &state) {
+  using google::protobuf::internal::WireFormatLite;
   std::string bytes;
-  if (!file.SerializeToString(&bytes)) throw std::runtime_error("serialize last-known-good state");
+  {
+    google::protobuf::io::StringOutputStream raw(&bytes);
+    google::protobuf::io::CodedOutputStream out(&raw);
+    WireFormatLite::WriteString(v1::DiscoveryResponse::kSystemVersionInfoFieldNumber,
+                                state.system_version, &out);
+    for (const auto &[name, resource] : state.resources) {
+      resource.ByteSizeLong();  // WriteMessage writes the size cached by this
+      WireFormatLite::WriteMessage(v1::DiscoveryResponse::kResourcesFieldNumber, resource, &out);
+    }
+    if (out.HadError()) throw std::runtime_error("serialize last-known-good state");
+  }
+  return bytes;
+}
 
+void LastKnownGood::save(const KnownGood &state) const {
+  write(serialize(state));
+}
+
+void LastKnownGood::write(const std::string &bytes) const {
   mkdir_parents(path_);
   std::string tmp = path_ + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error("write " + tmp + ": " + std::strerror(errno));
-  ssize_t written = write(fd, bytes.data(), bytes.size());
+  ssize_t written = ::write(fd, bytes.data(), bytes.size());
   bool ok = written == ssize_t(bytes.size()) && fsync(fd) == 0;
   int err = errno;
   close(fd);

@@ -20,6 +20,9 @@ class LastKnownGood {
   explicit LastKnownGood(std::string path) : path_(std::move(path)) {}
   // Throws std::runtime_error when the file cannot be written.
   void save(const KnownGood &state) const;
+  // save() in two steps, so that the state can be serialized under a lock and written outside it.
+  static std::string serialize(const KnownGood &state);
+  void write(const std::string &bytes) const;
   // nullopt when there is no file; throws std::runtime_error for an unreadable or corrupt file.
   std::optional<KnownGood> load() const;
   const std::string &path() const { return path_; }

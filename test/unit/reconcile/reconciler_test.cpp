@@ -1,6 +1,8 @@
 // Reconcile diffing against a fake kernel: unchanged services are not rewritten, changed ones
 // switch in one write, writes of one apply go in one batch, and a restarted agent adopts what the
 // maps hold.
+#include "reconcile/reconciler.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
@@ -8,8 +10,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "reconcile/reconciler.h"
 
 namespace sockmesh::reconcile {
 namespace {
@@ -62,7 +62,8 @@ DesiredService service(const std::string &name, std::vector<uint32_t> weights,
   DesiredService s{name, policy, policy == SM_LB_MAGLEV ? 13u : 0u, {}};
   int host = 10;
   for (uint32_t w : weights)
-    s.backends.push_back({parse_ip("10.78.1." + std::to_string(host++)), 8080, w, name + "-be", ""});
+    s.backends.push_back(
+        {parse_ip("10.78.1." + std::to_string(host++)), 8080, w, name + "-be", ""});
   return s;
 }
 
@@ -137,6 +138,39 @@ TEST(Reconciler, RemovalUnbindsBeforeClearingAndSlotsAreNotReusedAtOnce) {
                                                 "write_slots 1", "bind 10.96.0.2:80/TCP 1"}));
 }
 
+// update(): the change alone — services not named are neither compared nor touched, a changed
+// one is one write to its slot, an added one written then bound, a removed one unbound then
+// cleared; the same end state as apply() of the whole.
+TEST(Reconciler, UpdateTouchesOnlyTheChange) {
+  FakeLbMaps maps;
+  Reconciler reconciler(maps);
+  reconciler.apply({{vip(1), service("demo/a", {1})},
+                    {vip(2), service("demo/b", {1})},
+                    {vip(3), service("demo/c", {1})}});
+  maps.log.clear();
+  auto stats = reconciler.update(
+      {{vip(2), service("demo/b", {5})}, {vip(4), service("demo/d", {1})}}, {vip(3), vip(9)});
+  EXPECT_EQ(maps.log, (std::vector<std::string>{"unbind 10.96.0.3:80/TCP", "clear_slots 2",
+                                                "write_slots 1 3", "bind 10.96.0.4:80/TCP 3"}));
+  EXPECT_EQ(stats.updated, 1u);
+  EXPECT_EQ(stats.added, 1u);
+  EXPECT_EQ(stats.removed, 1u);
+  EXPECT_EQ(stats.unchanged, 0u);  // demo/a was not looked at
+  EXPECT_EQ(reconciler.services(), 3u);
+  EXPECT_EQ(maps.sets.at(1).set.total_weight, 5u);
+
+  maps.log.clear();  // the same change again writes nothing
+  stats = reconciler.update({{vip(2), service("demo/b", {5})}}, {});
+  EXPECT_TRUE(maps.log.empty());
+  EXPECT_EQ(stats.unchanged, 1u);
+  maps.log.clear();  // and apply() of the whole now finds nothing to do
+  stats = reconciler.apply({{vip(1), service("demo/a", {1})},
+                            {vip(2), service("demo/b", {5})},
+                            {vip(4), service("demo/d", {1})}});
+  EXPECT_TRUE(maps.log.empty());
+  EXPECT_EQ(stats.unchanged, 3u);
+}
+
 TEST(Reconciler, RestartedAgentAdoptsKernelStateAndRewritesNothing) {
   FakeLbMaps maps;
   DesiredState desired{{vip(1), service("demo/a", {1, 2})},
@@ -163,14 +197,16 @@ TEST(Reconciler, FailedWriteIsReportedAndRewrittenNextTime) {
   Reconciler reconciler(maps);
   reconciler.apply({{vip(1), service("demo/a", {1})}});
   maps.fail_writes = true;
-  EXPECT_THROW(reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}}),
-               std::runtime_error);
+  EXPECT_THROW(
+      reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}}),
+      std::runtime_error);
   EXPECT_EQ(maps.bound.size(), 1u);
   EXPECT_EQ(reconciler.slot_of(vip(2)), -1);
   maps.fail_writes = false;
   maps.log.clear();
   // demo/a's slot may hold either image: it is written again even though the input repeats.
-  auto stats = reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}});
+  auto stats =
+      reconciler.apply({{vip(1), service("demo/a", {2})}, {vip(2), service("demo/b", {1})}});
   EXPECT_EQ(stats.added, 1u);
   EXPECT_EQ(stats.updated, 1u);
   EXPECT_EQ(maps.bound.size(), 2u);
@@ -179,10 +215,10 @@ TEST(Reconciler, FailedWriteIsReportedAndRewrittenNextTime) {
 TEST(Reconciler, TooManyBackendsIsRefusedBeforeAnyWrite) {
   FakeLbMaps maps;
   Reconciler reconciler(maps);
-  EXPECT_THROW(
-      reconciler.apply({{vip(1), service("demo/a", {1})},
-                        {vip(2), service("demo/b", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
-      std::invalid_argument);
+  EXPECT_THROW(reconciler.apply(
+                   {{vip(1), service("demo/a", {1})},
+                    {vip(2), service("demo/b", std::vector<uint32_t>(SM_MAX_BACKENDS + 1, 1))}}),
+               std::invalid_argument);
   EXPECT_TRUE(maps.log.empty());
 }
 

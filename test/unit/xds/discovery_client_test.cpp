@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "server.h"
@@ -18,14 +19,15 @@
 namespace sockmesh::xds {
 namespace {
 
-v1::Resource workload(const std::string &name, const std::string &node, int labels) {
+v1::Resource workload(const std::string &name, const std::string &node, int labels,
+                      const std::string &address = "10.78.1.10") {
   v1::Resource r;
   auto *w = r.mutable_workload();
   w->mutable_metadata()->set_name(name);
   w->mutable_metadata()->set_namespace_("demo");
   w->set_service_account("sa");
   w->set_node(node);
-  w->add_addresses("10.78.1.10");
+  w->add_addresses(address);
   auto &l = *w->mutable_metadata()->mutable_labels();
   for (int i = 0; i < labels; ++i) l["label-" + std::to_string(i)] = std::string(80, 'x');
   r.set_name(resources::resource_name(r));
@@ -51,7 +53,7 @@ TEST(DiscoveryClientTest, ReceivesAPushLargerThanGrpcsDefaultLimit) {
     std::mutex mu;
     std::condition_variable applied;
     size_t labels = 0;
-    DiscoveryClient client(xds, "n1", {}, [&](const KnownGood &candidate) {
+    DiscoveryClient client(xds, "n1", {}, [&](const KnownGood &candidate, const Delta &) {
       std::lock_guard lock(mu);
       auto it = candidate.resources.find("workload/demo/big");
       if (it != candidate.resources.end())
@@ -68,6 +70,94 @@ TEST(DiscoveryClientTest, ReceivesAPushLargerThanGrpcsDefaultLimit) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(client.status().system_version, response.version());
     EXPECT_EQ(client.status().state, "connected");
+    servers.shutdown();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// A push is applied to the held state in place (no copy of the whole state); a NACK puts back
+// exactly what the push replaced, added or removed, and the delta names what changed.
+TEST(DiscoveryClientTest, NackRestoresTheHeldStateAndTheDeltaNamesTheChange) {
+  char tmpl[] = "/tmp/meshd-xds-test-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  {
+    controlplane::Store store(dir + "/state");
+    controlplane::State state(store);
+    v1::ApplyRequest request;
+    *request.add_resources() = workload("a", "n1", 1);
+    *request.add_resources() = workload("b", "n1", 1, "10.78.1.11");
+    v1::ApplyResponse first;
+    ASSERT_TRUE(state.apply(request, &first).ok());
+    const std::string xds = "unix:" + dir + "/xds.sock";
+    controlplane::Servers servers(state, {xds}, dir + "/api/api.sock");
+
+    std::mutex mu;
+    std::vector<Delta> deltas;
+    bool last_saw_change = false;  // the last push's candidate: a gone, b replaced, c added
+    DiscoveryClient client(xds, "n1", {}, [&](const KnownGood &candidate, const Delta &delta) {
+      std::lock_guard lock(mu);
+      deltas.push_back(delta);
+      if (deltas.size() == 1) return std::optional<v1::ErrorDetail>{};
+      auto b = candidate.resources.find("workload/demo/b");
+      last_saw_change = candidate.resources.count("workload/demo/a") == 0 &&
+                        b != candidate.resources.end() &&
+                        b->second.workload().metadata().labels_size() == 3 &&
+                        candidate.resources.count("workload/demo/c") == 1;
+      v1::ErrorDetail refused;
+      refused.set_message("no");
+      return std::optional<v1::ErrorDetail>(refused);
+    });
+    auto wait_for = [&](size_t n) {
+      for (int i = 0; i < 500; ++i) {
+        {
+          std::lock_guard lock(mu);
+          if (deltas.size() >= n) return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      FAIL() << "no push " << n;
+    };
+    wait_for(1);
+    for (int i = 0; i < 200 && client.status().system_version != first.version(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+    // One change: a removed, b replaced, c added.
+    v1::DeleteRequest remove;
+    remove.add_names("workload/demo/a");
+    v1::ApplyResponse second;
+    ASSERT_TRUE(state.remove(remove, &second).ok());
+    v1::ApplyRequest change;
+    *change.add_resources() = workload("b", "n1", 3, "10.78.1.11");
+    *change.add_resources() = workload("c", "n1", 1, "10.78.1.12");
+    ASSERT_TRUE(state.apply(change, &second).ok());
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (last_saw_change) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    for (int i = 0; i < 200 && client.status().last_nack.empty(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(client.status().last_nack, "no");
+    EXPECT_EQ(client.status().system_version, first.version());
+    client.with_held([&](const KnownGood &held) {
+      EXPECT_EQ(held.system_version, first.version());
+      ASSERT_EQ(held.resources.size(), 2u);
+      EXPECT_EQ(held.resources.at("workload/demo/a").workload().metadata().labels_size(), 1);
+      EXPECT_EQ(held.resources.at("workload/demo/b").workload().metadata().labels_size(), 1);
+    });
+    std::lock_guard lock(mu);
+    EXPECT_TRUE(last_saw_change);
+    EXPECT_EQ(deltas[0].changed.size(), 2u);
+    EXPECT_TRUE(deltas[0].removed.empty());
+    // The pushes after the first carry whatever changed since the agent's ACKed state.
+    const Delta &last = deltas.back();
+    std::set<std::string> changed(last.changed.begin(), last.changed.end());
+    EXPECT_TRUE(changed.count("workload/demo/b"));
+    EXPECT_TRUE(changed.count("workload/demo/c"));
+    EXPECT_EQ(last.removed, std::vector<std::string>{"workload/demo/a"});
+    client.stop();
     servers.shutdown();
   }
   std::filesystem::remove_all(dir);
