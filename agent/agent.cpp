@@ -127,7 +127,26 @@ int lock_node(const std::string &node) {
   return fd;
 }
 
+namespace {
+
+// The signals run() reads from a signalfd. They are blocked before the agent starts any thread
+// (gRPC's, the discovery stream's, the last-known-good writer's): a thread created earlier would
+// not block them, the kernel would deliver SIGTERM to it, and its default action would kill the
+// agent without the orderly stop (seen as a last-known-good state never written).
+sigset_t agent_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
+}  // namespace
+
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+  const sigset_t signals = agent_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   started_ = std::chrono::system_clock::now();
   check_node_name(options_.node);
   check_workload_cgroup(options_.workload_cgroup);
@@ -478,12 +497,7 @@ void Agent::reload() {
 }
 
 void Agent::run() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const sigset_t signals = agent_signals();  // blocked since the constructor
   UniqueFd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd.valid())
     throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
