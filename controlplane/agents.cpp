@@ -39,14 +39,17 @@ void Agents::disconnected(const std::string &node) {
   a.view.set_connected(a.streams > 0);
 }
 
-void Agents::acked(const std::string &node, const std::string &version, const VersionMap &holds) {
+void Agents::acked(const std::string &node, const std::string &version, const VersionMap &set,
+                   const std::vector<std::string> &unset) {
   std::lock_guard lock(mu_);
   Agent &a = agent(node);
   a.view.set_acked_version(version);
   a.view.clear_nacked_version();
   a.view.clear_last_nack();
   a.view.set_last_ack_unix_ms(now_unix_ms());
-  set_holds(&a.view, holds);
+  auto &held = *a.view.mutable_resource_versions();
+  for (const auto &name : unset) held.erase(name);
+  for (const auto &[name, v] : set) held[name] = v;
 }
 
 void Agents::nacked(const std::string &node, const std::string &version,

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "sockmesh/v1/controlplane.pb.h"
 
@@ -16,7 +17,9 @@ class Agents {
  public:
   void connected(const std::string &node, const VersionMap &holds);
   void disconnected(const std::string &node);
-  void acked(const std::string &node, const std::string &version, const VersionMap &holds);
+  // What the agent holds changed by `set` and `unset` (the push it ACKed).
+  void acked(const std::string &node, const std::string &version, const VersionMap &set,
+             const std::vector<std::string> &unset);
   void nacked(const std::string &node, const std::string &version, const v1::ErrorDetail &detail);
   // Sorted by node.
   void fill(v1::ControlPlaneStatus *status) const;

@@ -78,8 +78,9 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
  private:
   struct InFlight {
     std::string nonce;
-    std::string version;
-    VersionMap target;  // what the agent holds once it ACKs
+    uint64_t version = 0;
+    VersionMap set;  // what the agent holds once it ACKs: holds_ with these versions...
+    std::vector<std::string> unset;  // ...and without these
   };
 
   // First request (mu_ held): who the agent is and what it holds.
@@ -101,15 +102,18 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
       spdlog::debug("event=stale_answer node={} nonce={}", node_, request_.response_nonce());
       return;
     }
+    const std::string version = std::to_string(in_flight_->version);
     if (request_.has_error_detail()) {
       const auto &d = request_.error_detail();
-      state_.agents().nacked(node_, in_flight_->version, d);
+      state_.agents().nacked(node_, version, d);
       spdlog::warn("event=nack node={} version={} resource={} field={} message=\"{}\"", node_,
-                   in_flight_->version, d.resource(), d.field(), d.message());
+                   version, d.resource(), d.field(), d.message());
     } else {
-      holds_ = std::move(in_flight_->target);
-      state_.agents().acked(node_, in_flight_->version, holds_);
-      spdlog::info("event=ack node={} version={}", node_, in_flight_->version);
+      for (const auto &name : in_flight_->unset) holds_.erase(name);
+      for (const auto &[name, v] : in_flight_->set) holds_[name] = v;
+      holds_version_ = in_flight_->version;
+      state_.agents().acked(node_, version, in_flight_->set, in_flight_->unset);
+      spdlog::info("event=ack node={} version={}", node_, version);
     }
     in_flight_.reset();
   }
@@ -118,28 +122,25 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
   // (mu_ held). A NACKed version is not sent again; the next version is.
   void push_if_due() {
     if (node_.empty() || finishing_ || writing_ || in_flight_) return;
-    View view = state_.view();
-    if (pushed_version_ && *pushed_version_ == view.version) return;
-    Resources wanted = resources_for_node(*view.resources, node_);
+    if (pushed_version_ && *pushed_version_ == state_.version()) return;
+    // What changed since the agent's ACKed version (the whole comparison when that is not known).
+    Push push = state_.push_for(node_, holds_, holds_version_);
+    if (pushed_version_ && *pushed_version_ == push.version) return;
     response_.Clear();
-    InFlight push;
-    push.version = std::to_string(view.version);
-    push.nonce = std::to_string(next_nonce.fetch_add(1));
-    for (auto &[name, resource] : wanted) {
-      push.target.emplace(name, resource.version());
-      auto held = holds_.find(name);
-      if (held == holds_.end() || held->second != resource.version())
-        *response_.add_resources() = std::move(resource);
-    }
-    for (const auto &[name, version] : holds_)
-      if (!push.target.contains(name)) response_.add_removed_resources(name);
-    response_.set_system_version_info(push.version);
-    response_.set_nonce(push.nonce);
+    for (auto &resource : push.resources) *response_.add_resources() = std::move(resource);
+    for (auto &name : push.removed) response_.add_removed_resources(std::move(name));
+    InFlight flight;
+    flight.version = push.version;
+    flight.nonce = std::to_string(next_nonce.fetch_add(1));
+    flight.set = std::move(push.set);
+    flight.unset = std::move(push.unset);
+    response_.set_system_version_info(std::to_string(push.version));
+    response_.set_nonce(flight.nonce);
     spdlog::info("event=push node={} version={} nonce={} resources={} removed={}", node_,
-                 push.version, push.nonce, response_.resources_size(),
+                 push.version, flight.nonce, response_.resources_size(),
                  response_.removed_resources_size());
-    pushed_version_ = view.version;
-    in_flight_ = std::move(push);
+    pushed_version_ = push.version;
+    in_flight_ = std::move(flight);
     writing_ = true;
     StartWrite(&response_);
   }
@@ -161,6 +162,7 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
   v1::DiscoveryResponse response_;  // lives until OnWriteDone
   std::string node_;
   VersionMap holds_;  // what the agent holds: its initial versions, then its last ACKed set
+  std::optional<uint64_t> holds_version_;  // the state version holds_ is the node's need at
   std::optional<InFlight> in_flight_;
   std::optional<uint64_t> pushed_version_;
   bool writing_ = false;

@@ -5,6 +5,20 @@
 
 namespace sockmesh::controlplane {
 
+bool wanted_by_node(const v1::Resource &resource, bool named, const std::string &node) {
+  switch (resource.body_case()) {
+    case v1::Resource::kService:
+      return true;
+    case v1::Resource::kWorkload:
+      return resource.workload().node() == node || named;
+    case v1::Resource::kNode:
+      return resource.node().metadata().name() == node;
+    case v1::Resource::BODY_NOT_SET:
+      break;
+  }
+  return false;
+}
+
 Resources resources_for_node(const Resources &all, const std::string &node) {
   std::set<std::string> endpoint_workloads;
   for (const auto &[name, resource] : all) {
@@ -14,23 +28,9 @@ Resources resources_for_node(const Resources &all, const std::string &node) {
       endpoint_workloads.insert("workload/" + svc.metadata().namespace_() + "/" + ep.workload());
   }
   Resources out;
-  for (const auto &[name, resource] : all) {
-    bool wanted = false;
-    switch (resource.body_case()) {
-      case v1::Resource::kService:
-        wanted = true;
-        break;
-      case v1::Resource::kWorkload:
-        wanted = resource.workload().node() == node || endpoint_workloads.contains(name);
-        break;
-      case v1::Resource::kNode:
-        wanted = resource.node().metadata().name() == node;
-        break;
-      case v1::Resource::BODY_NOT_SET:
-        break;
-    }
-    if (wanted) out.emplace(name, resource);
-  }
+  for (const auto &[name, resource] : all)
+    if (wanted_by_node(resource, endpoint_workloads.contains(name), node))
+      out.emplace(name, resource);
   return out;
 }
 

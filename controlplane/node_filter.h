@@ -8,6 +8,9 @@
 
 namespace sockmesh::controlplane {
 
+// The rule for one resource; `named` says whether some Service names it as an endpoint.
+bool wanted_by_node(const v1::Resource &resource, bool named, const std::string &node);
+
 Resources resources_for_node(const Resources &all, const std::string &node);
 
 }  // namespace sockmesh::controlplane

@@ -460,4 +460,22 @@ std::vector<std::string> validate(const v1::Snapshot &snapshot, Scope scope) {
   return errors;
 }
 
+using namespace detail;
+
+std::string vip_identity(const v1::VirtualAddress &vip) {
+  auto address = parse_address(vip.address());
+  if (!address || ipv4_mapped(*address) || vip.port() < 1 || vip.port() > kMaxPort) return "";
+  const v1::Protocol protocol = effective_protocol(vip.protocol());
+  if (protocol != v1::PROTOCOL_TCP && protocol != v1::PROTOCOL_UDP) return "";
+  std::string out(1, char(address->family == Family::kIpv4 ? 4 : 6));
+  out.append(reinterpret_cast<const char *>(address->bytes.data()), address->bytes.size());
+  out += ":" + std::to_string(vip.port()) + "/" + std::to_string(int(protocol));
+  return out;
+}
+
+std::string vip_text(const v1::VirtualAddress &vip) {
+  auto address = parse_address(vip.address());
+  return address ? detail::vip_text(vip, address->family) : vip.address();
+}
+
 }  // namespace sockmesh::resources

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "fixture.h"
@@ -294,6 +295,100 @@ TEST_F(StateTest, ListByKind) {
   EXPECT_EQ(response.resources(0).name(), "service/demo/db");
   EXPECT_EQ(response.version(), "1");
   EXPECT_EQ(state_->list("pod", &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// A change of services alone is checked on the services and the workloads they name, with
+// indexes for the rest; it must refuse exactly what the whole-state validator refuses, with the
+// same words.
+TEST_F(StateTest, ServiceOnlyChangesAreRefusedLikeTheWholeStateCheck) {
+  auto second_vip = [](v1::Resource r, const std::string &address) {
+    auto *vip = r.mutable_service()->add_vips();
+    vip->set_address(address);
+    vip->set_port(5432);
+    return r;
+  };
+  v1::Resource db = state_->view().resources->at("service/demo/db");
+  std::vector<v1::Resource> bad;
+  {
+    v1::Resource r = web();
+    r.mutable_service()->mutable_endpoints(0)->set_workload("ghost");
+    bad.push_back(r);
+  }
+  {
+    v1::Resource r = second_vip(web(), db.service().vips(0).address());  // db's VIP port
+    r.mutable_service()->mutable_vips(1)->set_port(db.service().vips(0).port());
+    bad.push_back(r);
+  }
+  {
+    v1::Resource r = web();
+    r.mutable_service()->mutable_metadata()->set_name("web3");
+    r.clear_name();
+    bad.push_back(r);  // web's VIP again, under another name
+  }
+  {
+    v1::Resource r = web();
+    r.mutable_service()->mutable_endpoints(1)->set_weight(100000);
+    r.mutable_service()->mutable_vips(0)->set_port(0);
+    bad.push_back(r);
+  }
+  for (const auto &r : bad) {
+    Resources merged = *state_->view().resources;
+    v1::Resource named = r;
+    named.set_name(resources::resource_name(named));
+    merged[named.name()] = named;
+    std::string expected;
+    for (const auto &line : resources::validate(resources::to_snapshot(merged)))
+      expected += (expected.empty() ? "" : "\n") + line;
+    ASSERT_FALSE(expected.empty()) << r.DebugString();
+    expect_refused(one(r), expected);
+  }
+  // And a good one passes, with the VIP of a service it replaces free for reuse.
+  v1::ApplyRequest swap;
+  v1::Resource moved = web();
+  moved.mutable_service()->mutable_vips(0)->set_port(8080);
+  v1::Resource taker = db;
+  *taker.mutable_service()->mutable_vips(0) = web().service().vips(0);
+  *swap.add_resources() = moved;
+  *swap.add_resources() = taker;
+  v1::ApplyResponse response;
+  const grpc::Status status = state_->apply(swap, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.configured(), 2u);
+}
+
+// The push of an agent at a known version names what changed since and nothing else; it equals
+// the whole comparison, including workloads a changed service starts or stops naming.
+TEST_F(StateTest, PushFromAKnownVersionEqualsTheWholeComparison) {
+  const Push first = state_->push_for("n1", {}, std::nullopt);
+  VersionMap holds = first.set;
+  EXPECT_EQ(first.version, 1u);
+  EXPECT_EQ(holds.size(), 6u);  // NodeFilter below: what n1 needs
+
+  // web stops naming web-b (on n2: n1 loses it) and starts naming tool (on n2: n1 gains it).
+  v1::Resource r = web();
+  r.mutable_service()->mutable_endpoints(1)->set_workload("tool");
+  v1::ApplyResponse response;
+  ASSERT_TRUE(state_->apply(one(r), &response).ok());
+  const Push delta = state_->push_for("n1", holds, first.version);
+  const Push whole = state_->push_for("n1", holds, std::nullopt);
+  auto names = [](const Push &p) {
+    std::set<std::string> out;
+    for (const auto &resource : p.resources) out.insert(resource.name());
+    return out;
+  };
+  EXPECT_EQ(delta.version, 2u);
+  EXPECT_EQ(names(delta), (std::set<std::string>{"service/demo/web", "workload/demo/tool"}));
+  EXPECT_EQ(delta.removed, std::vector<std::string>{"workload/demo/web-b"});
+  EXPECT_EQ(names(delta), names(whole));
+  EXPECT_EQ(delta.removed, whole.removed);
+  EXPECT_EQ(delta.set, whole.set);
+
+  // Nothing changed since: nothing to send.
+  for (const auto &name : delta.unset) holds.erase(name);
+  for (const auto &[name, version] : delta.set) holds[name] = version;
+  const Push none = state_->push_for("n1", holds, delta.version);
+  EXPECT_TRUE(none.resources.empty());
+  EXPECT_TRUE(none.removed.empty());
 }
 
 TEST(NodeFilter, AllServicesEndpointWorkloadsOwnWorkloadsAndOwnNode) {

@@ -21,4 +21,12 @@ enum class Scope { kComplete, kPartial };
 std::vector<std::string> validate(const sockmesh::v1::Snapshot &snapshot,
                                   Scope scope = Scope::kComplete);
 
+// A VIP port as validation compares them: the parsed address (so "fd00::a" and "fd00:0::a" are
+// one), the port and the effective protocol; "" for a VIP that is not valid. For indexes of the
+// VIPs in use, to check a change against services it does not touch.
+std::string vip_identity(const sockmesh::v1::VirtualAddress& vip);
+
+// Text of a VIP port for messages: "10.96.0.10:80/TCP", "[fd00:96::a]:80/UDP".
+std::string vip_text(const sockmesh::v1::VirtualAddress& vip);
+
 }  // namespace sockmesh::resources
