@@ -342,7 +342,8 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
   for (const auto &key : removed) desired_.erase(key);
   for (auto &[key, service] : changed) desired_[key] = std::move(service);
 
-  // The services the views list, kept in name order as the full path leaves them.
+  // The services the views list, kept in name order as the full path leaves them ("ns/name"),
+  // without re-sorting 10,000 of them for one change.
   auto id_of = [](const v1::Service &s) {
     return s.metadata().namespace_() + "/" + s.metadata().name();
   };
@@ -350,9 +351,16 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
   services->erase(std::remove_if(services->begin(), services->end(),
                                  [&](const v1::Service &s) { return touched.count(id_of(s)) > 0; }),
                   services->end());
-  for (auto &service : *part.mutable_services()) *services->Add() = std::move(service);
-  std::sort(services->pointer_begin(), services->pointer_end(),
-            [&](const v1::Service *a, const v1::Service *b) { return id_of(*a) < id_of(*b); });
+  for (auto &service : *part.mutable_services()) {
+    const std::string id = id_of(service);
+    const auto at = std::lower_bound(
+        services->pointer_begin(), services->pointer_end(), id,
+        [&](const v1::Service *s, const std::string &key) { return id_of(*s) < key; });
+    const auto index = at - services->pointer_begin();
+    *services->Add() = std::move(service);
+    std::rotate(services->pointer_begin() + index, services->pointer_end() - 1,
+                services->pointer_end());
+  }
 
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - begin)
@@ -376,8 +384,11 @@ void Agent::request_persist() {
 }
 
 void Agent::persist_loop() {
-  // A burst of pushes is written once, this long after its first push.
-  constexpr auto kQuiet = std::chrono::milliseconds(50);
+  // Pushes are written at most about once a second, a second after the first unwritten one:
+  // serializing and fsyncing the state (12 MB at 10,000 services x 10 endpoints) after every push
+  // of a busy stream cost the agents more CPU than the pushes themselves. An agent that crashes
+  // restarts on a state at most that much older, and resyncs when the control plane answers.
+  constexpr auto kQuiet = std::chrono::seconds(1);
   std::unique_lock lock(persist_mu_);
   for (;;) {
     persist_cv_.wait(lock, [&] { return persist_dirty_ || persist_stop_; });
@@ -386,10 +397,7 @@ void Agent::persist_loop() {
     persist_dirty_ = false;
     lock.unlock();
     try {
-      std::string bytes;
-      client_->with_held(
-          [&](const xds::KnownGood &held) { bytes = xds::LastKnownGood::serialize(held); });
-      lkg_->write(bytes);
+      lkg_->write(client_->serialize_held());
     } catch (const std::exception &e) {
       spdlog::error("event=lkg_save_failed reason=\"{}\"", e.what());
     }

@@ -74,9 +74,9 @@ class Agent : public admin::AdminState {
   std::optional<std::string> apply_service_change(const xds::KnownGood &state,
                                                   const xds::Delta &delta,
                                                   std::vector<std::string> *errors);
-  // The last-known-good writer: persists the ACKed state after a short quiet time, off the
+  // The last-known-good writer: persists the ACKed state at most about once a second, off the
   // stream's path (serializing 110,000 resources and fsyncing 12 MB per push would delay the
-  // next push by a hundred milliseconds).
+  // next push by a hundred milliseconds); a stop writes what is unwritten.
   void request_persist();
   void persist_loop();
   void stop_persisting();

@@ -51,6 +51,8 @@ class DiscoveryClient {
   // Calls fn with the state last applied (ACKed), with pushes held off meanwhile: how the agent's
   // last-known-good writer reads it without a copy.
   void with_held(const std::function<void(const KnownGood &)> &fn) const;
+  // The held state in the last-known-good file's format, cheaply (see held_wire_).
+  std::string serialize_held() const;
 
  private:
   void run();
@@ -62,6 +64,7 @@ class DiscoveryClient {
   ApplyFn apply_;
   mutable std::mutex held_mu_;  // the stream thread changes held_ under it; with_held reads
   KnownGood held_;
+  std::map<std::string, std::string> held_wire_;  // each held resource, serialized once
 
   mutable std::mutex mu_;
   StreamStatus status_;

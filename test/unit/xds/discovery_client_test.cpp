@@ -147,6 +147,14 @@ TEST(DiscoveryClientTest, NackRestoresTheHeldStateAndTheDeltaNamesTheChange) {
       EXPECT_EQ(held.resources.at("workload/demo/a").workload().metadata().labels_size(), 1);
       EXPECT_EQ(held.resources.at("workload/demo/b").workload().metadata().labels_size(), 1);
     });
+    // What the last-known-good writer would write: the ACKed state, not the refused one.
+    v1::DiscoveryResponse file;
+    ASSERT_TRUE(file.ParseFromString(client.serialize_held()));
+    EXPECT_EQ(file.system_version_info(), first.version());
+    ASSERT_EQ(file.resources_size(), 2);
+    EXPECT_EQ(file.resources(0).name(), "workload/demo/a");
+    EXPECT_EQ(file.resources(1).name(), "workload/demo/b");
+    EXPECT_EQ(file.resources(1).workload().metadata().labels_size(), 1);
     std::lock_guard lock(mu);
     EXPECT_TRUE(last_saw_change);
     EXPECT_EQ(deltas[0].changed.size(), 2u);
