@@ -302,9 +302,9 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
   for (const auto &name : delta.removed) touched.insert(name.substr(kService.size()));
   *errors = resources::validate(part);
   if (errors->empty()) {
-    size_t vips = 0;
-    for (const auto &[key, service] : desired_)
-      if (!touched.count(service.service)) ++vips;
+    size_t vips = desired_.size();
+    for (const auto &id : touched)
+      if (auto it = service_keys_.find(id); it != service_keys_.end()) vips -= it->second.size();
     for (const auto &service : part.services()) {
       const std::string id = service.metadata().namespace_() + "/" + service.metadata().name();
       for (int i = 0; i < service.vips_size(); ++i) {
@@ -326,8 +326,12 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
 
   reconcile::DesiredState changed = reconcile::translate(part);
   std::vector<reconcile::ServiceKey> removed;
-  for (const auto &[key, service] : desired_)
-    if (touched.count(service.service) && !changed.count(key)) removed.push_back(key);
+  for (const auto &id : touched) {
+    auto it = service_keys_.find(id);
+    if (it == service_keys_.end()) continue;
+    for (const auto &key : it->second)
+      if (!changed.count(key)) removed.push_back(key);
+  }
   reconcile::ApplyStats stats;
   try {
     stats = reconciler_->update(changed, removed);
@@ -340,7 +344,11 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
     return last_error_;
   }
   for (const auto &key : removed) desired_.erase(key);
-  for (auto &[key, service] : changed) desired_[key] = std::move(service);
+  for (const auto &id : touched) service_keys_.erase(id);
+  for (auto &[key, service] : changed) {
+    service_keys_[service.service].push_back(key);
+    desired_[key] = std::move(service);
+  }
 
   // The services the views list, kept in name order as the full path leaves them ("ns/name"),
   // without re-sorting 10,000 of them for one change.
@@ -348,15 +356,19 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
     return s.metadata().namespace_() + "/" + s.metadata().name();
   };
   auto *services = snapshot_.mutable_services();
-  services->erase(std::remove_if(services->begin(), services->end(),
-                                 [&](const v1::Service &s) { return touched.count(id_of(s)) > 0; }),
-                  services->end());
+  auto position = [&](const std::string &id) {
+    return std::lower_bound(
+               services->pointer_begin(), services->pointer_end(), id,
+               [&](const v1::Service *s, const std::string &key) { return id_of(*s) < key; }) -
+           services->pointer_begin();
+  };
+  for (const auto &id : touched) {
+    const auto index = position(id);
+    if (index < services->size() && id_of(services->Get(int(index))) == id)
+      services->DeleteSubrange(int(index), 1);
+  }
   for (auto &service : *part.mutable_services()) {
-    const std::string id = id_of(service);
-    const auto at = std::lower_bound(
-        services->pointer_begin(), services->pointer_end(), id,
-        [&](const v1::Service *s, const std::string &key) { return id_of(*s) < key; });
-    const auto index = at - services->pointer_begin();
+    const auto index = position(id_of(service));
     *services->Add() = std::move(service);
     std::rotate(services->pointer_begin() + index, services->pointer_end() - 1,
                 services->pointer_end());
@@ -460,6 +472,8 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   snapshot_ = std::move(snapshot);
   desired_ = std::move(desired);
   desired_is_whole_ = true;
+  service_keys_.clear();
+  for (const auto &[key, service] : desired_) service_keys_[service.service].push_back(key);
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();

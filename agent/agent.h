@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -110,6 +111,9 @@ class Agent : public admin::AdminState {
   uint32_t workloads_ = 0;
   reconcile::DesiredState desired_;
   bool desired_is_whole_ = false;  // desired_ is the kernel's state for the whole config
+  // The VIP ports of each service in desired_ ("namespace/name"), so that a change finds them
+  // without walking desired_.
+  std::map<std::string, std::vector<reconcile::ServiceKey>> service_keys_;
   uint64_t generation_ = 0;
   std::string system_version_;  // control-plane mode: the state version applied
   int64_t applied_unix_ms_ = 0;
