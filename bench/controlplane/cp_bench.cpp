@@ -60,6 +60,9 @@ struct Options {
   int warmup = 20;
   uint64_t seed = 1;
   int chunk = 20000;  // resources per Apply while filling the store
+  // Next change only once every agent ACKed the last one (isolated changes), or as soon as every
+  // kernel holds it (back to back: an agent may still be finishing the previous push).
+  bool back_to_back = false;
   std::string state_parent = "/var/tmp";
   std::string out;
   std::string git_rev;
@@ -424,7 +427,7 @@ int run(const Options &o, const std::string &invoked_as) {
       *request.add_resources() = service_resource(plan, s, w);
 
       const auto t0 = Clock::now();
-      apply(*cp, request);
+      const std::string applied_version = apply(*cp, request);
       const auto t_rpc = Clock::now();
       std::vector<double> seen(maps.size(), -1);
       size_t left = maps.size();
@@ -442,6 +445,8 @@ int run(const Options &o, const std::string &invoked_as) {
               fmt::format("change {} not in every node's kernel within 10 s", i));
         if (left > 0) std::this_thread::sleep_for(50us);
       }
+      if (!o.back_to_back)
+        for (auto &a : agents) wait_at_version(a, lab->node_name(a.node), applied_version, 10s);
       if (i < o.warmup) continue;
       const double all = *std::max_element(seen.begin(), seen.end());
       to_all.push_back(all);
@@ -470,6 +475,7 @@ int run(const Options &o, const std::string &invoked_as) {
           {"changes", o.changes},
           {"warmup", o.warmup},
           {"seed", o.seed},
+          {"mode", o.back_to_back ? "back-to-back" : "isolated"},
           {"state_dir_parent", o.state_parent}}},
         {"store_fill_s", fill_s},
         {"full_sync", {{"rounds", syncs}, {"summary", to_json(percentiles(sync_ms))}}},
@@ -490,8 +496,11 @@ int run(const Options &o, const std::string &invoked_as) {
       std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", what, p.p50, p.p90, p.p99, p.max,
                   p.mean);
     };
-    std::printf("%d services x %d endpoints (%ld resources), %d nodes; store filled in %.1f s\n\n",
-                o.services, o.endpoints, resources, o.nodes, fill_s);
+    std::printf(
+        "%d services x %d endpoints (%ld resources), %d nodes, %s changes; store filled in %.1f "
+        "s\n\n",
+        o.services, o.endpoints, resources, o.nodes, o.back_to_back ? "back-to-back" : "isolated",
+        fill_s);
     std::printf("| measure (ms) | p50 | p90 | p99 | max | mean |\n|---|---|---|---|---|---|\n");
     line("full sync, meshd start -> ACKed", percentiles(sync_ms));
     line("apply -> kernel of every node", percentiles(to_all));
@@ -530,6 +539,9 @@ int main(int argc, char **argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--warmup", o.warmup, "Changes before measuring")->check(CLI::Range(0, 10000));
   app.add_option("--seed", o.seed, "Which services are changed");
+  app.add_flag("--back-to-back", o.back_to_back,
+               "Apply the next change as soon as every kernel holds the last one, without waiting "
+               "for the agents' ACKs");
   app.add_option("--state-parent", o.state_parent,
                  "Where meshcp's store goes (a disk, as in production)");
   app.add_option("--out", o.out, "JSON results file");
