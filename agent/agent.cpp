@@ -337,11 +337,7 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
     stats = reconciler_->update(changed, removed);
   } catch (const std::exception &e) {
     // The reconciler knows which slots it is unsure of; the full path rewrites them next time.
-    desired_is_whole_ = false;
-    last_error_ = std::string("applying to the kernel failed: ") + e.what();
-    last_error_unix_ms_ = now_ms();
-    spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
-    return last_error_;
+    return record_kernel_failure(e);
   }
   for (const auto &key : removed) desired_.erase(key);
   for (const auto &id : touched) service_keys_.erase(id);
@@ -377,16 +373,30 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - begin)
                     .count();
+  record_applied(stats, micros, "change");
+  return std::string();
+}
+
+void Agent::record_applied(const reconcile::ApplyStats &stats, int64_t micros,
+                           std::string_view path) {
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();
   last_error_.clear();
   spdlog::info(
       "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
-      "unchanged={} duration_us={} path=change",
+      "unchanged={} duration_us={} path={}",
       generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
-      stats.removed, stats.unchanged, micros);
-  return std::string();
+      stats.removed, stats.unchanged, micros, path);
+}
+
+// desired_ no longer says what the kernel holds: the next change takes the full path.
+std::string Agent::record_kernel_failure(const std::exception &e) {
+  desired_is_whole_ = false;
+  last_error_ = std::string("applying to the kernel failed: ") + e.what();
+  last_error_unix_ms_ = now_ms();
+  spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
+  return last_error_;
 }
 
 void Agent::request_persist() {
@@ -456,11 +466,7 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   } catch (const std::exception &e) {
     // Services applied before the failure are in the kernel and known to the reconciler; the
     // next change (or SIGHUP) retries the rest.
-    last_error_ = std::string("applying to the kernel failed: ") + e.what();
-    last_error_unix_ms_ = now_ms();
-    spdlog::error("event=config_apply_failed error=\"{}\"", e.what());
-    desired_is_whole_ = false;
-    return last_error_;
+    return record_kernel_failure(e);
   }
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - begin)
@@ -474,15 +480,7 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   desired_is_whole_ = true;
   service_keys_.clear();
   for (const auto &[key, service] : desired_) service_keys_[service.service].push_back(key);
-  generation_++;
-  changed_.notify_all();
-  applied_unix_ms_ = now_ms();
-  last_error_.clear();
-  spdlog::info(
-      "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
-      "unchanged={} duration_us={} path=full",
-      generation_, snapshot_.services_size(), desired_.size(), stats.added, stats.updated,
-      stats.removed, stats.unchanged, micros);
+  record_applied(stats, micros, "full");
   malloc_trim(0);
   return "";
 }

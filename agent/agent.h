@@ -8,7 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -24,6 +26,7 @@ namespace loader {
 class Datapath;
 }
 namespace reconcile {
+struct ApplyStats;
 class BpfLbMaps;
 class Reconciler;
 }  // namespace reconcile
@@ -78,6 +81,9 @@ class Agent : public admin::AdminState {
   // The last-known-good writer: persists the ACKed state at most about once a second, off the
   // stream's path (serializing 110,000 resources and fsyncing 12 MB per push would delay the
   // next push by a hundred milliseconds); a stop writes what is unwritten.
+  // After the kernel took a change, or refused it (mu_ held).
+  void record_applied(const reconcile::ApplyStats &stats, int64_t micros, std::string_view path);
+  std::string record_kernel_failure(const std::exception &e);
   void request_persist();
   void persist_loop();
   void stop_persisting();

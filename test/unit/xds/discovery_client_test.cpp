@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -34,22 +35,48 @@ v1::Resource workload(const std::string &name, const std::string &node, int labe
   return r;
 }
 
+// meshcp's state and servers in process, on a temp dir; the state is given before the servers
+// start so that the agent's first push carries it.
+class MeshcpInProcess {
+ public:
+  explicit MeshcpInProcess(const v1::ApplyRequest &initial)
+      : dir_(make_dir()), store_(dir_ + "/state"), state_(store_) {
+    v1::ApplyResponse response;
+    const grpc::Status status = state_.apply(initial, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    version_ = response.version();
+    servers_.emplace(state_, std::vector<std::string>{xds()}, dir_ + "/api/api.sock");
+  }
+  ~MeshcpInProcess() {
+    servers_->shutdown();
+    servers_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string xds() const { return "unix:" + dir_ + "/xds.sock"; }
+  controlplane::State &state() { return state_; }
+  const std::string &initial_version() const { return version_; }
+
+ private:
+  static std::string make_dir() {
+    char tmpl[] = "/tmp/meshd-xds-test-XXXXXX";
+    return ::mkdtemp(tmpl);
+  }
+  std::string dir_;
+  controlplane::Store store_;
+  controlplane::State state_;
+  std::string version_;
+  std::optional<controlplane::Servers> servers_;
+};
+
 // The first push carries a node's whole state, ~12 MB at 10,000 services x 10 endpoints: more
 // than gRPC's default 4 MiB receive limit, which made the agent reconnect forever.
 TEST(DiscoveryClientTest, ReceivesAPushLargerThanGrpcsDefaultLimit) {
-  char tmpl[] = "/tmp/meshd-xds-test-XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
+  v1::ApplyRequest request;
+  *request.add_resources() = workload("big", "n1", 60000);
+  ASSERT_GT(request.ByteSizeLong(), 5u << 20);
   {
-    controlplane::Store store(dir + "/state");
-    controlplane::State state(store);
-    v1::ApplyRequest request;
-    *request.add_resources() = workload("big", "n1", 60000);
-    ASSERT_GT(request.ByteSizeLong(), 5u << 20);
-    v1::ApplyResponse response;
-    ASSERT_TRUE(state.apply(request, &response).ok());
-    const std::string xds = "unix:" + dir + "/xds.sock";
-    controlplane::Servers servers(state, {xds}, dir + "/api/api.sock");
-
+    MeshcpInProcess meshcp(request);
+    const std::string xds = meshcp.xds();
     std::mutex mu;
     std::condition_variable applied;
     size_t labels = 0;
@@ -66,31 +93,26 @@ TEST(DiscoveryClientTest, ReceivesAPushLargerThanGrpcsDefaultLimit) {
       EXPECT_TRUE(applied.wait_for(lock, std::chrono::seconds(20), [&] { return labels > 0; }));
       EXPECT_EQ(labels, 60000u);
     }
-    for (int i = 0; i < 200 && client.status().system_version != response.version(); ++i)
+    for (int i = 0; i < 200 && client.status().system_version != meshcp.initial_version(); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_EQ(client.status().system_version, response.version());
+    EXPECT_EQ(client.status().system_version, meshcp.initial_version());
     EXPECT_EQ(client.status().state, "connected");
-    servers.shutdown();
+    client.stop();
   }
-  std::filesystem::remove_all(dir);
 }
 
 // A push is applied to the held state in place (no copy of the whole state); a NACK puts back
 // exactly what the push replaced, added or removed, and the delta names what changed.
 TEST(DiscoveryClientTest, NackRestoresTheHeldStateAndTheDeltaNamesTheChange) {
-  char tmpl[] = "/tmp/meshd-xds-test-XXXXXX";
-  const std::string dir = ::mkdtemp(tmpl);
+  v1::ApplyRequest request;
+  *request.add_resources() = workload("a", "n1", 1);
+  *request.add_resources() = workload("b", "n1", 1, "10.78.1.11");
   {
-    controlplane::Store store(dir + "/state");
-    controlplane::State state(store);
-    v1::ApplyRequest request;
-    *request.add_resources() = workload("a", "n1", 1);
-    *request.add_resources() = workload("b", "n1", 1, "10.78.1.11");
+    MeshcpInProcess meshcp(request);
+    controlplane::State &state = meshcp.state();
     v1::ApplyResponse first;
-    ASSERT_TRUE(state.apply(request, &first).ok());
-    const std::string xds = "unix:" + dir + "/xds.sock";
-    controlplane::Servers servers(state, {xds}, dir + "/api/api.sock");
-
+    first.set_version(meshcp.initial_version());
+    const std::string xds = meshcp.xds();
     std::mutex mu;
     std::vector<Delta> deltas;
     bool last_saw_change = false;  // the last push's candidate: a gone, b replaced, c added
@@ -166,9 +188,8 @@ TEST(DiscoveryClientTest, NackRestoresTheHeldStateAndTheDeltaNamesTheChange) {
     EXPECT_TRUE(changed.count("workload/demo/c"));
     EXPECT_EQ(last.removed, std::vector<std::string>{"workload/demo/a"});
     client.stop();
-    servers.shutdown();
+    client.stop();
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
