@@ -27,11 +27,11 @@ class ControlPlaneLabTest : public ::testing::Test {
     delete mesh_;
     mesh_ = nullptr;
   }
-  static MeshLab* mesh_;
+  static MeshLab *mesh_;
 };
-MeshLab* ControlPlaneLabTest::mesh_ = nullptr;
+MeshLab *ControlPlaneLabTest::mesh_ = nullptr;
 
-double share(const ConnectTally& tally, const std::string& backend, int n) {
+double share(const ConnectTally &tally, const std::string &backend, int n) {
   auto it = tally.bodies.find(backend);
   return it == tally.bodies.end() ? 0.0 : double(it->second) / n;
 }
@@ -55,8 +55,8 @@ TEST_F(ControlPlaneLabTest, ApplyIsInForceOnEveryAgentAndAcked) {
 
 // Each bad change: a mutation of the valid state, and the line meshcp must refuse it with.
 struct BadChange {
-  const char* what;
-  std::function<void(v1::Snapshot&)> mutate;
+  const char *what;
+  std::function<void(v1::Snapshot &)> mutate;
   std::string error;
 };
 
@@ -67,45 +67,50 @@ TEST_F(ControlPlaneLabTest, BadChangesAreRefusedWholeAndNothingIsApplied) {
 
   auto loaded = resources::load_yaml_string(mesh_->config_text({.v1 = 50, .v2 = 50}), "t.yaml");
   ASSERT_TRUE(loaded.ok());
-  auto web = [](v1::Snapshot& s) -> v1::Service& { return *s.mutable_services(0); };
+  auto web = [](v1::Snapshot &s) -> v1::Service & { return *s.mutable_services(0); };
   const std::vector<BadChange> changes = {
-      {"vip port 0", [&](auto& s) { web(s).mutable_vips(0)->set_port(0); }, "spec.vips[0].port"},
-      {"endpoint port too big", [&](auto& s) { web(s).mutable_endpoints(0)->set_port(70000); },
+      {"vip port 0", [&](auto &s) { web(s).mutable_vips(0)->set_port(0); }, "spec.vips[0].port"},
+      {"endpoint port too big", [&](auto &s) { web(s).mutable_endpoints(0)->set_port(70000); },
        "spec.endpoints[0].port"},
-      {"unknown workload", [&](auto& s) { web(s).mutable_endpoints(0)->set_workload("ghost"); },
+      {"unknown workload", [&](auto &s) { web(s).mutable_endpoints(0)->set_workload("ghost"); },
        "spec.endpoints[0].workload"},
-      {"duplicate VIP", [&](auto& s) { s.mutable_services(1)->mutable_vips(0)->set_address("10.96.0.10"); },
+      {"duplicate VIP",
+       [&](auto &s) { s.mutable_services(1)->mutable_vips(0)->set_address("10.96.0.10"); },
        "10.96.0.10:80/TCP"},
       {"all weights zero",
-       [&](auto& s) {
-         for (auto& e : *web(s).mutable_endpoints()) e.set_weight(0);
+       [&](auto &s) {
+         for (auto &e : *web(s).mutable_endpoints()) e.set_weight(0);
        },
        "weight"},
-      {"unsupported policy", [&](auto& s) { web(s).set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS); },
+      {"unsupported policy",
+       [&](auto &s) { web(s).set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS); },
        "LEAST_CONNECTIONS"},
-      {"bad workload address", [&](auto& s) { s.mutable_workloads(0)->set_addresses(0, "10.78.1.300"); },
+      {"bad workload address",
+       [&](auto &s) { s.mutable_workloads(0)->set_addresses(0, "10.78.1.300"); },
        "spec.addresses[0]"},
       {"address used twice",
-       [&](auto& s) { s.mutable_workloads(1)->set_addresses(0, s.workloads(0).addresses(0)); },
+       [&](auto &s) { s.mutable_workloads(1)->set_addresses(0, s.workloads(0).addresses(0)); },
        "spec.addresses[0]"},
       {"Maglev table not prime",
-       [&](auto& s) {
+       [&](auto &s) {
          web(s).set_lb_policy(v1::LB_POLICY_MAGLEV);
          web(s).mutable_maglev()->set_table_size(4096);
        },
        "spec.maglev.tableSize"},
       {"too many endpoints",
-       [&](auto& s) {
+       [&](auto &s) {
          for (int i = 0; i < 70; i++) *web(s).add_endpoints() = web(s).endpoints(0);
        },
        "at most 64 endpoints"},
-      {"invalid name", [&](auto& s) { web(s).mutable_metadata()->set_name("Web_Bad"); }, "metadata.name"},
+      {"invalid name", [&](auto &s) { web(s).mutable_metadata()->set_name("Web_Bad"); },
+       "metadata.name"},
   };
-  for (const auto& change : changes) {
+  for (const auto &change : changes) {
     v1::Snapshot snapshot = loaded.snapshot;
     change.mutate(snapshot);
     std::vector<v1::Resource> resources;
-    for (const auto& [name, resource] : resources::to_resources(snapshot)) resources.push_back(resource);
+    for (const auto &[name, resource] : resources::to_resources(snapshot))
+      resources.push_back(resource);
     auto result = mesh_->apply_resources(resources);
     EXPECT_EQ(result.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << change.what;
     EXPECT_NE(result.error_message().find(change.error), std::string::npos)
@@ -121,10 +126,46 @@ TEST_F(ControlPlaneLabTest, BadChangesAreRefusedWholeAndNothingIsApplied) {
   EXPECT_EQ(tally.bodies["web-v2-a"], 0);
 }
 
+// A service deleted and applied again takes the agents' change path (only that service is
+// checked, translated and written), and the kernel follows: the VIP stops being balanced, then
+// balances again.
+TEST_F(ControlPlaneLabTest, ServiceDeletedAndReappliedTakesTheChangePath) {
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 80, .v2 = 20})).ok());
+  mesh_->wait_all_acked();
+  const auto before = mesh_->status(1).config();
+
+  ASSERT_TRUE(mesh_->remove({"service/demo/web"}).ok());
+  mesh_->wait_all_acked();
+  auto after = mesh_->status(1).config();
+  EXPECT_EQ(after.services(), before.services() - 1);
+  EXPECT_EQ(after.map_writes() - before.map_writes(), 4u);  // two VIP ports: unbind + clear each
+  const std::string removed_line = "generation=" + std::to_string(after.generation()) + " ";
+  const std::string log = mesh_->agent_log(1);
+  const size_t at = log.find(removed_line);
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_NE(log.substr(at, log.find('\n', at) - at).find("removed=2 unchanged=0 duration_us="),
+            std::string::npos);
+  EXPECT_NE(log.substr(at, log.find('\n', at) - at).find("path=change"), std::string::npos);
+  auto gone = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 20);
+  EXPECT_EQ(gone.failures, 20);  // not a VIP any more: the lab's unreachable VIP range
+
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 80, .v2 = 20})).ok());
+  mesh_->wait_all_acked();
+  after = mesh_->status(1).config();
+  EXPECT_EQ(after.services(), before.services());
+  EXPECT_NE(mesh_->agent_log(1).find("generation=" + std::to_string(after.generation()) +
+                                     " services=" + std::to_string(before.services())),
+            std::string::npos);
+  auto back = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 200);
+  EXPECT_EQ(back.failures, 0) << back.first_error;
+  EXPECT_EQ(back.bodies.size(), 3u);
+}
+
 TEST_F(ControlPlaneLabTest, DataPathOutlivesTheControlPlaneAndResyncWritesNothing) {
   ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 80, .v2 = 20})).ok());
   std::string version = mesh_->wait_all_acked();
-  uint64_t writes[3] = {0, mesh_->status(1).config().map_writes(), mesh_->status(2).config().map_writes()};
+  uint64_t writes[3] = {0, mesh_->status(1).config().map_writes(),
+                        mesh_->status(2).config().map_writes()};
 
   mesh_->kill_controlplane();
   auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 300);
@@ -146,7 +187,9 @@ TEST_F(ControlPlaneLabTest, AgentRestartedWhileControlPlaneIsDownServesLastKnown
   mesh_->stop_agent(1);
   // Remove node 1's data path entirely: only the persisted state can bring it back.
   std::string out;
-  ASSERT_EQ(mesh_->lab().run_in_node(1, {MESHD_BIN, "uninstall", "--node", mesh_->lab().node_name(1)}, &out), 0)
+  ASSERT_EQ(mesh_->lab().run_in_node(
+                1, {MESHD_BIN, "uninstall", "--node", mesh_->lab().node_name(1)}, &out),
+            0)
       << out;
   mesh_->start_agent(1);
   auto status = mesh_->wait_generation(1, 0);
@@ -161,7 +204,8 @@ TEST_F(ControlPlaneLabTest, AgentRestartedWhileControlPlaneIsDownServesLastKnown
 
 TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
   auto status = mesh_->controlplane_status();
-  std::string socket_path = status.state_dir().substr(0, status.state_dir().rfind('/')) + "/api.sock";
+  std::string socket_path =
+      status.state_dir().substr(0, status.state_dir().rfind('/')) + "/api.sock";
   int pipe_fds[2];
   ASSERT_EQ(pipe(pipe_fds), 0);
   pid_t pid = fork();
@@ -171,7 +215,7 @@ TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
-    int rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    int rc = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
     int err = rc == 0 ? 0 : errno;
     if (write(pipe_fds[1], &err, sizeof(err)) != sizeof(err)) _exit(3);
     _exit(0);

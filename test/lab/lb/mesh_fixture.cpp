@@ -98,27 +98,31 @@ void MeshLab::start_agent(int node) {
     argv.insert(argv.end(), {"--controlplane", controlplane_target(), "--state-dir",
                              dir_ + "/state-n" + std::to_string(node)});
   }
-  agents_[node] = lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");
+  agents_[node] =
+      lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");
 }
 
 void MeshLab::stop_agent(int node) {
   kill(agents_.at(node), SIGTERM);
-  wait_until([&] { return kill(agents_.at(node), 0) != 0 || waitpid(agents_.at(node), nullptr, WNOHANG) > 0; },
-             10s, "meshd on node " + std::to_string(node) + " to stop");
+  wait_until(
+      [&] {
+        return kill(agents_.at(node), 0) != 0 || waitpid(agents_.at(node), nullptr, WNOHANG) > 0;
+      },
+      10s, "meshd on node " + std::to_string(node) + " to stop");
 }
 
 void MeshLab::start_controlplane() {
-  controlplane_ = lab_->spawn_in_node(
-      1,
-      {MESHCP_BIN, "--state-dir", dir_ + "/meshcp", "--api-socket", dir_ + "/api.sock", "--listen",
-       "unix:" + dir_ + "/xds.sock"},
-      dir_ + "/meshcp.log");
+  controlplane_ =
+      lab_->spawn_in_node(1,
+                          {MESHCP_BIN, "--state-dir", dir_ + "/meshcp", "--api-socket",
+                           dir_ + "/api.sock", "--listen", "unix:" + dir_ + "/xds.sock"},
+                          dir_ + "/meshcp.log");
   wait_until(
       [&] {
         try {
           controlplane_status();
           return true;
-        } catch (const std::exception&) {
+        } catch (const std::exception &) {
           return false;
         }
       },
@@ -127,26 +131,45 @@ void MeshLab::start_controlplane() {
 
 void MeshLab::kill_controlplane() {
   kill(controlplane_, SIGKILL);
-  wait_until([&] { return waitpid(controlplane_, nullptr, WNOHANG) > 0 || kill(controlplane_, 0) != 0; },
-             10s, "meshcp to die");
+  wait_until(
+      [&] { return waitpid(controlplane_, nullptr, WNOHANG) > 0 || kill(controlplane_, 0) != 0; },
+      10s, "meshcp to die");
 }
 
-grpc::Status MeshLab::apply_resources(const std::vector<v1::Resource>& resources,
-                                      v1::ApplyResponse* response) {
+grpc::Status MeshLab::apply_resources(const std::vector<v1::Resource> &resources,
+                                      v1::ApplyResponse *response) {
   auto stub = controlplane_stub();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::ApplyRequest request;
-  for (const auto& resource : resources) *request.add_resources() = resource;
+  for (const auto &resource : resources) *request.add_resources() = resource;
   v1::ApplyResponse ignored;
   return stub->Apply(&context, request, response ? response : &ignored);
 }
 
-grpc::Status MeshLab::apply(const std::string& yaml, v1::ApplyResponse* response) {
+grpc::Status MeshLab::remove(const std::vector<std::string> &names) {
+  auto stub = controlplane_stub();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::DeleteRequest request;
+  for (const auto &name : names) request.add_names(name);
+  v1::ApplyResponse ignored;
+  return stub->Delete(&context, request, &ignored);
+}
+
+std::string MeshLab::agent_log(int node) const {
+  std::ifstream in(dir_ + "/meshd-n" + std::to_string(node) + ".log");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+grpc::Status MeshLab::apply(const std::string &yaml, v1::ApplyResponse *response) {
   auto loaded = resources::load_yaml_string(yaml, "test.yaml");
   if (!loaded.ok()) throw std::runtime_error("test config does not load: " + loaded.errors[0]);
   std::vector<v1::Resource> resources;
-  for (auto& [name, resource] : resources::to_resources(loaded.snapshot)) resources.push_back(resource);
+  for (auto &[name, resource] : resources::to_resources(loaded.snapshot))
+    resources.push_back(resource);
   return apply_resources(resources, response);
 }
 
@@ -174,10 +197,10 @@ std::string MeshLab::wait_all_acked() {
           auto status = controlplane_status();
           version = status.version();
           int acked = 0;
-          for (const auto& agent : status.agents())
+          for (const auto &agent : status.agents())
             acked += agent.connected() && agent.acked_version() == version;
           return acked == 2;
-        } catch (const std::exception&) {
+        } catch (const std::exception &) {
           return false;
         }
       },
@@ -213,10 +236,10 @@ std::string MeshLab::config_text(Subsets subsets) const {
       << "spec:\n  lbPolicy: ROUND_ROBIN\n"
       << "  vips: [{address: 10.96.0.53, port: 53, protocol: UDP},"
       << " {address: \"fd00:96::35\", port: 53, protocol: UDP}]\n  endpoints:\n";
-  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
+  for (const auto &[pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
   out << "---\napiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: sticky, namespace: demo}\n"
       << "spec:\n  lbPolicy: MAGLEV\n  vips: [{address: 10.96.0.20, port: 80}]\n  endpoints:\n";
-  for (const auto& [pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
+  for (const auto &[pod, node] : kWebPods) out << "    - {workload: " << pod << ", port: 8080}\n";
   return out.str();
 }
 

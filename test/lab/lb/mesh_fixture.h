@@ -2,6 +2,7 @@
 // the agents and drive connections from inside a pod.
 #pragma once
 
+#include <grpcpp/support/status.h>
 #include <sys/types.h>
 
 #include <map>
@@ -10,8 +11,6 @@
 #include <vector>
 
 #include "sockmesh/lab/lab.h"
-#include <grpcpp/support/status.h>
-
 #include "sockmesh/v1/admin.pb.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 
@@ -35,26 +34,30 @@ class MeshLab {
   explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile);
   ~MeshLab();
 
-  lab::Lab& lab() { return *lab_; }
+  lab::Lab &lab() { return *lab_; }
   std::string config_path(int node) const;
   // The config text for a given split (and optionally an extra YAML fragment appended).
   std::string config_text(Subsets subsets) const;
   // Writes the config of `node` atomically (rename), as an operator's tool would.
-  void write_config(int node, const std::string& text);
-  const std::string& written_config(int node) { return written_[node]; }
+  void write_config(int node, const std::string &text);
+  const std::string &written_config(int node) { return written_[node]; }
   v1::AgentStatus status(int node);
   // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
   v1::AgentStatus wait_generation(int node, uint64_t after);
   v1::AgentStatus wait_error(int node);
-  uint64_t counter(int node, const std::string& name);
+  uint64_t counter(int node, const std::string &name);
   pid_t agent_pid(int node) const { return agents_.at(node); }
 
   // Control-plane mode.
   // Applies every resource of a YAML text (which must load cleanly on its own).
-  grpc::Status apply(const std::string& yaml, v1::ApplyResponse* response = nullptr);
+  grpc::Status apply(const std::string &yaml, v1::ApplyResponse *response = nullptr);
   // Applies resources as given, without validating them first (to test meshcp's checks).
-  grpc::Status apply_resources(const std::vector<v1::Resource>& resources,
-                               v1::ApplyResponse* response = nullptr);
+  grpc::Status apply_resources(const std::vector<v1::Resource> &resources,
+                               v1::ApplyResponse *response = nullptr);
+  // Deletes resources by name ("service/demo/web").
+  grpc::Status remove(const std::vector<std::string> &names);
+  // The agent's log so far.
+  std::string agent_log(int node) const;
   // The discovery address the agents are given.
   std::string controlplane_target() const { return "unix:" + dir_ + "/xds.sock"; }
   v1::ControlPlaneStatus controlplane_status();
@@ -79,12 +82,12 @@ class MeshLab {
 struct ConnectTally {
   std::map<std::string, int> bodies;  // echo server name -> count
   int failures = 0;
-  int wrong_peer = 0;                 // getpeername() differed from the address connected to
+  int wrong_peer = 0;  // getpeername() differed from the address connected to
   std::string first_error;
 };
 
 // Connects `count` times to ip:port from inside `pod`, reading each response.
-ConnectTally connect_many(lab::Lab& lab, const std::string& pod, const std::string& ip,
+ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::string &ip,
                           uint16_t port, int count);
 
 }  // namespace sockmesh::testing
