@@ -13,12 +13,10 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -125,19 +123,23 @@ v1::Resource service_resource(const ServicePlan &plan, int s, uint32_t first_wei
 
 // ---- processes ---------------------------------------------------------------------------------
 
+// meshcp runs on the host, outside the lab; it dies with the benchmark (PR_SET_PDEATHSIG) so that
+// an interrupted run leaves no control plane behind (the lab itself is removed by the next run).
 pid_t spawn(const std::vector<std::string> &argv, const std::string &log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<char *> args;
   for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
   args.push_back(nullptr);
-  pid_t pid = 0;
-  int err = posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0)
-    throw std::runtime_error(fmt::format("cannot start {}: {}", argv[0], std::strerror(err)));
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(126);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(126);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
   return pid;
 }
 
