@@ -458,7 +458,6 @@ void Agent::release_node() {
 
 std::string Agent::apply_locked(v1::Snapshot snapshot) {
   auto begin = std::chrono::steady_clock::now();
-  compact(snapshot);
   reconcile::DesiredState desired = reconcile::translate(snapshot);
   reconcile::ApplyStats stats;
   try {
@@ -475,6 +474,7 @@ std::string Agent::apply_locked(v1::Snapshot snapshot) {
   // 100,000 workloads they would be the agent's largest memory.
   workloads_ = uint32_t(snapshot.workloads_size());
   snapshot.clear_workloads();
+  compact(snapshot);  // the services alone, after the workloads are gone: cheap
   snapshot_ = std::move(snapshot);
   desired_ = std::move(desired);
   desired_is_whole_ = true;

@@ -45,8 +45,6 @@ DiscoveryClient::DiscoveryClient(std::string target, std::string node, KnownGood
       held_(std::move(held)),
       impl_(std::make_unique<Impl>()) {
   status_.system_version = held_.system_version;
-  for (const auto &[name, resource] : held_.resources)
-    held_wire_[name] = resource.SerializeAsString();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -70,10 +68,14 @@ void DiscoveryClient::with_held(const std::function<void(const KnownGood &)> &fn
 }
 
 // The last-known-good file's format (LastKnownGood::serialize), from the resources' wire bytes
-// kept beside them: a copy of 12 MB under the lock rather than serializing 110,000 messages.
+// kept beside them: only what changed since the last call is serialized, the rest is a copy.
 std::string DiscoveryClient::serialize_held() const {
   using google::protobuf::internal::WireFormatLite;
   std::lock_guard lock(held_mu_);
+  if (held_wire_.size() != held_.resources.size()) {
+    for (const auto &[name, resource] : held_.resources)
+      if (!held_wire_.count(name)) held_wire_[name] = resource.SerializeAsString();
+  }
   size_t total = held_.system_version.size() + 16;
   for (const auto &[name, bytes] : held_wire_) total += bytes.size() + 16;
   std::string out;
@@ -195,9 +197,9 @@ void DiscoveryClient::stream_once() {
           }
           held_.system_version = held_version;
         } else {
-          for (const auto &name : delta.removed) held_wire_.erase(name);
-          for (const auto &name : delta.changed)
-            held_wire_[name] = held_.resources.at(name).SerializeAsString();
+          // Serialized again by the next serialize_held(), off the stream's path.
+          for (const auto *names : {&delta.removed, &delta.changed})
+            for (const auto &name : *names) held_wire_.erase(name);
         }
         answer.set_version_info(held_.system_version);
       }

@@ -64,7 +64,9 @@ class DiscoveryClient {
   ApplyFn apply_;
   mutable std::mutex held_mu_;  // the stream thread changes held_ under it; with_held reads
   KnownGood held_;
-  std::map<std::string, std::string> held_wire_;  // each held resource, serialized once
+  // Each held resource serialized, filled by serialize_held(); a push drops what it changes or
+  // removes, so the stream's path never serializes.
+  mutable std::map<std::string, std::string> held_wire_;
 
   mutable std::mutex mu_;
   StreamStatus status_;
