@@ -19,16 +19,8 @@ for tool in iptables-restore iptables-save ip; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-echo "run.sh: nothing else may run on this machine until the benchmark ends" >&2
-dir=$(scripts/build.sh release | tail -n 1)
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev+dirty"; fi
-
-has_out=false
-for arg in "$@"; do case "$arg" in --out|--out=*) has_out=true ;; esac; done
-out_args=()
-$has_out || out_args=(--out "bench/results/connect-$stamp.json")
+source bench/prepare_run.sh
+bench_prepare connect "$@"
 
 "$dir/bench/connect/connect_bench" run --git-rev "$rev" "${out_args[@]}" "$@" | tee "/tmp/connect-bench-$stamp.md"
 echo "run.sh: tables also in /tmp/connect-bench-$stamp.md" >&2

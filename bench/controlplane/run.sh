@@ -15,16 +15,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "run.sh: nothing else may run on this machine until the benchmark ends" >&2
-dir=$(scripts/build.sh release | tail -n 1)
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then rev="$rev+dirty"; fi
-
-has_out=false
-for arg in "$@"; do case "$arg" in --out|--out=*) has_out=true ;; esac; done
-out_args=()
-$has_out || out_args=(--out "bench/results/controlplane-$stamp.json")
+source bench/prepare_run.sh
+bench_prepare controlplane "$@"
 
 "$dir/bench/controlplane/cp_bench" --git-rev "$rev" "${out_args[@]}" "$@" | tee "/tmp/cp-bench-$stamp.md"
 echo "run.sh: tables also in /tmp/cp-bench-$stamp.md" >&2
