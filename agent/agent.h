@@ -90,7 +90,8 @@ class Agent : public admin::AdminState {
   // Re-reads the config file; applies it whole or keeps the previous state and records why not.
   void reload();
   // Translates and reconciles; returns "" or why the kernel could not be brought there.
-  std::string apply_locked(v1::Snapshot snapshot);
+  // The snapshot is consumed (emptied) on success.
+  std::string apply_locked(v1::Snapshot &snapshot);
 
   AgentOptions options_;
   int lock_fd_ = -1;
