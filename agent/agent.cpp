@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <google/protobuf/arena.h>
 #include <linux/magic.h>
 #include <malloc.h>
 #include <poll.h>
@@ -231,15 +230,11 @@ std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &cand
     }
   }
   if (!applied) {
-    // On an arena: 110,000 messages copied in for validation and translation are allocated and
-    // freed in bulk rather than one by one.
-    google::protobuf::Arena arena;
-    auto *snapshot = google::protobuf::Arena::CreateMessage<v1::Snapshot>(&arena);
-    resources::to_snapshot(candidate.resources, snapshot);
-    errors = resources::validate(*snapshot);
+    v1::Snapshot snapshot = resources::to_snapshot(candidate.resources);
+    errors = resources::validate(snapshot);
     if (errors.empty()) {
       std::lock_guard lock(mu_);
-      failure = apply_locked(*snapshot);
+      failure = apply_locked(snapshot);
     } else {
       failure = join_lines(errors);
     }
@@ -471,10 +466,7 @@ std::string Agent::apply_locked(v1::Snapshot &snapshot) {
   workloads_ = uint32_t(snapshot.workloads_size());
   snapshot.clear_workloads();
   const std::string kept = snapshot.SerializeAsString();
-  if (snapshot.GetArena() == nullptr)
-    v1::Snapshot().Swap(&snapshot);  // frees it all, the repeated fields' capacity too
-  else
-    snapshot.Clear();  // its arena frees it in bulk
+  v1::Snapshot().Swap(&snapshot);  // frees it all, the repeated fields' capacity too
   snapshot_.Clear();
   v1::Snapshot().Swap(&snapshot_);
   malloc_trim(0);

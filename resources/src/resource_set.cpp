@@ -84,26 +84,22 @@ std::map<std::string, v1::Resource> to_resources(const v1::Snapshot &snapshot) {
 
 v1::Snapshot to_snapshot(const std::map<std::string, v1::Resource> &resources) {
   v1::Snapshot snapshot;
-  to_snapshot(resources, &snapshot);
-  return snapshot;
-}
-
-void to_snapshot(const std::map<std::string, v1::Resource> &resources, v1::Snapshot *out) {
   for (const auto &[name, resource] : resources) {
     switch (resource.body_case()) {
       case v1::Resource::kWorkload:
-        *out->add_workloads() = resource.workload();
+        *snapshot.add_workloads() = resource.workload();
         break;
       case v1::Resource::kService:
-        *out->add_services() = resource.service();
+        *snapshot.add_services() = resource.service();
         break;
       case v1::Resource::kNode:
-        *out->add_nodes() = resource.node();
+        *snapshot.add_nodes() = resource.node();
         break;
       case v1::Resource::BODY_NOT_SET:
         break;
     }
   }
+  return snapshot;
 }
 
 }  // namespace sockmesh::resources

@@ -24,7 +24,5 @@ std::map<std::string, v1::Resource> to_resources(const v1::Snapshot &snapshot);
 // Resources -> snapshot, each list sorted by resource name (deterministic). Resources with an
 // empty body are skipped.
 v1::Snapshot to_snapshot(const std::map<std::string, v1::Resource> &resources);
-// The same into `out` (which may live on an arena); appends to what `out` holds.
-void to_snapshot(const std::map<std::string, v1::Resource> &resources, v1::Snapshot *out);
 
 }  // namespace sockmesh::resources
