@@ -53,16 +53,6 @@ std::vector<const v1::AgentView *> agents_in_order(const v1::ControlPlaneStatus 
   return agents;
 }
 
-void render_section(std::ostream &out, std::string_view title, const Table &table,
-                    std::string_view none) {
-  out << '\n' << title << ":\n";
-  if (table.empty()) {
-    out << none << '\n';
-    return;
-  }
-  table.render(out);
-}
-
 // The first subset whose labels the workload carries all of; "-" when none does.
 std::string subset_of(const v1::Service &service, const v1::Workload *workload) {
   if (workload == nullptr) return "-";

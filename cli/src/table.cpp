@@ -49,4 +49,14 @@ void Table::render(std::ostream &out) const {
   for (const auto &row : rows_) render_row(out, row, widths);
 }
 
+void render_section(std::ostream &out, std::string_view title, const Table &table,
+                    std::string_view none) {
+  out << '\n' << title << ":\n";
+  if (table.empty()) {
+    out << none << '\n';
+    return;
+  }
+  table.render(out);
+}
+
 }  // namespace sockmesh::cli

@@ -66,16 +66,6 @@ void render_config(std::ostream &out, const v1::ConfigStatus &c, std::int64_t no
   for (std::string line; std::getline(lines, line);) out << fmt::format("{:<12} {}\n", "", line);
 }
 
-void render_section(std::ostream &out, std::string_view title, const Table &table,
-                    std::string_view none) {
-  out << '\n' << title << ":\n";
-  if (table.empty()) {
-    out << none << '\n';
-    return;
-  }
-  table.render(out);
-}
-
 Table programs_table(const v1::AgentStatus &s) {
   Table table({"NAME", "ATTACH", "PROG ID", "LINK ID"});
   for (const auto &p : s.programs()) {

@@ -3,6 +3,7 @@
 
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sockmesh::cli {
@@ -25,5 +26,10 @@ class Table {
   std::vector<std::string> headers_;
   std::vector<std::vector<std::string>> rows_;
 };
+
+// A titled block of a describe/status view: an empty line, "<title>:", then the table, or the
+// `none` line when it has no rows.
+void render_section(std::ostream &out, std::string_view title, const Table &table,
+                    std::string_view none);
 
 }  // namespace sockmesh::cli
