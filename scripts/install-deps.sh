@@ -12,10 +12,14 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev
+  # mTLS tunnel between node agents: OpenSSL 3, HTTP/2 (CONNECT streams), Asio
+  libssl-dev libnghttp2-dev libasio-dev
   # lab and demo: namespaces, veths, an unmodified client and server
   iproute2 procps psmisc curl socat util-linux
+  # tests: the no-plaintext capture on the node link
+  tcpdump
   # benchmarks
-  iptables
+  iptables haproxy sockperf wrk iperf3
   # vmtests: boot Debian's kernels under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static cpio
 )

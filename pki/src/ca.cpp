@@ -235,7 +235,14 @@ std::string CertificateAuthority::issue(const Csr &csr, const SpiffeId &id,
   add_ext(cert.get(), &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
   add_ext(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   add_ext(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
-  add_ext(cert.get(), &ctx, NID_subject_alt_name, "URI:" + id.str());
+  std::string sans = "URI:" + id.str();
+  for (const auto &name : options.dns_names) {
+    // The names go into an OpenSSL config string: only host-name characters, so none can inject.
+    if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
+      throw PkiError("CA: \"" + name + "\" is not a DNS name");
+    sans += ",DNS:" + name;
+  }
+  add_ext(cert.get(), &ctx, NID_subject_alt_name, sans);
   sign(cert.get(), key_);
 
   std::string out = Certificate(std::move(cert)).pem();

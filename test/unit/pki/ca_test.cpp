@@ -106,6 +106,31 @@ TEST(CaTest, IssuesALeafWithTheRequiredProfile) {
   EXPECT_NE(chain[0].serial_hex(), issue_credential(ca, id, now).chain[0].serial_hex());
 }
 
+TEST(CaTest, DnsNamesGoBesideTheSpiffeId) {
+  TimePoint now = test_now();
+  auto ca = CertificateAuthority::create("td.test", fixed_clock(now));
+  PrivateKey key = PrivateKey::generate();
+  const SpiffeId id{"td.test", "/sockmesh/controlplane"};
+  IssueOptions options;
+  options.dns_names = {"meshcp", "meshcp.sockmesh-system.svc"};
+  auto chain = Certificate::chain_from_pem(ca.issue(parse_csr(make_csr(key, id)), id, options, now));
+  ASSERT_EQ(chain.size(), 1u);
+  EXPECT_EQ(chain[0].spiffe_id(), id);  // the DNS names do not hide the one URI SAN
+  auto *names = static_cast<GENERAL_NAMES *>(
+      X509_get_ext_d2i(chain[0].get(), NID_subject_alt_name, nullptr, nullptr));
+  std::vector<std::string> dns;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS)
+      dns.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(n->d.dNSName)));
+  }
+  GENERAL_NAMES_free(names);
+  EXPECT_EQ(dns, options.dns_names);
+  options.dns_names = {"meshcp,URI:spiffe://td.test/ns/x/sa/y"};
+  EXPECT_EQ(error_of([&] { ca.issue(parse_csr(make_csr(key, id)), id, options, now); }),
+            "CA: \"meshcp,URI:spiffe://td.test/ns/x/sa/y\" is not a DNS name");
+}
+
 TEST(CaTest, LifetimeIsCappedAtTheCaExpiry) {
   TimePoint now = test_now();
   auto ca = CertificateAuthority::create("td.test", fixed_clock(now));
