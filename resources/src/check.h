@@ -12,9 +12,11 @@
 
 namespace sockmesh::resources::detail {
 
-enum class Kind { kWorkload, kService, kNode };
+enum class Kind { kWorkload, kService, kNode, kAuthorizationPolicy };
+inline constexpr int kKinds = 4;
 
-// "workload", "service", "node": as errors name the kinds.
+// "workload", "service", "node", "authorizationpolicy": as errors and resource names name the
+// kinds.
 std::string_view kind_name(Kind kind);
 
 // `service "demo/web"`.

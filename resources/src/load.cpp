@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <sstream>
 
 #include "check.h"
@@ -105,8 +106,23 @@ std::optional<Kind> parse_kind(std::string_view s) {
   if (s == "Workload") return Kind::kWorkload;
   if (s == "Service") return Kind::kService;
   if (s == "Node") return Kind::kNode;
+  if (s == "AuthorizationPolicy") return Kind::kAuthorizationPolicy;
   return std::nullopt;
 }
+
+constexpr std::string_view kKindChoices = "(one of Workload, Service, Node, AuthorizationPolicy)";
+
+// Fields of Istio's AuthorizationPolicy that sockmesh's L4 authorization does not have: named as
+// such rather than as unknown, so that a policy written for Istio says what to change.
+constexpr std::string_view kIstioSpecOnly[] = {"provider", "targetRef", "targetRefs"};
+constexpr std::string_view kIstioRuleOnly[] = {"when"};
+constexpr std::string_view kIstioSourceOnly[] = {
+    "notPrincipals", "requestPrincipals", "notRequestPrincipals", "notNamespaces",
+    "ipBlocks",      "notIpBlocks",       "remoteIpBlocks",       "notRemoteIpBlocks"};
+constexpr std::string_view kIstioOperationOnly[] = {"notPorts",   "hosts", "notHosts", "methods",
+                                                    "notMethods", "paths", "notPaths"};
+constexpr std::string_view kL4Only =
+    "not supported: sockmesh's authorization is L4 (principals, namespaces and ports)";
 
 // Reads one YAML document into one resource message, reporting every structural error
 // (presence, types, unknown fields, enum spellings, integer syntax and range).
@@ -124,9 +140,9 @@ class DocumentReader {
            "must be " + quoted(kApiVersion) + ", got " + quoted(*v));
     }
     if (!present(lookup(doc, "kind", "kind"))) {
-      fail(at("kind"), "kind", "required (one of Workload, Service, Node)");
+      fail(at("kind"), "kind", "required " + std::string(kKindChoices));
     } else if (auto v = scalar(doc, "kind", "kind", true); v && !parse_kind(*v)) {
-      fail(at("kind"), "kind", "unknown kind " + quoted(*v) + " (one of Workload, Service, Node)");
+      fail(at("kind"), "kind", "unknown kind " + quoted(*v) + " " + std::string(kKindChoices));
     }
     if (auto m = map_field(doc, "metadata", "metadata", true)) read_metadata(*m, meta);
     return map_field(doc, "spec", "spec", true);
@@ -177,7 +193,90 @@ class DocumentReader {
     string_list(spec, "addresses", "spec.addresses", node->mutable_addresses());
   }
 
+  void read_authorization_policy_spec(const YAML::Node &spec, v1::AuthorizationPolicy *policy) {
+    fields(spec, "spec", {"selector", "action", "rules"}, kIstioSpecOnly, kL4Only);
+    if (auto m = map_field(spec, "selector", "spec.selector", false)) {
+      fields(*m, "spec.selector", {"matchLabels"});
+      labels(*m, "matchLabels", "spec.selector.matchLabels",
+             policy->mutable_selector()->mutable_match_labels());
+    }
+    policy->set_action(v1::AUTHORIZATION_ACTION_ALLOW);
+    if (auto v = scalar(spec, "action", "spec.action", false)) {
+      if (auto action = detail::parse_authorization_action(*v)) {
+        policy->set_action(*action);
+      } else {
+        const bool istio = *v == "CUSTOM" || *v == "AUDIT";
+        fail(at("spec.action"), "spec.action",
+             "unknown action " + quoted(*v) + " (one of ALLOW, DENY" +
+                 (istio ? "; Istio's CUSTOM and AUDIT are not supported)" : ")"));
+      }
+    }
+    for_each_item(spec, "rules", "spec.rules",
+                  [&](const YAML::Node &item, const std::string &path) {
+                    read_rule(item, path, policy->add_rules());
+                  });
+  }
+
  private:
+  void read_rule(const YAML::Node &item, const std::string &path, v1::AuthorizationRule *rule) {
+    if (!item.IsMap()) {
+      fail(at(path), path, "must be a map, got " + describe(item));
+      return;
+    }
+    fields(item, path, {"from", "to"}, kIstioRuleOnly, kL4Only);
+    const std::string from_path = child_path(path, "from");
+    not_empty_if_present(item, "from", from_path, "omit from to match any source");
+    for_each_item(item, "from", from_path, [&](const YAML::Node &from, const std::string &p) {
+      auto *out = rule->add_from();
+      if (!from.IsMap()) return fail(at(p), p, "must be a map, got " + describe(from));
+      fields(from, p, {"source"});
+      const std::string source_path = child_path(p, "source");
+      auto source = map_field(from, "source", source_path, true);
+      if (!source) return;
+      auto *s = out->mutable_source();
+      const size_t errors = errors_.size();
+      fields(*source, source_path, {"principals", "namespaces"}, kIstioSourceOnly, kL4Only);
+      string_list(*source, "principals", child_path(source_path, "principals"),
+                  s->mutable_principals());
+      string_list(*source, "namespaces", child_path(source_path, "namespaces"),
+                  s->mutable_namespaces());
+      // A source left empty by its own errors is not also "empty".
+      if (errors_.size() > errors && s->principals().empty() && s->namespaces().empty())
+        loc_.error_paths.push_back(source_path);
+    });
+    const std::string to_path = child_path(path, "to");
+    not_empty_if_present(item, "to", to_path, "omit to to match any port");
+    for_each_item(item, "to", to_path, [&](const YAML::Node &to, const std::string &p) {
+      auto *out = rule->add_to();
+      if (!to.IsMap()) return fail(at(p), p, "must be a map, got " + describe(to));
+      fields(to, p, {"operation"});
+      const std::string operation_path = child_path(p, "operation");
+      auto operation = map_field(to, "operation", operation_path, true);
+      if (!operation) return;
+      auto *o = out->mutable_operation();
+      const size_t errors = errors_.size();
+      fields(*operation, operation_path, {"ports"}, kIstioOperationOnly, kL4Only);
+      const std::string ports_path = child_path(operation_path, "ports");
+      for_each_item(*operation, "ports", ports_path,
+                    [&](const YAML::Node &port, const std::string &pp) {
+                      // A bad port keeps its place, so that later paths match the file.
+                      o->add_ports(integer_item(port, pp, 1, kMaxPort).value_or(1));
+                    });
+      if (errors_.size() > errors && o->ports().empty()) loc_.error_paths.push_back(operation_path);
+    });
+  }
+
+  // `from: []` would read as "any source" in the proto, the opposite of what it says.
+  void not_empty_if_present(const YAML::Node &map, std::string_view key, const std::string &path,
+                            std::string_view hint) {
+    for (const auto &entry : map) {
+      if (!entry.first.IsScalar() || entry.first.Scalar() != key) continue;
+      if (entry.second.IsSequence() && entry.second.size() == 0)
+        fail(line_of(entry.first), path, "must not be empty (" + std::string(hint) + ")");
+      return;
+    }
+  }
+
   void read_metadata(const YAML::Node &m, v1::ObjectMeta *meta) {
     fields(m, "metadata", {"name", "namespace", "labels"});
     if (auto v = scalar(m, "name", "metadata.name", true)) meta->set_name(*v);
@@ -285,9 +384,11 @@ class DocumentReader {
     return YAML::Node(YAML::NodeType::Undefined);
   }
 
-  // Reports keys of a map that are not among the allowed ones, or repeated.
+  // Reports keys of a map that are not among the allowed ones, or repeated. A key among `known`
+  // is reported with `why` instead of as unknown.
   void fields(const YAML::Node &map, const std::string &path,
-              std::initializer_list<std::string_view> allowed) {
+              std::initializer_list<std::string_view> allowed,
+              std::span<const std::string_view> known = {}, std::string_view why = {}) {
     std::set<std::string> seen;
     for (const auto &entry : map) {
       const YAML::Node key = entry.first;
@@ -297,7 +398,9 @@ class DocumentReader {
         continue;
       }
       const std::string field = child_path(path, key.Scalar());
-      if (std::find(allowed.begin(), allowed.end(), key.Scalar()) == allowed.end()) {
+      if (std::find(known.begin(), known.end(), key.Scalar()) != known.end()) {
+        fail(line_of(key), field, std::string(why));
+      } else if (std::find(allowed.begin(), allowed.end(), key.Scalar()) == allowed.end()) {
         fail(line_of(key), field, "unknown field");
       } else if (!seen.insert(key.Scalar()).second) {
         fail(line_of(key), field, "duplicate field");
@@ -337,6 +440,10 @@ class DocumentReader {
       if (required) missing(path);
       return std::nullopt;
     }
+    return written_integer(n, path);
+  }
+
+  std::optional<WrittenInteger> written_integer(const YAML::Node &n, const std::string &path) {
     if (!n.IsScalar()) {
       fail(at(path), path, "must be an integer, got " + describe(n));
       return std::nullopt;
@@ -363,13 +470,26 @@ class DocumentReader {
                                   uint32_t hi) {
     auto n = written_integer(map, key, path, required);
     if (!n) return std::nullopt;
-    if (!n->fits || n->value < lo || n->value > hi) {
+    return in_range(*n, path, lo, hi);
+  }
+
+  // A list item (Istio writes ports quoted, "8080": read as the same integer).
+  std::optional<uint32_t> integer_item(const YAML::Node &item, const std::string &path, uint32_t lo,
+                                       uint32_t hi) {
+    auto n = written_integer(item, path);
+    if (!n) return std::nullopt;
+    return in_range(*n, path, lo, hi);
+  }
+
+  std::optional<uint32_t> in_range(const WrittenInteger &n, const std::string &path, uint32_t lo,
+                                   uint32_t hi) {
+    if (!n.fits || n.value < lo || n.value > hi) {
       fail(at(path), path,
            "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-               n->text);
+               n.text);
       return std::nullopt;
     }
-    return n->value;
+    return n.value;
   }
 
   std::optional<bool> boolean(const YAML::Node &map, std::string_view key,
@@ -619,6 +739,8 @@ class FileLoader {
         return snapshot_.add_services()->mutable_metadata();
       case Kind::kNode:
         return snapshot_.add_nodes()->mutable_metadata();
+      case Kind::kAuthorizationPolicy:
+        return snapshot_.add_authorization_policies()->mutable_metadata();
     }
     return nullptr;
   }
@@ -641,6 +763,11 @@ class FileLoader {
         if (!into) s.add_nodes();
         reader.read_node_spec(spec, s.mutable_nodes(s.nodes_size() - 1));
         return;
+      case Kind::kAuthorizationPolicy:
+        if (!into) s.add_authorization_policies();
+        reader.read_authorization_policy_spec(
+            spec, s.mutable_authorization_policies(s.authorization_policies_size() - 1));
+        return;
     }
   }
 
@@ -662,7 +789,7 @@ class FileLoader {
   std::string_view source_;
   Scope scope_;
   v1::Snapshot snapshot_;
-  std::vector<ResourceLocation> locations_[3];
+  std::vector<ResourceLocation> locations_[detail::kKinds];
   std::vector<LocatedError> errors_;
 };
 

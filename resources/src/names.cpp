@@ -36,4 +36,17 @@ std::string_view protocol_name(v1::Protocol protocol) {
   }
 }
 
+std::string_view authorization_action_name(v1::AuthorizationAction action) {
+  switch (action) {
+    case v1::AUTHORIZATION_ACTION_UNSPECIFIED:
+      return "UNSPECIFIED";
+    case v1::AUTHORIZATION_ACTION_ALLOW:
+      return "ALLOW";
+    case v1::AUTHORIZATION_ACTION_DENY:
+      return "DENY";
+    default:
+      return "UNKNOWN";
+  }
+}
+
 }  // namespace sockmesh::resources

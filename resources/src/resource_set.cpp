@@ -52,6 +52,8 @@ std::string resource_name(const v1::Resource &resource) {
       return "service/" + resource_id(resource.service().metadata());
     case v1::Resource::kNode:
       return "node/" + resource_id(resource.node().metadata());
+    case v1::Resource::kAuthorizationPolicy:
+      return "authorizationpolicy/" + resource_id(resource.authorization_policy().metadata());
     case v1::Resource::BODY_NOT_SET:
       break;
   }
@@ -79,6 +81,8 @@ std::map<std::string, v1::Resource> to_resources(const v1::Snapshot &snapshot) {
   for (const auto &w : snapshot.workloads()) add(make(w, &v1::Resource::mutable_workload));
   for (const auto &s : snapshot.services()) add(make(s, &v1::Resource::mutable_service));
   for (const auto &n : snapshot.nodes()) add(make(n, &v1::Resource::mutable_node));
+  for (const auto &p : snapshot.authorization_policies())
+    add(make(p, &v1::Resource::mutable_authorization_policy));
   return out;
 }
 
@@ -94,6 +98,9 @@ v1::Snapshot to_snapshot(const std::map<std::string, v1::Resource> &resources) {
         break;
       case v1::Resource::kNode:
         *snapshot.add_nodes() = resource.node();
+        break;
+      case v1::Resource::kAuthorizationPolicy:
+        *snapshot.add_authorization_policies() = resource.authorization_policy();
         break;
       case v1::Resource::BODY_NOT_SET:
         break;

@@ -45,9 +45,33 @@ std::optional<std::string> maglev_table_size_error(uint64_t size, std::string_vi
 
 std::optional<v1::LbPolicy> parse_lb_policy(std::string_view name);
 std::optional<v1::Protocol> parse_protocol(std::string_view name);
+std::optional<v1::AuthorizationAction> parse_authorization_action(std::string_view name);
+
+// DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 characters.
+bool is_dns1123_subdomain(std::string_view s);
+
+// Kubernetes label syntax, for selectors: a key is an optional DNS-1123 subdomain prefix and '/',
+// then a name of 1..63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit;
+// a value is empty or such a name.
+bool is_label_key(std::string_view s);
+bool is_label_value(std::string_view s);
+
+// What is wrong with a principal of an AuthorizationPolicy source, or nothing (docs/config.md,
+// "AuthorizationPolicy").
+std::optional<std::string> principal_error(std::string_view principal);
+// What is wrong with a namespace of an AuthorizationPolicy source, or nothing.
+std::optional<std::string> source_namespace_error(std::string_view ns);
+
+// Bounds of an AuthorizationPolicy (docs/config.md).
+inline constexpr int kMaxSelectorLabels = 32;
+inline constexpr int kMaxPolicyRules = 64;
+inline constexpr int kMaxRuleClauses = 16;   // from or to items of one rule
+inline constexpr int kMaxClauseValues = 64;  // principals, namespaces or ports of one from or to
 
 inline constexpr std::string_view kDns1123Rule =
     "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 "
     "characters";
+inline constexpr std::string_view kDns1123SubdomainRule =
+    "dot-separated DNS-1123 labels, at most 253 characters";
 
 }  // namespace sockmesh::resources::detail

@@ -19,7 +19,6 @@ namespace {
 
 constexpr uint32_t kMaxPort = 65535;
 constexpr uint32_t kMaxWeight = 10000;
-constexpr size_t kMaxSubdomainLength = 253;
 
 std::string quoted(std::string_view s) {
   return "\"" + std::string(s) + "\"";
@@ -32,19 +31,6 @@ std::string indexed(std::string_view path, int i) {
 std::string range_error(uint32_t lo, uint32_t hi, uint32_t got) {
   return "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
          std::to_string(got);
-}
-
-// DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 characters (Kubernetes' rule
-// for service account names).
-bool is_dns1123_subdomain(std::string_view s) {
-  if (s.empty() || s.size() > kMaxSubdomainLength) return false;
-  size_t start = 0;
-  while (true) {
-    size_t dot = s.find('.', start);
-    if (!is_dns1123_label(s.substr(start, dot - start))) return false;
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
 }
 
 bool is_relative_clean_path(std::string_view s) {
@@ -98,6 +84,7 @@ class Checker {
     for (int i = 0; i < s_.workloads_size(); ++i) check_workload(i);
     for (int i = 0; i < s_.services_size(); ++i) check_service(i);
     for (int i = 0; i < s_.nodes_size(); ++i) check_node(i);
+    for (int i = 0; i < s_.authorization_policies_size(); ++i) check_authorization_policy(i);
     return std::move(issues_);
   }
 
@@ -179,10 +166,8 @@ class Checker {
     if (w.service_account().empty()) {
       report("spec.serviceAccount", "required");
     } else if (!is_dns1123_subdomain(w.service_account())) {
-      report("spec.serviceAccount",
-             quoted(w.service_account()) +
-                 " is not a DNS-1123 subdomain (dot-separated DNS-1123 labels, at most 253 "
-                 "characters)");
+      report("spec.serviceAccount", quoted(w.service_account()) + " is not a DNS-1123 subdomain (" +
+                                        std::string(kDns1123SubdomainRule) + ")");
     }
     if (w.node().empty()) {
       report("spec.node", "required");
@@ -412,6 +397,90 @@ class Checker {
     }
   }
 
+  void check_authorization_policy(int index) {
+    const v1::AuthorizationPolicy &policy = s_.authorization_policies(index);
+    check_metadata(Kind::kAuthorizationPolicy, index, policy.metadata());
+    const auto &labels = policy.selector().match_labels();
+    if (labels.size() > kMaxSelectorLabels) {
+      report("spec.selector.matchLabels",
+             at_most(kMaxSelectorLabels, "labels per selector", int(labels.size())));
+    }
+    // Map order is not defined: report in key order.
+    std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+    for (const auto &[key, value] : sorted) {
+      const std::string path = "spec.selector.matchLabels." + key;
+      if (!is_label_key(key)) {
+        report(path, quoted(key) +
+                         " is not a label key (an optional DNS-1123 subdomain and '/', then at "
+                         "most 63 letters, digits, '-', '_' or '.', starting and ending with a "
+                         "letter or digit)");
+      } else if (!is_label_value(value)) {
+        report(path, quoted(value) +
+                         " is not a label value (empty, or at most 63 letters, digits, '-', '_' "
+                         "or '.', starting and ending with a letter or digit)");
+      }
+    }
+    switch (policy.action()) {
+      case v1::AUTHORIZATION_ACTION_UNSPECIFIED:
+      case v1::AUTHORIZATION_ACTION_ALLOW:
+      case v1::AUTHORIZATION_ACTION_DENY:
+        break;
+      default:
+        report("spec.action", "unknown action " + std::to_string(int(policy.action())));
+    }
+    if (policy.rules_size() > kMaxPolicyRules)
+      report("spec.rules", at_most(kMaxPolicyRules, "rules per policy", policy.rules_size()));
+    for (int i = 0; i < policy.rules_size(); ++i) {
+      const v1::AuthorizationRule &rule = policy.rules(i);
+      const std::string path = indexed("spec.rules", i);
+      if (rule.from_size() > kMaxRuleClauses)
+        report(path + ".from", at_most(kMaxRuleClauses, "sources per rule", rule.from_size()));
+      for (int j = 0; j < rule.from_size(); ++j)
+        check_from(rule.from(j), indexed(path + ".from", j));
+      if (rule.to_size() > kMaxRuleClauses)
+        report(path + ".to", at_most(kMaxRuleClauses, "operations per rule", rule.to_size()));
+      for (int j = 0; j < rule.to_size(); ++j) check_to(rule.to(j), indexed(path + ".to", j));
+    }
+  }
+
+  static std::string at_most(int limit, std::string_view what, int got) {
+    return "at most " + std::to_string(limit) + " " + std::string(what) + ", got " +
+           std::to_string(got);
+  }
+
+  void check_from(const v1::AuthorizationFrom &from, const std::string &path) {
+    const std::string source = path + ".source";
+    if (!from.has_source()) return report(source, "required");
+    const v1::AuthorizationSource &s = from.source();
+    if (s.principals().empty() && s.namespaces().empty()) {
+      return report(source, "must list principals or namespaces (omit from to match any source)");
+    }
+    check_values(s.principals(), source + ".principals", "principals", principal_error);
+    check_values(s.namespaces(), source + ".namespaces", "namespaces", source_namespace_error);
+  }
+
+  void check_values(const google::protobuf::RepeatedPtrField<std::string> &values,
+                    const std::string &path, std::string_view what,
+                    std::optional<std::string> (*error_of)(std::string_view)) {
+    if (values.size() > kMaxClauseValues)
+      report(path, at_most(kMaxClauseValues, std::string(what) + " per source", values.size()));
+    for (int k = 0; k < values.size(); ++k)
+      if (auto error = error_of(values.Get(k))) report(indexed(path, k), *error);
+  }
+
+  void check_to(const v1::AuthorizationTo &to, const std::string &path) {
+    const std::string operation = path + ".operation";
+    if (!to.has_operation()) return report(operation, "required");
+    const auto &ports = to.operation().ports();
+    if (ports.empty()) return report(operation, "must list ports (omit to to match any port)");
+    if (ports.size() > kMaxClauseValues)
+      report(operation + ".ports", at_most(kMaxClauseValues, "ports per operation", ports.size()));
+    for (int k = 0; k < ports.size(); ++k) {
+      if (ports.Get(k) < 1 || ports.Get(k) > kMaxPort)
+        report(indexed(operation + ".ports", k), range_error(1, kMaxPort, ports.Get(k)));
+    }
+  }
+
   const v1::Snapshot &s_;
   const WhereFn &where_;
   const Scope scope_;
@@ -435,6 +504,8 @@ std::string_view kind_name(Kind kind) {
       return "service";
     case Kind::kNode:
       return "node";
+    case Kind::kAuthorizationPolicy:
+      return "authorizationpolicy";
   }
   return "resource";
 }
@@ -451,7 +522,8 @@ std::vector<Issue> check_snapshot(const v1::Snapshot &snapshot, const WhereFn &w
 
 std::vector<std::string> validate(const v1::Snapshot &snapshot, Scope scope) {
   auto where = [](detail::ResourceRef ref) {
-    static constexpr const char *kLists[] = {"workloads", "services", "nodes"};
+    static constexpr const char *kLists[detail::kKinds] = {"workloads", "services", "nodes",
+                                                           "authorization_policies"};
     return std::string(kLists[int(ref.kind)]) + "[" + std::to_string(ref.index) + "]";
   };
   std::vector<std::string> errors;

@@ -17,4 +17,7 @@ std::string_view lb_policy_name(v1::LbPolicy policy);
 // "TCP", "UDP"; "UNSPECIFIED" or "UNKNOWN" otherwise.
 std::string_view protocol_name(v1::Protocol protocol);
 
+// "ALLOW", "DENY"; "UNSPECIFIED" or "UNKNOWN" otherwise.
+std::string_view authorization_action_name(v1::AuthorizationAction action);
+
 }  // namespace sockmesh::resources

@@ -11,7 +11,8 @@
 namespace sockmesh::resources {
 
 // "<kind>/<namespace>/<name>" for a resource body: "workload/demo/web-v1-a", "service/demo/web",
-// "node/default/n1". Computed from the body; "" if the body is empty.
+// "node/default/n1", "authorizationpolicy/demo/allow-client". Computed from the body; "" if the
+// body is empty.
 std::string resource_name(const v1::Resource &resource);
 
 // Deterministic content version of a resource body: 16 hex digits of a 64-bit FNV-1a over its
