@@ -13,6 +13,9 @@ bool wanted_by_node(const v1::Resource &resource, bool named, const std::string 
       return resource.workload().node() == node || named;
     case v1::Resource::kNode:
       return resource.node().metadata().name() == node;
+    case v1::Resource::kAuthorizationPolicy:
+      // Small, and every node needs those that select its workloads: all nodes get all of them.
+      return true;
     case v1::Resource::BODY_NOT_SET:
       break;
   }

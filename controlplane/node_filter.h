@@ -1,5 +1,5 @@
 // What one node's agent is sent: every Service, every Workload a Service names as an endpoint,
-// the Workloads that run on the node, and the node's own Node.
+// the Workloads that run on the node, the node's own Node, and every AuthorizationPolicy.
 #pragma once
 
 #include <string>

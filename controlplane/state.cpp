@@ -34,6 +34,12 @@ bool is_service(const std::string &name) {
   return name.starts_with(kServicePrefix);
 }
 
+// Authorization policies name no other resource and no other resource names them: a change of
+// policies is checked on those policies alone.
+bool is_policy(const std::string &name) {
+  return name.starts_with("authorizationpolicy/");
+}
+
 std::string workload_name(const v1::Service &service, const v1::Endpoint &endpoint) {
   return "workload/" + service.metadata().namespace_() + "/" + endpoint.workload();
 }
@@ -92,10 +98,28 @@ bool State::named(const std::string &name) const {
 
 std::vector<std::string> State::check(const Resources &changed,
                                       const std::vector<std::string> &removed) {
-  bool services_only = true;
-  for (const auto &[name, resource] : changed) services_only &= is_service(name);
-  for (const auto &name : removed) services_only &= is_service(name);
-  if (services_only) return check_services(changed, removed);
+  bool services_or_policies = true;
+  for (const auto &[name, resource] : changed)
+    services_or_policies &= is_service(name) || is_policy(name);
+  for (const auto &name : removed) services_or_policies &= is_service(name) || is_policy(name);
+  if (services_or_policies) {
+    Resources services;
+    v1::Snapshot policies;
+    std::vector<std::string> removed_services;
+    for (const auto &[name, resource] : changed) {
+      if (is_policy(name))
+        *policies.add_authorization_policies() = resource.authorization_policy();
+      else
+        services.emplace(name, resource);
+    }
+    for (const auto &name : removed)
+      if (is_service(name)) removed_services.push_back(name);
+    std::vector<std::string> errors;
+    if (!services.empty() || !removed_services.empty())
+      errors = check_services(services, removed_services);
+    for (auto &error : resources::validate(policies)) errors.push_back(std::move(error));
+    return errors;
+  }
   Resources next = *resources_;
   for (const auto &name : removed) next.erase(name);
   for (const auto &[name, resource] : changed) next[name] = resource;
@@ -165,7 +189,9 @@ grpc::Status State::apply(const v1::ApplyRequest &request, v1::ApplyResponse *re
     const std::string at = "resources[" + std::to_string(i) + "]";
     const std::string name = resources::resource_name(resource);
     if (name.empty()) {
-      errors.push_back(at + ": body is empty (one of workload, service, node is required)");
+      errors.push_back(at +
+                       ": body is empty (one of workload, service, node, authorizationPolicy is "
+                       "required)");
       continue;
     }
     if (!resource.name().empty() && resource.name() != name) {
@@ -323,9 +349,11 @@ Push State::push_for(const std::string &node, const VersionMap &holds,
 }
 
 grpc::Status State::list(const std::string &kind, v1::ListResponse *response) const {
-  if (!kind.empty() && kind != "workload" && kind != "service" && kind != "node")
+  if (!kind.empty() && kind != "workload" && kind != "service" && kind != "node" &&
+      kind != "authorizationpolicy")
     return {grpc::StatusCode::INVALID_ARGUMENT,
-            "unknown kind \"" + kind + "\" (one of workload, service, node, or empty for all)"};
+            "unknown kind \"" + kind +
+                "\" (one of workload, service, node, authorizationpolicy, or empty for all)"};
   View v = view();
   response->set_version(std::to_string(v.version));
   for (const auto &[name, resource] : *v.resources)

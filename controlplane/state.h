@@ -5,7 +5,8 @@
 // Cost: a change that only adds, changes or removes Services — an operator's usual change — is
 // checked and turned into each agent's push with work proportional to the change (the services,
 // the workloads they name, indexes of the VIPs in use and of the workloads services name, a log
-// of recent changes). Other changes are validated on the whole state.
+// of recent changes); AuthorizationPolicies, which name nothing, may be part of it and are checked
+// alone. Other changes are validated on the whole state.
 #pragma once
 
 #include <grpcpp/support/status.h>

@@ -196,7 +196,8 @@ TEST_F(StateTest, RefusesEmptyBodyAndEmptyName) {
   v1::ApplyRequest request;
   request.add_resources()->set_name("service/demo/x");
   expect_refused(request,
-                 "resources[0]: body is empty (one of workload, service, node is required)");
+                 "resources[0]: body is empty (one of workload, service, node, "
+                 "authorizationPolicy is required)");
   v1::Resource r = state_->view().resources->at("workload/demo/tool");
   r.mutable_workload()->mutable_metadata()->clear_name();
   r.mutable_workload()->set_addresses(0, "10.78.2.99");
