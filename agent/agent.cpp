@@ -263,9 +263,11 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
                                                        std::vector<std::string> *errors) {
   if (!desired_is_whole_) return std::nullopt;
   constexpr std::string_view kService = "service/";
+  // Authorization policies ride along: they name nothing and the kernel does not hold them yet.
+  constexpr std::string_view kPolicy = "authorizationpolicy/";
   for (const auto *names : {&delta.changed, &delta.removed})
     for (const auto &name : *names)
-      if (!name.starts_with(kService)) return std::nullopt;
+      if (!name.starts_with(kService) && !name.starts_with(kPolicy)) return std::nullopt;
   const auto begin = std::chrono::steady_clock::now();
 
   // The changed services and the workloads they name make a mesh of their own that must pass
@@ -274,7 +276,13 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
   v1::Snapshot part;
   std::set<std::string> touched;  // "namespace/name" of every changed or removed service
   std::set<std::string> named;
+  std::set<std::string> policies;  // names of every changed or removed policy
   for (const auto &name : delta.changed) {
+    if (name.starts_with(kPolicy)) {
+      policies.insert(name);
+      *part.add_authorization_policies() = state.resources.at(name).authorization_policy();
+      continue;
+    }
     const v1::Service &service = state.resources.at(name).service();
     *part.add_services() = service;
     touched.insert(name.substr(kService.size()));
@@ -287,7 +295,12 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
         *part.add_workloads() = it->second.workload();
     }
   }
-  for (const auto &name : delta.removed) touched.insert(name.substr(kService.size()));
+  for (const auto &name : delta.removed) {
+    if (name.starts_with(kPolicy))
+      policies.insert(name);
+    else
+      touched.insert(name.substr(kService.size()));
+  }
   *errors = resources::validate(part);
   if (errors->empty()) {
     size_t vips = desired_.size();
@@ -356,6 +369,18 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
     *services->Add() = std::move(service);
     std::rotate(services->pointer_begin() + index, services->pointer_end() - 1,
                 services->pointer_end());
+  }
+  if (!policies.empty()) {
+    // Kept like the full path keeps them, in name order, for the enforcement to come.
+    auto *held = snapshot_.mutable_authorization_policies();
+    auto policy_name = [](const v1::AuthorizationPolicy &p) {
+      return "authorizationpolicy/" + p.metadata().namespace_() + "/" + p.metadata().name();
+    };
+    for (int i = held->size() - 1; i >= 0; --i)
+      if (policies.count(policy_name(held->Get(i)))) held->DeleteSubrange(i, 1);
+    for (auto &policy : *part.mutable_authorization_policies()) *held->Add() = std::move(policy);
+    std::sort(held->pointer_begin(), held->pointer_end(),
+              [&](const auto *a, const auto *b) { return policy_name(*a) < policy_name(*b); });
   }
 
   auto micros = std::chrono::duration_cast<std::chrono::microseconds>(

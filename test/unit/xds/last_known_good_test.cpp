@@ -40,6 +40,30 @@ TEST_F(LastKnownGoodTest, SavedStateLoadsBackWhole) {
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/node/state.pb.tmp"));
 }
 
+// Every kind of resource survives a restart of the agent, the policies (which the kernel does not
+// hold) too.
+TEST_F(LastKnownGoodTest, AuthorizationPoliciesLoadBack) {
+  KnownGood state;
+  state.system_version = "7";
+  v1::Resource policy;
+  policy.set_name("authorizationpolicy/demo/web-from-client");
+  policy.set_version("p1");
+  auto *body = policy.mutable_authorization_policy();
+  body->mutable_metadata()->set_name("web-from-client");
+  body->mutable_metadata()->set_namespace_("demo");
+  body->set_action(v1::AUTHORIZATION_ACTION_DENY);
+  body->add_rules()->add_from()->mutable_source()->add_principals("cluster.local/ns/demo/sa/x");
+  state.resources[policy.name()] = policy;
+  LastKnownGood store(dir_ + "/state.pb");
+  store.write(LastKnownGood::serialize(state));
+  auto loaded = store.load();
+  ASSERT_TRUE(loaded);
+  ASSERT_EQ(loaded->resources.size(), 1u);
+  const v1::Resource &back = loaded->resources.at(policy.name());
+  EXPECT_EQ(back.version(), "p1");
+  EXPECT_EQ(back.SerializeAsString(), policy.SerializeAsString());
+}
+
 TEST_F(LastKnownGoodTest, NoFileMeansNoState) {
   EXPECT_FALSE(LastKnownGood(dir_ + "/missing.pb").load());
 }
