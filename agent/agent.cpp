@@ -24,9 +24,11 @@
 
 #include "admin/admin_server.h"
 #include "config/file_watcher.h"
+#include "identity/rotator.h"
 #include "loader/datapath.h"
 #include "loader/features.h"
 #include "reconcile/bpf_lb_maps.h"
+#include "reconcile/mesh_view.h"
 #include "reconcile/reconciler.h"
 #include "reconcile/translate.h"
 #include "sockmesh/common/paths.h"
@@ -198,9 +200,22 @@ void Agent::start() {
                      held.resources.size());
       }
     }
+    // Join (or load the node's identity) before anything talks to meshcp: every channel is mTLS.
+    auto join = options_.join;
+    join.controlplane = options_.controlplane;
+    const std::string identity_dir = options_.state_dir + "/identity";
+    auto node_identity = identity::NodeIdentity::load_or_join(identity_dir, options_.node, join, pki::system_clock());
+    trust_domain_ = node_identity.trust_domain;
+    const identity::ChannelSecurity security{node_identity.bundle_pem, node_identity.key.pem(),
+                                             node_identity.certificate_pem};
+    rotator_ = std::make_unique<identity::Rotator>(
+        options_.controlplane, identity_dir, std::move(node_identity), [this](const identity::NodeIdentity &renewed) {
+          if (client_) client_->set_security({renewed.bundle_pem, renewed.key.pem(), renewed.certificate_pem});
+        });
+    if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
     client_ = std::make_unique<xds::DiscoveryClient>(
-        options_.controlplane, options_.node, std::move(held),
+        options_.controlplane, options_.node, security, std::move(held),
         [this](const xds::KnownGood &candidate, const xds::Delta &delta) {
           return apply_candidate(candidate, &delta);
         });
@@ -255,7 +270,20 @@ std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &cand
     return xds::error_detail(errors.empty() ? failure : errors.front());
   }
   if (delta) request_persist();
+  if (rotator_) mesh_state_applied(candidate, delta);
   return std::nullopt;
+}
+
+void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta) {
+  if (delta && !reconcile::touches_mesh_view(delta->changed, delta->removed)) return;
+  auto view = std::make_shared<const reconcile::MeshView>(reconcile::mesh_view_of(state.resources));
+  std::vector<identity::LocalWorkload> local;
+  for (const auto &[id, workload] : view->workloads)
+    if (workload.node == options_.node)
+      local.push_back({id, pki::SpiffeId::workload(trust_domain_, workload.ns, workload.service_account)});
+  rotator_->set_workloads(std::move(local));
+  std::lock_guard lock(mu_);
+  mesh_view_ = std::move(view);
 }
 
 std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &state,
@@ -455,6 +483,7 @@ void Agent::stop_persisting() {
 Agent::~Agent() {
   stop_persisting();
   client_.reset();  // its thread calls back into the agent
+  rotator_.reset();
   admin_.reset();
   release_node();
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "admin/admin_state.h"
+#include "identity/node_identity.h"
 #include "loader/features.h"
 #include "reconcile/desired_state.h"
 #include "sockmesh/v1/discovery.pb.h"
@@ -33,6 +34,12 @@ class Reconciler;
 namespace admin {
 class AdminServer;
 }
+namespace identity {
+class Rotator;
+}
+namespace reconcile {
+struct MeshView;
+}
 namespace xds {
 struct Delta;
 struct KnownGood;
@@ -46,6 +53,7 @@ struct AgentOptions {
   std::string config_path;      // file mode: a YAML file of resources
   std::string controlplane;     // control-plane mode: the discovery stream's gRPC target
   std::string state_dir;        // control-plane mode: where the last-known-good state is kept
+  identity::JoinOptions join;   // control-plane mode: how a node that has not joined joins
 };
 
 class Agent : public admin::AdminState {
@@ -92,6 +100,9 @@ class Agent : public admin::AdminState {
   // Translates and reconciles; returns "" or why the kernel could not be brought there.
   // The snapshot is consumed (emptied) on success.
   std::string apply_locked(v1::Snapshot &snapshot);
+  // After a state was applied: when it may have changed workloads or nodes (delta null: all),
+  // rebuilds the mesh view and hands it to identities (and, with it, capture and the tunnel).
+  void mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta);
 
   AgentOptions options_;
   int lock_fd_ = -1;
@@ -104,6 +115,9 @@ class Agent : public admin::AdminState {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<xds::LastKnownGood> lkg_;
   std::unique_ptr<xds::DiscoveryClient> client_;
+  std::unique_ptr<identity::Rotator> rotator_;  // control-plane mode: node cert and SVIDs
+  std::string trust_domain_;                    // control-plane mode, from the node certificate
+  std::shared_ptr<const reconcile::MeshView> mesh_view_;  // under mu_
   std::thread persist_thread_;
   std::mutex persist_mu_;
   std::condition_variable persist_cv_;

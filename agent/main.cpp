@@ -42,7 +42,15 @@ int main(int argc, char **argv) {
                  "File mode: YAML file of resources (docs/config.md); re-read on change");
   app.add_option("--controlplane", controlplane,
                  "Control-plane mode: meshcp's discovery address, a gRPC target such as "
-                 "unix:/run/sockmesh/meshcp/xds.sock or host:port (plaintext until M5)");
+                 "unix:/run/sockmesh/meshcp/xds.sock or host:port (mutual TLS with the node's "
+                 "certificate)");
+  sockmesh::identity::JoinOptions join;
+  app.add_option("--join-token", join.token,
+                 "Control-plane mode: the one-time token of `meshctl node add NODE`, for a node that "
+                 "has not joined yet (its identity is then kept in <state-dir>/identity)");
+  app.add_option("--ca-cert-hash", join.ca_cert_hash,
+                 "With --join-token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
+                 "add` printed; meshd refuses a control plane that does not present it");
   app.add_option("--state-dir", state_dir,
                  "Control-plane mode: where the last-known-good state is kept "
                  "(default /var/lib/sockmesh/<node>)");
@@ -65,7 +73,9 @@ int main(int argc, char **argv) {
     if (config.empty() == controlplane.empty())
       throw std::runtime_error("give exactly one of --config FILE and --controlplane ADDR");
     if (state_dir.empty()) state_dir = "/var/lib/sockmesh/" + node;
-    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir});
+    if (!join.token.empty() && controlplane.empty())
+      throw std::runtime_error("--join-token needs --controlplane");
+    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir, join});
     agent.run();
     return 0;
   } catch (const std::exception &e) {

@@ -2,6 +2,9 @@
 // API socket.
 #pragma once
 
+#include <stdexcept>
+
+#include "identity_authority.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 #include "state.h"
 
@@ -9,7 +12,7 @@ namespace sockmesh::controlplane {
 
 class ApiService final : public v1::ControlPlane::Service {
  public:
-  explicit ApiService(State &state) : state_(state) {}
+  ApiService(State &state, IdentityAuthority &authority) : state_(state), authority_(authority) {}
 
   grpc::Status Apply(grpc::ServerContext *, const v1::ApplyRequest *request,
                      v1::ApplyResponse *response) override {
@@ -26,11 +29,30 @@ class ApiService final : public v1::ControlPlane::Service {
   grpc::Status GetStatus(grpc::ServerContext *, const v1::ControlPlaneStatusRequest *,
                          v1::ControlPlaneStatus *response) override {
     state_.status(response);
+    for (const auto &[reason, count] : authority_.refusals())
+      (*response->mutable_identity_refusals())[reason] = count;
+    return grpc::Status::OK;
+  }
+  grpc::Status AddNode(grpc::ServerContext *, const v1::AddNodeRequest *request,
+                       v1::AddNodeResponse *response) override {
+    try {
+      *response = authority_.add_node(*request);
+      return grpc::Status::OK;
+    } catch (const std::invalid_argument &e) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    } catch (const std::exception &e) {
+      return {grpc::StatusCode::INTERNAL, e.what()};
+    }
+  }
+  grpc::Status ListIdentities(grpc::ServerContext *, const v1::ListIdentitiesRequest *request,
+                              v1::ListIdentitiesResponse *response) override {
+    *response = authority_.list(*request);
     return grpc::Status::OK;
   }
 
  private:
   State &state_;
+  IdentityAuthority &authority_;
 };
 
 }  // namespace sockmesh::controlplane

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 
+#include "agent_tls.h"
 #include "node_filter.h"
 
 namespace sockmesh::controlplane {
@@ -21,7 +22,14 @@ std::atomic<uint64_t> next_nonce{1};
 class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::DiscoveryResponse>,
                      public Subscriber {
  public:
-  explicit Stream(State &state) : state_(state) {
+  // peer: the node of the caller's verified certificate (nullopt: none, the stream is refused).
+  Stream(State &state, std::optional<std::string> peer) : state_(state), peer_(std::move(peer)) {
+    if (!peer_) {
+      finishing_ = true;
+      Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "the discovery stream needs a node certificate (join first with meshd --join-token)"));
+      return;
+    }
     state_.subscribe(this);
     StartRead(&request_);
   }
@@ -57,7 +65,7 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
   void OnCancel() override { finish(grpc::Status::CANCELLED); }
 
   void OnDone() override {
-    state_.unsubscribe(this);
+    if (peer_) state_.unsubscribe(this);
     { std::lock_guard lock(mu_); }  // lets a reaction still inside mu_ leave it
     if (!node_.empty()) {
       state_.agents().disconnected(node_);
@@ -88,6 +96,10 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
     if (request_.node().empty())
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "the first request must name the node (DiscoveryRequest.node)");
+    if (request_.node() != *peer_)
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "the stream names node \"" + request_.node() +
+                              "\" but the node certificate is for \"" + *peer_ + "\"");
     node_ = request_.node();
     holds_.insert(request_.initial_resource_versions().begin(),
                   request_.initial_resource_versions().end());
@@ -157,6 +169,7 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
   void finish(grpc::Status status) { finish_async(std::move(status)); }
 
   State &state_;
+  const std::optional<std::string> peer_;
   std::mutex mu_;
   v1::DiscoveryRequest request_;
   v1::DiscoveryResponse response_;  // lives until OnWriteDone
@@ -172,8 +185,9 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
 }  // namespace
 
 grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::DiscoveryResponse> *DiscoveryService::Stream(
-    grpc::CallbackServerContext *) {
-  return new controlplane::Stream(state_);
+    grpc::CallbackServerContext *context) {
+  const auto auth = context->auth_context();
+  return new controlplane::Stream(state_, auth ? peer_node(*auth, trust_domain_) : std::nullopt);
 }
 
 }  // namespace sockmesh::controlplane

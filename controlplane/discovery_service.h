@@ -8,12 +8,15 @@ namespace sockmesh::controlplane {
 
 class DiscoveryService final : public v1::Discovery::CallbackService {
  public:
-  explicit DiscoveryService(State &state) : state_(state) {}
+  // Streams must come from a node certificate of trust_domain naming the stream's node.
+  DiscoveryService(State &state, std::string trust_domain)
+      : state_(state), trust_domain_(std::move(trust_domain)) {}
   grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::DiscoveryResponse> *Stream(
       grpc::CallbackServerContext *context) override;
 
  private:
   State &state_;
+  std::string trust_domain_;
 };
 
 }  // namespace sockmesh::controlplane

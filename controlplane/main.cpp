@@ -6,7 +6,10 @@
 #include <iostream>
 #include <memory>
 
+#include "bootstrap_tokens.h"
+#include "identity_authority.h"
 #include "server.h"
+#include "sockmesh/common/atomic_file.h"
 #include "state.h"
 #include "store.h"
 #include "watch_dir.h"
@@ -16,9 +19,10 @@ int main(int argc, char **argv) {
       "meshcp: the sockmesh reference control plane. Its state directory is the store of "
       "resources (docs/controlplane.md); changes arrive through the ControlPlane API on a "
       "root-only unix socket (meshctl apply/delete) or a watched directory of YAML files, are "
-      "validated whole, and are pushed to every node agent over the Discovery stream. The "
-      "discovery listeners are plaintext for now (mTLS arrives in M5): expose a TCP address only "
-      "on a trusted network. SIGTERM or SIGINT stop it."};
+      "validated whole, and are pushed to every node agent over the Discovery stream. meshcp is "
+      "also the mesh's CA (docs/security.md): nodes join with a one-time token (meshctl node add) "
+      "and get SVIDs for their own workloads; agents reach it over TLS only. SIGTERM or SIGINT "
+      "stop it."};
   app.set_version_flag("--version", SOCKMESH_VERSION);
   std::string state_dir = "/var/lib/sockmesh/meshcp";
   std::string api_socket = "/run/sockmesh/meshcp/api.sock";
@@ -27,8 +31,23 @@ int main(int argc, char **argv) {
   app.add_option("--state-dir", state_dir, "The store: one file per resource and the version")
       ->capture_default_str();
   app.add_option("--listen", listen,
-                 "Discovery address for agents, repeatable: unix:PATH or host:port (plaintext "
-                 "until M5; default unix:/run/sockmesh/meshcp/xds.sock)");
+                 "Address for agents (Discovery and Identity, TLS), repeatable: unix:PATH or "
+                 "host:port (default unix:/run/sockmesh/meshcp/xds.sock)");
+  std::string trust_domain = "cluster.local", ca_cert, ca_key;
+  app.add_option("--trust-domain", trust_domain,
+                 "SPIFFE trust domain of the mesh (a root made at first start is for it)")
+      ->capture_default_str();
+  app.add_option("--ca-cert", ca_cert,
+                 "Use this CA certificate (PEM) instead of the root kept in <state-dir>/ca; with --ca-key");
+  app.add_option("--ca-key", ca_key, "The private key (PEM) of --ca-cert");
+  int64_t node_cert_ttl = 24 * 3600, svid_ttl = 3600;
+  app.add_option("--node-cert-ttl", node_cert_ttl, "Lifetime of node certificates, seconds")
+      ->check(CLI::Range(int64_t{60}, int64_t{365} * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--svid-ttl", svid_ttl,
+                 "Lifetime of workload SVIDs, seconds (agents renew them at half their lifetime)")
+      ->check(CLI::Range(int64_t{10}, int64_t{30} * 24 * 3600))
+      ->capture_default_str();
   app.add_option("--api-socket", api_socket,
                  "ControlPlane API socket for meshctl (directory 0700, socket 0600: root only)")
       ->capture_default_str();
@@ -51,12 +70,26 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   try {
     using namespace sockmesh::controlplane;
+    if (ca_cert.empty() != ca_key.empty())
+      throw std::runtime_error("give both --ca-cert and --ca-key, or neither");
     Store store(state_dir);
     State state(store);
+    const auto clock = sockmesh::pki::system_clock();
+    auto ca = ca_cert.empty()
+                  ? sockmesh::pki::CertificateAuthority::load_or_create(state_dir + "/ca", trust_domain, clock)
+                  : sockmesh::pki::CertificateAuthority::from_pem(sockmesh::read_whole_file(ca_cert),
+                                                                  sockmesh::read_whole_file(ca_key));
+    if (ca.trust_domain() != trust_domain)
+      throw std::runtime_error("the CA is for trust domain \"" + ca.trust_domain() + "\", not \"" +
+                               trust_domain + "\" (--trust-domain)");
+    BootstrapTokens tokens(state_dir + "/bootstrap-tokens", clock);
+    IdentityAuthority authority(std::move(ca), tokens, state,
+                                {std::chrono::seconds(node_cert_ttl), std::chrono::seconds(svid_ttl)}, clock);
+    spdlog::info("event=ca trust_domain={} ca_cert_hash={}", trust_domain, authority.ca_cert_hash());
     const View view = state.view();
     spdlog::info("event=start state_dir={} version={} resources={}", state_dir, view.version,
                  view.resources->size());
-    Servers servers(state, listen, api_socket);
+    Servers servers(state, authority, listen, api_socket);
     for (const auto &address : listen) spdlog::info("event=listen address={}", address);
     spdlog::info("event=api_listen socket={}", api_socket);
     std::unique_ptr<DirWatcher> watcher;

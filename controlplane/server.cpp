@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "agent_tls.h"
 #include "sockmesh/common/message_limits.h"
 
 namespace sockmesh::controlplane {
@@ -29,16 +30,20 @@ void prepare_socket_dir(const std::string &socket_path) {
     throw std::runtime_error("cannot remove stale " + socket_path + ": " + std::strerror(errno));
 }
 
-Servers::Servers(State &state, const std::vector<std::string> &listen,
+Servers::Servers(State &state, IdentityAuthority &authority, const std::vector<std::string> &listen,
                  const std::string &api_socket)
-    : state_(state), discovery_(state), api_(state) {
+    : state_(state),
+      discovery_(state, authority.ca().trust_domain()),
+      api_(state, authority),
+      identity_(authority) {
   grpc::ServerBuilder discovery;
+  const auto credentials = agent_server_credentials(authority);
   for (const auto &address : listen) {
     if (address.starts_with("unix:")) prepare_socket_dir(address.substr(5));
-    // Plaintext until M5 brings mTLS.
-    discovery.AddListeningPort(address, grpc::InsecureServerCredentials());
+    discovery.AddListeningPort(address, credentials);
   }
   discovery.RegisterService(&discovery_);
+  discovery.RegisterService(&identity_);
   discovery_server_ = discovery.BuildAndStart();
   if (!discovery_server_)
     throw std::runtime_error("cannot listen for agents on the given --listen");

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 
+#include "identity/channel_credentials.h"
 #include "sockmesh/common/message_limits.h"
 #include "sockmesh/v1/discovery.grpc.pb.h"
 
@@ -37,10 +38,11 @@ struct DiscoveryClient::Impl {
   grpc::ClientContext *context = nullptr;  // the live stream's, for cancelling it on stop
 };
 
-DiscoveryClient::DiscoveryClient(std::string target, std::string node, KnownGood held,
-                                 ApplyFn apply)
+DiscoveryClient::DiscoveryClient(std::string target, std::string node,
+                                 identity::ChannelSecurity security, KnownGood held, ApplyFn apply)
     : target_(std::move(target)),
       node_(std::move(node)),
+      security_(std::move(security)),
       apply_(std::move(apply)),
       held_(std::move(held)),
       impl_(std::make_unique<Impl>()) {
@@ -95,6 +97,11 @@ std::string DiscoveryClient::serialize_held() const {
   return out;
 }
 
+void DiscoveryClient::set_security(identity::ChannelSecurity security) {
+  std::lock_guard lock(mu_);
+  security_ = std::move(security);
+}
+
 StreamStatus DiscoveryClient::status() const {
   std::lock_guard lock(mu_);
   return status_;
@@ -131,7 +138,12 @@ void DiscoveryClient::stream_once() {
   grpc::ChannelArguments args;
   // The first push carries the node's whole state (~12 MB at 10,000 services x 10 endpoints).
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  auto channel = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  identity::ChannelSecurity security;
+  {
+    std::lock_guard lock(mu_);
+    security = security_;
+  }
+  auto channel = identity::secure_channel(target_, security, args);
   auto stub = v1::Discovery::NewStub(channel);
   grpc::ClientContext context;
   {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "identity/identity_client.h"
 #include "xds/last_known_good.h"
 
 namespace sockmesh::xds {
@@ -39,14 +40,18 @@ class DiscoveryClient {
   using ApplyFn =
       std::function<std::optional<v1::ErrorDetail>(const KnownGood &candidate, const Delta &delta)>;
 
-  // `held` is what the agent serves now (its last-known-good state, possibly empty).
-  DiscoveryClient(std::string target, std::string node, KnownGood held, ApplyFn apply);
+  // `held` is what the agent serves now (its last-known-good state, possibly empty). The stream
+  // is TLS with the node's certificate (`security`).
+  DiscoveryClient(std::string target, std::string node, identity::ChannelSecurity security,
+                  KnownGood held, ApplyFn apply);
   ~DiscoveryClient();  // stop()s
 
   // Closes the stream and stops the thread: no push is applied after it returns. Idempotent.
   void stop();
 
   StreamStatus status() const;
+  // A renewed node certificate: used from the next (re)connection on.
+  void set_security(identity::ChannelSecurity security);
 
   // Calls fn with the state last applied (ACKed), with pushes held off meanwhile: how the agent's
   // last-known-good writer reads it without a copy.
@@ -61,6 +66,7 @@ class DiscoveryClient {
 
   std::string target_;
   std::string node_;
+  identity::ChannelSecurity security_;  // under mu_
   ApplyFn apply_;
   mutable std::mutex held_mu_;  // the stream thread changes held_ under it; with_held reads
   KnownGood held_;

@@ -81,4 +81,24 @@ v1::ControlPlaneStatus ControlPlaneClient::get_status() {
   return rpc::call(impl_->peer, *impl_->stub, "GetStatus", &v1::ControlPlane::Stub::GetStatus);
 }
 
+v1::AddNodeResponse ControlPlaneClient::add_node(const std::string &node, std::int64_t ttl_seconds) {
+  v1::AddNodeRequest request;
+  request.set_node(node);
+  request.set_ttl_seconds(ttl_seconds);
+  v1::AddNodeResponse response;
+  const auto status =
+      rpc::invoke(impl_->peer, *impl_->stub, &v1::ControlPlane::Stub::AddNode, request, response);
+  if (status.ok()) return response;
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+    throw CliError("the control plane refused: " + status.error_message());
+  rpc::fail(impl_->peer, "AddNode", status);
+}
+
+v1::ListIdentitiesResponse ControlPlaneClient::list_identities(const std::string &node) {
+  v1::ListIdentitiesRequest request;
+  request.set_node(node);
+  return rpc::call(impl_->peer, *impl_->stub, "ListIdentities",
+                   &v1::ControlPlane::Stub::ListIdentities, request);
+}
+
 }  // namespace sockmesh::cli

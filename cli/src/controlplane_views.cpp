@@ -4,6 +4,8 @@
 #include <google/protobuf/util/message_differencer.h>
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <sstream>
 #include <vector>
 
@@ -192,7 +194,39 @@ std::string render_service(const v1::Resource &resource, const v1::ListResponse 
   for (const auto *agent : agents_in_order(status))
     agents.add_row({agent->node(), agent_holds(*agent, resource)});
   render_section(out, "Agents", agents, "No agents.");
+  if (!status.identity_refusals().empty()) {
+    Table refusals({"REASON", "COUNT"});
+    std::map<std::string, std::uint64_t> sorted(status.identity_refusals().begin(),
+                                                status.identity_refusals().end());
+    for (const auto &[reason, count] : sorted) refusals.add_row({reason, std::to_string(count)});
+    render_section(out, "Identity requests refused", refusals, "");
+  }
   return out.str();
+}
+
+Table identities_table(const v1::ListIdentitiesResponse &identities, std::int64_t now_unix_ms) {
+  std::vector<const v1::IssuedCertificate *> rows;
+  for (const auto &c : identities.certificates()) rows.push_back(&c);
+  std::sort(rows.begin(), rows.end(), [](const auto *a, const auto *b) {
+    return std::tie(a->node(), a->workload()) < std::tie(b->node(), b->workload());
+  });
+  Table table({"NODE", "WORKLOAD", "SPIFFE-ID", "SERIAL", "EXPIRES"});
+  for (const auto *c : rows) {
+    table.add_row({c->node(), c->workload().empty() ? "(node)" : c->workload(), c->spiffe_id(),
+                   c->serial().substr(0, 16),
+                   "in " + format_duration(c->not_after_unix() * 1000 - now_unix_ms)});
+  }
+  return table;
+}
+
+std::string render_node_added(const std::string &node, const v1::AddNodeResponse &added) {
+  return fmt::format(
+      "Node \"{}\" may join the mesh (trust domain {}) until {}, once, with:\n\n"
+      "  meshd --node {} --controlplane ADDRESS --join-token {} --ca-cert-hash {}\n\n"
+      "ADDRESS is meshcp's agent address (--listen). The token is shown only now; meshcp keeps its "
+      "hash.\n",
+      node, added.trust_domain(), format_utc(added.expires_unix() * 1000), node, added.token(),
+      added.ca_cert_hash());
 }
 
 std::string render_controlplane_status(const v1::ControlPlaneStatus &status,

@@ -88,6 +88,12 @@ std::optional<SpiffeId> Certificate::spiffe_id() const {
   return SpiffeId::parse(uris[0]);
 }
 
+std::optional<std::string> Certificate::trust_domain() const {
+  auto uris = detail::uri_sans(cert_.get());
+  if (uris.size() != 1) return std::nullopt;
+  return detail::parse_trust_domain_uri(uris[0]);
+}
+
 TimePoint Certificate::not_before() const {
   return detail::to_time_point(X509_get0_notBefore(cert_.get()));
 }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "fixture.h"
+#include "test_identity.h"
 #include "server.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 #include "sockmesh/v1/discovery.grpc.pb.h"
@@ -33,11 +34,10 @@ class DiscoveryTest : public ::testing::Test {
     state_ = std::make_unique<State>(*store_);
     v1::ApplyResponse response;
     ASSERT_TRUE(state_->apply(request_of(kMesh), &response).ok());
-    const std::string xds = "unix:" + dir_.path() + "/run/xds.sock";
-    servers_ = std::make_unique<Servers>(*state_, std::vector<std::string>{xds},
+    xds_ = "unix:" + dir_.path() + "/run/xds.sock";
+    identity_ = std::make_unique<testing::TestIdentity>(dir_.path(), *state_);
+    servers_ = std::make_unique<Servers>(*state_, identity_->authority(), std::vector<std::string>{xds_},
                                          dir_.path() + "/run/api/api.sock");
-    discovery_ =
-        v1::Discovery::NewStub(grpc::CreateChannel(xds, grpc::InsecureChannelCredentials()));
     api_ = v1::ControlPlane::NewStub(grpc::CreateChannel(
         "unix:" + dir_.path() + "/run/api/api.sock", grpc::InsecureChannelCredentials()));
   }
@@ -49,9 +49,13 @@ class DiscoveryTest : public ::testing::Test {
     std::unique_ptr<Agent> agent;
   };
 
-  Stream open(const std::string &node, const VersionMap &holds = {}) {
+  // A stream as the agent of `node` (authenticated as `as`, by default the same node).
+  Stream open(const std::string &node, const VersionMap &holds = {}, std::string as = "") {
+    if (as.empty()) as = node.empty() ? "n1" : node;
+    auto &stub = stubs_[as];
+    if (!stub) stub = v1::Discovery::NewStub(testing::TestIdentity::channel(xds_, identity_->join(as)));
     Stream s;
-    s.agent = discovery_->Stream(s.context.get());
+    s.agent = stub->Stream(s.context.get());
     v1::DiscoveryRequest hello;
     hello.set_node(node);
     for (const auto &[name, version] : holds)
@@ -108,7 +112,9 @@ class DiscoveryTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<State> state_;
   std::unique_ptr<Servers> servers_;
-  std::unique_ptr<v1::Discovery::Stub> discovery_;
+  std::string xds_;
+  std::unique_ptr<testing::TestIdentity> identity_;
+  std::map<std::string, std::unique_ptr<v1::Discovery::Stub>> stubs_;
   std::unique_ptr<v1::ControlPlane::Stub> api_;
 };
 
@@ -250,6 +256,34 @@ TEST_F(DiscoveryTest, FirstRequestWithoutNodeIsRefused) {
   grpc::Status status = s.agent->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "the first request must name the node (DiscoveryRequest.node)");
+}
+
+TEST_F(DiscoveryTest, StreamNamingAnotherNodeThanItsCertificateIsRefused) {
+  Stream s = open("n2", {}, "n1");
+  v1::DiscoveryResponse response;
+  EXPECT_FALSE(s.agent->Read(&response));
+  grpc::Status status = s.agent->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(status.error_message(),
+            "the stream names node \"n2\" but the node certificate is for \"n1\"");
+}
+
+TEST_F(DiscoveryTest, StreamWithoutNodeCertificateIsRefused) {
+  auto credentials = identity_->join("n1");
+  credentials.key_pem.clear();
+  credentials.certificate_pem.clear();  // TLS to meshcp, but no client certificate
+  auto stub = v1::Discovery::NewStub(testing::TestIdentity::channel(xds_, credentials));
+  grpc::ClientContext context;
+  auto agent = stub->Stream(&context);
+  v1::DiscoveryRequest hello;
+  hello.set_node("n1");
+  agent->Write(hello);
+  v1::DiscoveryResponse response;
+  EXPECT_FALSE(agent->Read(&response));
+  grpc::Status status = agent->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(status.error_message(),
+            "the discovery stream needs a node certificate (join first with meshd --join-token)");
 }
 
 TEST_F(DiscoveryTest, StreamsEndWithUnavailableOnStop) {

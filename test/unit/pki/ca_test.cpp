@@ -72,6 +72,8 @@ TEST(CaTest, RootHasTheRequiredProfile) {
   EXPECT_TRUE(fp.starts_with("sha256:"));
   EXPECT_EQ(fp.size(), 7u + 64u);
   EXPECT_EQ(fp.find_first_not_of("0123456789abcdef", 7), std::string::npos);
+  EXPECT_EQ(ca.certificate().trust_domain(), "td.test");
+  EXPECT_FALSE(ca.certificate().spiffe_id());  // spiffe://td.test has no path
 }
 
 TEST(CaTest, IssuesALeafWithTheRequiredProfile) {

@@ -16,6 +16,7 @@
 #include "sockmesh/resources/resource_set.h"
 #include "state.h"
 #include "store.h"
+#include "test_identity.h"
 
 namespace sockmesh::xds {
 namespace {
@@ -45,7 +46,8 @@ class MeshcpInProcess {
     const grpc::Status status = state_.apply(initial, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     version_ = response.version();
-    servers_.emplace(state_, std::vector<std::string>{xds()}, dir_ + "/api/api.sock");
+    identity_.emplace(dir_, state_);
+    servers_.emplace(state_, identity_->authority(), std::vector<std::string>{xds()}, dir_ + "/api/api.sock");
   }
   ~MeshcpInProcess() {
     servers_->shutdown();
@@ -55,6 +57,11 @@ class MeshcpInProcess {
   std::string xds() const { return "unix:" + dir_ + "/xds.sock"; }
   controlplane::State &state() { return state_; }
   const std::string &initial_version() const { return version_; }
+  // What an agent that joined as `node` holds.
+  identity::ChannelSecurity security(const std::string &node) {
+    const auto c = identity_->join(node);
+    return {c.bundle_pem, c.key_pem, c.certificate_pem};
+  }
 
  private:
   static std::string make_dir() {
@@ -65,6 +72,7 @@ class MeshcpInProcess {
   controlplane::Store store_;
   controlplane::State state_;
   std::string version_;
+  std::optional<controlplane::testing::TestIdentity> identity_;
   std::optional<controlplane::Servers> servers_;
 };
 
@@ -80,7 +88,7 @@ TEST(DiscoveryClientTest, ReceivesAPushLargerThanGrpcsDefaultLimit) {
     std::mutex mu;
     std::condition_variable applied;
     size_t labels = 0;
-    DiscoveryClient client(xds, "n1", {}, [&](const KnownGood &candidate, const Delta &) {
+    DiscoveryClient client(xds, "n1", meshcp.security("n1"), {}, [&](const KnownGood &candidate, const Delta &) {
       std::lock_guard lock(mu);
       auto it = candidate.resources.find("workload/demo/big");
       if (it != candidate.resources.end())
@@ -116,7 +124,7 @@ TEST(DiscoveryClientTest, NackRestoresTheHeldStateAndTheDeltaNamesTheChange) {
     std::mutex mu;
     std::vector<Delta> deltas;
     bool last_saw_change = false;  // the last push's candidate: a gone, b replaced, c added
-    DiscoveryClient client(xds, "n1", {}, [&](const KnownGood &candidate, const Delta &delta) {
+    DiscoveryClient client(xds, "n1", meshcp.security("n1"), {}, [&](const KnownGood &candidate, const Delta &delta) {
       std::lock_guard lock(mu);
       deltas.push_back(delta);
       if (deltas.size() == 1) return std::optional<v1::ErrorDetail>{};

@@ -36,6 +36,10 @@ class ControlPlaneClient {
   // kind: "workload", "service", "node"; empty for every resource.
   v1::ListResponse list(std::string_view kind);
   v1::ControlPlaneStatus get_status();
+  // A one-time bootstrap token for `node`; ttl_seconds 0: meshcp's default (24 h).
+  v1::AddNodeResponse add_node(const std::string &node, std::int64_t ttl_seconds);
+  // node empty: every node.
+  v1::ListIdentitiesResponse list_identities(const std::string &node);
 
  private:
   struct Impl;

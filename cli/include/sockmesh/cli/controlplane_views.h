@@ -45,6 +45,14 @@ std::string agent_holds(const v1::AgentView &agent, const v1::Resource &resource
 std::string render_service(const v1::Resource &service, const v1::ListResponse &workloads,
                            const v1::ControlPlaneStatus &status);
 
+// NODE WORKLOAD SPIFFE-ID SERIAL EXPIRES, one row per certificate meshcp's CA issued and that is
+// still valid, sorted by node then workload (the node's own certificate shows WORKLOAD "(node)").
+// EXPIRES is relative to now_unix_ms ("in 59m").
+Table identities_table(const v1::ListIdentitiesResponse &identities, std::int64_t now_unix_ms);
+
+// `meshctl node add`: the token, its expiry and the command that joins the node.
+std::string render_node_added(const std::string &node, const v1::AddNodeResponse &added);
+
 // `meshctl controlplane status`: state version, state directory, resource count, and NODE
 // CONNECTED ACKED NACKED LAST-NACK per agent, sorted by node. now_unix_ms dates connections.
 std::string render_controlplane_status(const v1::ControlPlaneStatus &status,

@@ -82,6 +82,8 @@ class Certificate {
   std::string pem() const;
   // The one URI SAN parsed as a SPIFFE ID; nullopt when absent, not SPIFFE, or more than one URI.
   std::optional<SpiffeId> spiffe_id() const;
+  // A CA certificate's trust domain: its one URI SAN spiffe://<td> (no path); nullopt otherwise.
+  std::optional<std::string> trust_domain() const;
   TimePoint not_before() const;
   TimePoint not_after() const;
   std::string serial_hex() const;
