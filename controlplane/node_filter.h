@@ -1,5 +1,6 @@
-// What one node's agent is sent: every Service, every Workload a Service names as an endpoint,
-// the Workloads that run on the node, the node's own Node, and every AuthorizationPolicy.
+// What one node's agent is sent. Since M5 that is everything: every Service, every Workload
+// (captured connects to any pod on another node are tunnelled to its node), every Node (the
+// tunnel's peers) and every AuthorizationPolicy.
 #pragma once
 
 #include <string>

@@ -123,13 +123,14 @@ TEST_F(DiscoveryTest, FirstPushHasWhatTheNodeNeedsAndApplyPushesOnlyTheChange) {
   v1::DiscoveryResponse first = next(s);
   EXPECT_EQ(first.system_version_info(), "1");
   EXPECT_FALSE(first.nonce().empty());
-  EXPECT_EQ(names_of(first), (std::set<std::string>{"node/default/n1", "service/demo/db",
-                                                    "service/demo/web", "workload/demo/db",
-                                                    "workload/demo/web-a", "workload/demo/web-b"}));
+  EXPECT_EQ(names_of(first),
+            (std::set<std::string>{"node/default/n1", "node/default/n2", "service/demo/db",
+                                   "service/demo/web", "workload/demo/db", "workload/demo/tool",
+                                   "workload/demo/web-a", "workload/demo/web-b"}));
   ack(s, first);
   v1::AgentView view = wait_for("n1", [](const auto &v) { return v.acked_version() == "1"; });
   EXPECT_TRUE(view.connected());
-  EXPECT_EQ(view.resource_versions_size(), 6);
+  EXPECT_EQ(view.resource_versions_size(), 8);
 
   change_web_weight(80);
   v1::DiscoveryResponse second = next(s);
@@ -167,7 +168,7 @@ TEST_F(DiscoveryTest, ResyncSendsRemovedNamesAndChangedResources) {
   v1::DiscoveryResponse first = next(s);
   EXPECT_EQ(first.removed_resources_size(), 1);
   EXPECT_EQ(first.removed_resources(0), "service/demo/gone");
-  EXPECT_EQ(first.resources_size(), 6);
+  EXPECT_EQ(first.resources_size(), 8);  // everything (node_filter.h)
 }
 
 TEST_F(DiscoveryTest, NackIsRecordedAndTheNextChangePushesFromTheAckedSet) {
@@ -218,7 +219,8 @@ TEST_F(DiscoveryTest, DeletePushesRemovedNames) {
             (std::set<std::string>{"service/demo/db", "workload/demo/db"}));
 }
 
-TEST_F(DiscoveryTest, ChangesOfOtherNodesWorkloadsAreNotSent) {
+// Every agent holds every workload (captured connects to any pod are tunnelled to its node).
+TEST_F(DiscoveryTest, ChangesOfOtherNodesWorkloadsAreSent) {
   Stream s = open("n1");
   ack(s, next(s));
   v1::ApplyRequest request;
@@ -227,9 +229,10 @@ TEST_F(DiscoveryTest, ChangesOfOtherNodesWorkloadsAreNotSent) {
   *request.add_resources() = tool;
   v1::ApplyResponse response;
   ASSERT_TRUE(state_->apply(request, &response).ok());
-  v1::DiscoveryResponse push = next(s);  // the version moves on, with nothing for n1
+  v1::DiscoveryResponse push = next(s);
   EXPECT_EQ(push.system_version_info(), "2");
-  EXPECT_EQ(push.resources_size(), 0);
+  ASSERT_EQ(push.resources_size(), 1);
+  EXPECT_EQ(push.resources(0).name(), "workload/demo/tool");
 }
 
 // A large mesh's Apply is bigger than gRPC's default 4 MiB limit: the API takes it whole.

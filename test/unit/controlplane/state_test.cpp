@@ -363,9 +363,9 @@ TEST_F(StateTest, PushFromAKnownVersionEqualsTheWholeComparison) {
   const Push first = state_->push_for("n1", {}, std::nullopt);
   VersionMap holds = first.set;
   EXPECT_EQ(first.version, 1u);
-  EXPECT_EQ(holds.size(), 6u);  // NodeFilter below: what n1 needs
+  EXPECT_EQ(holds.size(), 8u);  // NodeFilter below: everything
 
-  // web stops naming web-b (on n2: n1 loses it) and starts naming tool (on n2: n1 gains it).
+  // web stops naming web-b and starts naming tool: only the service changes for n1.
   v1::Resource r = web();
   r.mutable_service()->mutable_endpoints(1)->set_workload("tool");
   v1::ApplyResponse response;
@@ -378,8 +378,8 @@ TEST_F(StateTest, PushFromAKnownVersionEqualsTheWholeComparison) {
     return out;
   };
   EXPECT_EQ(delta.version, 2u);
-  EXPECT_EQ(names(delta), (std::set<std::string>{"service/demo/web", "workload/demo/tool"}));
-  EXPECT_EQ(delta.removed, std::vector<std::string>{"workload/demo/web-b"});
+  EXPECT_EQ(names(delta), (std::set<std::string>{"service/demo/web"}));
+  EXPECT_TRUE(delta.removed.empty());
   EXPECT_EQ(names(delta), names(whole));
   EXPECT_EQ(delta.removed, whole.removed);
   EXPECT_EQ(delta.set, whole.set);
@@ -392,21 +392,18 @@ TEST_F(StateTest, PushFromAKnownVersionEqualsTheWholeComparison) {
   EXPECT_TRUE(none.removed.empty());
 }
 
-TEST(NodeFilter, AllServicesEndpointWorkloadsOwnWorkloadsAndOwnNode) {
+TEST(NodeFilter, EveryNodeGetsEveryWorkloadAndNode) {
   Resources all = resources::to_resources(resources::load_yaml_string(kMesh, "mesh.yaml").snapshot);
   auto names = [](const Resources &r) {
     std::vector<std::string> out;
     for (const auto &[name, _] : r) out.push_back(name);
     return out;
   };
-  EXPECT_EQ(
-      names(resources_for_node(all, "n1")),
-      (std::vector<std::string>{"node/default/n1", "service/demo/db", "service/demo/web",
-                                "workload/demo/db", "workload/demo/web-a", "workload/demo/web-b"}));
-  EXPECT_EQ(names(resources_for_node(all, "n2")),
-            (std::vector<std::string>{"node/default/n2", "service/demo/db", "service/demo/web",
-                                      "workload/demo/db", "workload/demo/tool",
-                                      "workload/demo/web-a", "workload/demo/web-b"}));
+  const std::vector<std::string> everything{
+      "node/default/n1",  "node/default/n2",    "service/demo/db",     "service/demo/web",
+      "workload/demo/db", "workload/demo/tool", "workload/demo/web-a", "workload/demo/web-b"};
+  EXPECT_EQ(names(resources_for_node(all, "n1")), everything);
+  EXPECT_EQ(names(resources_for_node(all, "n2")), everything);
 }
 
 TEST(WatchDir, FilesMayReferToEachOtherAndErrorsNameFileAndLine) {
