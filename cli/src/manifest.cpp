@@ -49,6 +49,10 @@ std::vector<v1::Resource> resources_of(const v1::Snapshot &snapshot) {
     resources.push_back(named(workload, [](auto &r, const auto &b) { *r.mutable_workload() = b; }));
   for (const auto &service : snapshot.services())
     resources.push_back(named(service, [](auto &r, const auto &b) { *r.mutable_service() = b; }));
+  for (const auto &policy : snapshot.authorization_policies()) {
+    resources.push_back(
+        named(policy, [](auto &r, const auto &b) { *r.mutable_authorization_policy() = b; }));
+  }
   return resources;
 }
 
@@ -56,7 +60,11 @@ std::string kind_of(std::string_view kind) {
   if (kind == "workload" || kind == "workloads") return "workload";
   if (kind == "service" || kind == "services" || kind == "svc") return "service";
   if (kind == "node" || kind == "nodes") return "node";
-  throw CliError(fmt::format("unknown kind \"{}\": one of workload, service, node", kind));
+  if (kind == "authorizationpolicy" || kind == "authorizationpolicies" || kind == "policy" ||
+      kind == "policies")
+    return "authorizationpolicy";
+  throw CliError(fmt::format(
+      "unknown kind \"{}\": one of workload, service, node, authorizationpolicy", kind));
 }
 
 }  // namespace

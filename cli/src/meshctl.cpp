@@ -14,6 +14,7 @@
 #include "sockmesh/cli/error.h"
 #include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/output.h"
+#include "sockmesh/cli/policy_views.h"
 #include "sockmesh/cli/target.h"
 #include "sockmesh/cli/views.h"
 
@@ -26,6 +27,8 @@ namespace {
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// `check`: the connection would be denied.
+constexpr int kExitDenied = 3;
 // What a shell reports for a command killed by SIGINT.
 constexpr int kExitInterrupted = 130;
 // An hour: longer is a mistake, and keeps the conversion to milliseconds far from overflow.
@@ -45,6 +48,9 @@ struct Options {
   std::vector<std::string> names;                 // `delete KIND NAME...`, `describe service NAME`
   std::string ns;                                 // -n of `delete` and `describe`
   bool from_controlplane = false;                 // `get services --from-controlplane`
+  std::string trust_domain{"cluster.local"};      // `check`, `describe workload`
+  std::string check_source;                       // `check SRC`
+  std::string check_destination;                  // `check DST:PORT`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
@@ -73,6 +79,23 @@ CLI::Validator output_format() {
       [](std::string &text) -> std::string {
         if (parse_output_format(text)) return {};
         return fmt::format("must be one of table, json, yaml, got \"{}\"", text);
+      },
+      "");
+}
+
+// A SPIFFE trust domain: lowercase letters, digits, '.', '-' and '_', at most 255 characters.
+CLI::Validator trust_domain_name() {
+  return CLI::Validator(
+      [](std::string &text) -> std::string {
+        const bool ok = !text.empty() && text.size() <= 255 &&
+                        std::all_of(text.begin(), text.end(), [](char c) {
+                          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                                 c == '-' || c == '_';
+                        });
+        if (ok) return {};
+        return fmt::format(
+            "must be a trust domain (lowercase letters, digits, '.', '-' and '_'), got \"{}\"",
+            text);
       },
       "");
 }
@@ -272,6 +295,37 @@ void cmd_describe_service(const Options &options, const Environment &env, std::o
   out << render_service(it->second, client.list("workload"), client.get_status());
 }
 
+void cmd_get_policies(const Options &options, const Environment &env, std::ostream &out) {
+  print_resources(options, connect_controlplane(options, env).list("authorizationpolicy"),
+                  policies_table, "policies", out);
+}
+
+void cmd_describe_workload(const Options &options, const Environment &env, std::ostream &out) {
+  const std::string name = named_resource("workload", options.names.front(), options.ns);
+  auto client = connect_controlplane(options, env);
+  const auto workloads = by_name(client.list("workload"));
+  const auto it = workloads.find(name);
+  if (it == workloads.end()) throw CliError(fmt::format("{} not in the control plane", name));
+  out << render_workload(it->second, resources_in_order(client.list("service")),
+                         resources_in_order(client.list("authorizationpolicy")),
+                         options.trust_domain);
+}
+
+// Exit code 0 when every decision allows, kExitDenied otherwise.
+int cmd_check(const Options &options, const Environment &env, std::ostream &out) {
+  auto client = connect_controlplane(options, env);
+  const auto workloads = client.list("workload");
+  const auto services = client.list("service");
+  const auto policies = client.list("authorizationpolicy");
+  const auto check = check_access(options.check_source, options.check_destination,
+                                  options.trust_domain, workloads, services, policies);
+  if (options.format() == OutputFormat::table)
+    out << render_check(check);
+  else
+    print_document(out, options.format(), check, DocumentLayout::single);
+  return check.allowed() ? 0 : kExitDenied;
+}
+
 void cmd_controlplane_status(const Options &options, const Environment &env, std::ostream &out) {
   const auto status = connect_controlplane(options, env).get_status();
   if (options.format() == OutputFormat::table)
@@ -316,6 +370,9 @@ struct CommandLine {
   CLI::App *get_nodes = nullptr;
   CLI::App *describe = nullptr;
   CLI::App *describe_service = nullptr;
+  CLI::App *get_policies = nullptr;
+  CLI::App *describe_workload = nullptr;
+  CLI::App *check = nullptr;
   CLI::App *apply = nullptr;
   CLI::App *remove = nullptr;
   CLI::App *controlplane = nullptr;
@@ -325,12 +382,12 @@ struct CommandLine {
 
   explicit CommandLine(Options &options) : options(options) {
     app.footer(
-        "apply, delete, describe, controlplane, get workloads|nodes and get services "
-        "--from-controlplane talk to meshcp (--controlplane); status and the other gets talk to a "
-        "node agent: without --node or --admin-socket, the only one whose socket exists under "
-        "/run/sockmesh.\n"
-        "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 130 "
-        "interrupted.");
+        "apply, delete, describe, check, controlplane, get workloads|nodes|policies and get "
+        "services --from-controlplane talk to meshcp (--controlplane); status and the other gets "
+        "talk to a node agent: without --node or --admin-socket, the only one whose socket exists "
+        "under /run/sockmesh.\n"
+        "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 3 "
+        "denied (check), 130 interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
     // At most one command; missing_command() names the choices when there is none.
     app.require_subcommand(0, 1);
@@ -380,6 +437,9 @@ struct CommandLine {
         ->type_name("");
     get_workloads =
         get->add_subcommand("workloads", "Workloads in meshcp: node, addresses, labels");
+    get_policies = get->add_subcommand(
+        "policies", "Authorization policies in meshcp: action, selector, number of rules");
+    get_policies->alias("authorizationpolicies");
     get_nodes = get->add_subcommand(
         "nodes", "Nodes in meshcp, whether their agent is connected and the version it ACKed");
     describe = app.add_subcommand("describe", "Show one resource of meshcp in detail");
@@ -393,6 +453,16 @@ struct CommandLine {
         ->required()
         ->expected(1);
     add_namespace(describe_service, options.ns);
+    describe_workload = describe->add_subcommand(
+        "workload",
+        "A workload's node, addresses, SPIFFE ID, labels, the services that name it and the "
+        "policies that select it");
+    describe_workload
+        ->add_option("NAME", options.names, "NAMESPACE/NAME, or NAME in the -n namespace")
+        ->type_name("")
+        ->required()
+        ->expected(1);
+    add_namespace(describe_workload, options.ns);
     apply = app.add_subcommand(
         "apply", "Validate YAML files (docs/config.md) and apply their resources through meshcp");
     apply
@@ -413,14 +483,37 @@ struct CommandLine {
         ->type_name("FILE|DIR")
         ->allow_extra_args(false);
     add_namespace(remove, options.ns);
+    check = app.add_subcommand(
+        "check",
+        "Whether SRC may connect to DST:PORT under meshcp's authorization policies, and which rule "
+        "decides (exit 0 allowed, 3 denied)");
+    check
+        ->add_option("SRC", options.check_source,
+                     "NAMESPACE/NAME of a workload, a SPIFFE ID, or \"unauthenticated\"")
+        ->type_name("")
+        ->required();
+    check
+        ->add_option("DST:PORT", options.check_destination,
+                     "[workload/|service/]NAMESPACE/NAME:PORT (a service's PORT is a VIP port; "
+                     "each endpoint is checked at its own)")
+        ->type_name("")
+        ->required();
+    for (auto *command : {check, describe_workload}) {
+      command
+          ->add_option("--trust-domain", options.trust_domain,
+                       "The mesh's trust domain, for workloads' SPIFFE IDs")
+          ->type_name("DOMAIN")
+          ->check(trust_domain_name())
+          ->capture_default_str();
+    }
     controlplane = app.add_subcommand("controlplane", "The control plane (meshcp)");
     controlplane->alias("cp");
     controlplane->require_subcommand(0, 1);
     controlplane_status = controlplane->add_subcommand(
         "status", "State version, state directory, resources, and every agent's ACK or NACK");
     version = app.add_subcommand("version", "Print meshctl's version");
-    for (auto *command :
-         {status, get_services, get_endpoints, get_workloads, get_nodes, controlplane_status}) {
+    for (auto *command : {status, get_services, get_endpoints, get_workloads, get_nodes,
+                          controlplane_status, get_policies, check}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -450,6 +543,10 @@ struct CommandLine {
       if (parent->parsed() && parent->get_subcommands().empty()) throw missing(*parent);
     }
     if (remove->parsed()) check_delete();
+    if (check->parsed()) {
+      if (auto error = check_usage_error(options.check_source, options.check_destination))
+        throw CLI::ValidationError("check", *error);
+    }
   }
 
   void check_delete() const {
@@ -465,7 +562,12 @@ struct CommandLine {
     if (options.names.empty()) throw usage(fmt::format("{}: give at least one NAME", options.kind));
   }
 
-  void dispatch(const Environment &env, std::ostream &out) const {
+  // *code: the exit code of a command that has its own (check).
+  void dispatch(const Environment &env, std::ostream &out, int *code) const {
+    if (check->parsed()) {
+      *code = cmd_check(options, env, out);
+      return;
+    }
     if (status->parsed()) return cmd_status(options, env, out);
     if (get_services->parsed()) {
       if (options.from_controlplane) return cmd_get_desired_services(options, env, out);
@@ -476,6 +578,8 @@ struct CommandLine {
     if (get_workloads->parsed()) return cmd_get_workloads(options, env, out);
     if (get_nodes->parsed()) return cmd_get_nodes(options, env, out);
     if (describe_service->parsed()) return cmd_describe_service(options, env, out);
+    if (describe_workload->parsed()) return cmd_describe_workload(options, env, out);
+    if (get_policies->parsed()) return cmd_get_policies(options, env, out);
     if (apply->parsed()) return cmd_apply(options, env, out);
     if (remove->parsed()) return cmd_delete(options, env, out);
     if (controlplane_status->parsed()) return cmd_controlplane_status(options, env, out);
@@ -511,8 +615,9 @@ int run_meshctl(const std::vector<std::string> &args, std::ostream &out, std::os
   } catch (const CLI::ParseError &e) {
     return usage_error(command_line.app, e, out, err);
   }
+  int code = 0;
   try {
-    command_line.dispatch(env, out);
+    command_line.dispatch(env, out, &code);
   } catch (const CliError &e) {
     out.flush();
     err << "meshctl: " << e.what() << '\n';
@@ -520,7 +625,7 @@ int run_meshctl(const std::vector<std::string> &args, std::ostream &out, std::os
   } catch (const Interrupted &) {
     return kExitInterrupted;
   }
-  return 0;
+  return code;
 }
 
 }  // namespace sockmesh::cli

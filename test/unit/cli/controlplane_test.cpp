@@ -369,7 +369,9 @@ TEST_F(ControlPlaneTest, DeleteOfWhatIsNotThereDeletesNothing) {
             "service/default/n1; nothing was deleted\n");
   r = run({"delete", "pods", "web"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, "meshctl: unknown kind \"pods\": one of workload, service, node\n");
+  EXPECT_EQ(
+      r.err,
+      "meshctl: unknown kind \"pods\": one of workload, service, node, authorizationpolicy\n");
   r = run({"delete", "service", "demo/web", "-n", "demo"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err,

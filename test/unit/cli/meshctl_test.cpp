@@ -1172,19 +1172,20 @@ TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   auto r = run({});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
-            "meshctl: missing command, one of: status, get, describe, apply, delete, "
+            "meshctl: missing command, one of: status, get, describe, apply, delete, check, "
             "controlplane, version (see meshctl --help)\n");
   r = run({"get"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
-            "meshctl: get: missing command, one of: services, endpoints, workloads, nodes (see "
-            "meshctl --help)\n");
+            "meshctl: get: missing command, one of: services, endpoints, workloads, policies, "
+            "nodes (see meshctl --help)\n");
   r = run({"cp"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err, "meshctl: controlplane: missing command, one of: status (see meshctl --help)\n");
   r = run({"describe"});
   EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err, "meshctl: describe: missing command, one of: service (see meshctl --help)\n");
+  EXPECT_EQ(r.err,
+            "meshctl: describe: missing command, one of: service, workload (see meshctl --help)\n");
   r = run({"--timeout", "-1", "status"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,

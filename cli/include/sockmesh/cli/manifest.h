@@ -17,15 +17,15 @@ namespace sockmesh::cli {
 std::vector<std::filesystem::path> manifest_files(const std::vector<std::string> &paths);
 
 // Loads and validates each file on its own (resources::load_yaml_file, the checks of
-// docs/config.md). Returns each file's nodes, workloads, then services in file order, file after
-// file, named (resources::resource_name) and without a version (meshcp assigns it). Throws CliError
-// "<FILE> is invalid:" followed by every error line as the library wrote it when any file is
-// invalid, and when two files define the same resource.
+// docs/config.md). Returns each file's nodes, workloads, services, then authorization policies in
+// file order, file after file, named (resources::resource_name) and without a version (meshcp
+// assigns it). Throws CliError "<FILE> is invalid:" followed by every error line as the library
+// wrote it when any file is invalid, and when two files define the same resource.
 std::vector<v1::Resource> load_manifests(const std::vector<std::filesystem::path> &files);
 
-// The name `delete KIND NAME` means. kind: workload, service, node (or their plurals, "svc");
-// name: "NAMESPACE/NAME", or "NAME" in `ns` ("default" when empty). Throws CliError on an
-// unknown kind or a malformed name.
+// The name `delete KIND NAME` means. kind: workload, service, node, authorizationpolicy (or their
+// plurals, "svc", "policy", "policies"); name: "NAMESPACE/NAME", or "NAME" in `ns` ("default"
+// when empty). Throws CliError on an unknown kind or a malformed name.
 std::string named_resource(std::string_view kind, std::string_view name, std::string_view ns);
 
 }  // namespace sockmesh::cli
