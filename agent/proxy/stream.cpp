@@ -1,0 +1,316 @@
+#include "proxy/stream.h"
+
+#include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+
+namespace sockmesh::proxy {
+
+const char *outcome_name(StreamEnd::Outcome outcome) {
+  switch (outcome) {
+    case StreamEnd::Outcome::kClosed:
+      return "closed";
+    case StreamEnd::Outcome::kReset:
+      return "reset";
+    case StreamEnd::Outcome::kRefused:
+      return "refused";
+    case StreamEnd::Outcome::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+TunnelStream::TunnelStream(asio::ip::tcp::socket socket, const TunnelLimits &limits,
+                           TunnelCounters &counters, Done done)
+    : socket_(std::move(socket)),
+      limits_(limits),
+      counters_(counters),
+      done_(std::move(done)),
+      up_(limits.read_chunk),
+      down_(limits.read_chunk),
+      response_timer_(socket_.get_executor()) {
+  std::error_code ignored;
+  if (socket_.is_open()) socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+}
+
+void TunnelStream::start_reading() {
+  read_socket();
+}
+
+void TunnelStream::bind(std::shared_ptr<H2Session> session, int32_t id) {
+  session_ = std::move(session);
+  id_ = id;
+}
+
+void TunnelStream::expect_response_within(std::chrono::milliseconds timeout) {
+  response_timer_.expires_after(timeout);
+  response_timer_.async_wait([self = shared_from_this()](const std::error_code &ec) {
+    if (!ec && !self->established_) self->fail("no CONNECT response in time");
+  });
+}
+
+void TunnelStream::connected(asio::ip::tcp::socket destination) {
+  if (finished_) {
+    // The client went away while the destination was being connected: pass the reset on.
+    std::error_code ignored;
+    destination.set_option(asio::socket_base::linger(true, 0), ignored);
+    destination.close(ignored);
+    return;
+  }
+  socket_ = std::move(destination);
+  std::error_code ignored;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  established_ = true;
+  counters_.streams_opened++;
+  status_ = 200;
+  session_->submit_response(id_, 200, true);
+  read_socket();
+  write_socket();
+}
+
+void TunnelStream::refused(int status, const std::string &detail) {
+  status_ = status;
+  counters_.streams_refused++;
+  discard();
+  end(StreamEnd::Outcome::kRefused, detail);
+}
+
+void TunnelStream::fail(const std::string &detail) {
+  if (finished_) return;
+  discard();
+  end(StreamEnd::Outcome::kFailed, detail);
+  if (session_ && !h2_closed_) session_->reset_stream(id_, NGHTTP2_CANCEL);
+}
+
+void TunnelStream::on_response(int status) {
+  if (finished_) return;
+  status_ = status;
+  counters_.response(status);
+  response_timer_.cancel();
+  if (status != 200) {
+    counters_.streams_refused++;
+    discard();
+    end(StreamEnd::Outcome::kRefused, "CONNECT answered " + std::to_string(status));
+    if (!h2_closed_) session_->reset_stream(id_, NGHTTP2_CANCEL);
+    return;
+  }
+  established_ = true;
+  counters_.streams_opened++;
+  session_->resume_send(id_);
+  read_socket();
+  write_socket();
+}
+
+void TunnelStream::on_data(const uint8_t *data, size_t n) {
+  if (discarding_ || finished_) {
+    session_->consume(id_, n);
+    return;
+  }
+  down_.append(data, n);
+  counters_.buffered_add(n);
+  schedule_write();
+}
+
+void TunnelStream::on_remote_end() {
+  down_eof_ = true;
+  schedule_write();
+}
+
+void TunnelStream::schedule_write() {
+  // After the connection's current read is through nghttp2, so that the frames it held become
+  // one socket write.
+  if (writing_ || write_scheduled_) return;
+  write_scheduled_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()]() {
+    self->write_scheduled_ = false;
+    self->write_socket();
+  });
+}
+
+void TunnelStream::on_closed(uint32_t error_code) {
+  h2_closed_ = true;
+  response_timer_.cancel();
+  if (finished_) return;
+  if (error_code == NGHTTP2_NO_ERROR && up_ended_ && down_eof_) {
+    maybe_finish();
+    return;
+  }
+  discard();
+  counters_.streams_reset++;
+  end(StreamEnd::Outcome::kReset,
+      error_code == kConnectionLost
+          ? "tunnel connection lost"
+          : "stream reset by the peer (HTTP/2 error " + std::to_string(error_code) + ")");
+}
+
+ssize_t TunnelStream::ready_to_send(size_t max, bool *last) {
+  if (!established_ || discarding_) return -1;
+  if (up_.empty()) {
+    if (!up_eof_) return -1;
+    *last = true;
+    up_ended_ = true;
+    return 0;
+  }
+  size_t n = std::min(max, up_.size());
+  if (up_eof_ && n == up_.size()) {
+    *last = true;
+    up_ended_ = true;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void TunnelStream::take(uint8_t *out, size_t n) {
+  up_.take(out, n);
+  counters_.buffered_sub(n);
+  read_socket();
+}
+
+void TunnelStream::read_socket() {
+  if (reading_ || up_eof_ || discarding_ || finished_ || !socket_.is_open()) return;
+  size_t held = up_.size();
+  if (held >= limits_.stream_send_buffer) return;  // take() reads on
+  reading_ = true;
+  socket_.async_read_some(up_.prepare(limits_.stream_send_buffer - held),
+                          [self = shared_from_this()](const std::error_code &ec, size_t n) {
+                            TunnelStream &s = *self;
+                            s.reading_ = false;
+                            if (s.discarding_ || s.finished_) {
+                              s.up_.commit(0);
+                              return;
+                            }
+                            s.up_.commit(n);
+                            s.counters_.buffered_add(n);
+                            s.counters_.bytes_to_tunnel += n;
+                            s.bytes_up_ += n;
+                            if (ec == asio::error::eof) {
+                              s.up_eof_ = true;
+                              s.watch_socket();
+                            } else if (ec) {
+                              s.discard();
+                              s.counters_.streams_reset++;
+                              s.end(StreamEnd::Outcome::kReset,
+                                    "local socket read: " + ec.message());
+                              if (s.session_ && !s.h2_closed_)
+                                s.session_->reset_stream(s.id_, NGHTTP2_CONNECT_ERROR);
+                              return;
+                            }
+                            if (s.session_ && s.established_) s.session_->resume_send(s.id_);
+                            s.read_socket();
+                          });
+}
+
+void TunnelStream::write_socket() {
+  if (writing_ || !established_ || discarding_ || finished_) return;
+  if (down_.empty()) {
+    if (down_eof_ && !down_shut_) {
+      down_shut_ = true;
+      std::error_code ignored;
+      socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+    }
+    maybe_finish();
+    return;
+  }
+  writing_ = true;
+  socket_.async_write_some(down_.front(limits_.stream_window),
+                           [self = shared_from_this()](const std::error_code &ec, size_t n) {
+                             TunnelStream &s = *self;
+                             s.writing_ = false;
+                             if (s.discarding_) {
+                               s.discard();  // what discard() left for this write's end
+                               return;
+                             }
+                             s.down_.consume(n);
+                             s.counters_.buffered_sub(n);
+                             s.counters_.bytes_from_tunnel += n;
+                             s.bytes_down_ += n;
+                             s.session_->consume(s.id_, n);
+                             if (ec) {
+                               s.discard();
+                               s.counters_.streams_reset++;
+                               s.end(StreamEnd::Outcome::kReset,
+                                     "local socket write: " + ec.message());
+                               if (!s.h2_closed_)
+                                 s.session_->reset_stream(s.id_, NGHTTP2_CONNECT_ERROR);
+                               return;
+                             }
+                             s.write_socket();
+                           });
+}
+
+void TunnelStream::watch_socket() {
+  // After EOF nothing reads the socket, so a reset that arrives while the other direction still
+  // flows would go unseen until the next write: wait for the error instead.
+  if (watching_ || finished_ || !socket_.is_open()) return;
+  watching_ = true;
+  socket_.async_wait(
+      asio::socket_base::wait_error, [self = shared_from_this()](const std::error_code &ec) {
+        TunnelStream &s = *self;
+        s.watching_ = false;
+        if (ec || s.finished_ || !s.socket_.is_open()) return;
+        int so_error = 0;
+        socklen_t len = sizeof so_error;
+        if (getsockopt(s.socket_.native_handle(), SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 ||
+            so_error == 0) {
+          return;  // a hang-up: both directions are shut, nothing to pass on
+        }
+        s.discard();
+        s.counters_.streams_reset++;
+        s.end(StreamEnd::Outcome::kReset,
+              "local socket: " + std::error_code(so_error, std::system_category()).message());
+        if (s.session_ && !s.h2_closed_) {
+          s.session_->reset_stream(s.id_, NGHTTP2_CONNECT_ERROR);
+        }
+      });
+}
+
+void TunnelStream::maybe_finish() {
+  if (finished_ || !h2_closed_ || writing_ || !down_.empty() || !down_shut_) return;
+  std::error_code ignored;
+  socket_.close(ignored);
+  counters_.streams_closed++;
+  end(StreamEnd::Outcome::kClosed, "");
+}
+
+void TunnelStream::discard() {
+  discarding_ = true;
+  response_timer_.cancel();
+  reset_socket();
+  size_t up = up_.clear();
+  counters_.buffered_sub(up);
+  if (writing_) return;  // the write's completion discards the rest
+  size_t down = down_.clear();
+  counters_.buffered_sub(down);
+  if (session_ && down > 0) session_->consume(id_, down);
+}
+
+void TunnelStream::reset_socket() {
+  if (!socket_.is_open()) return;
+  std::error_code ignored;
+  socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+  socket_.close(ignored);
+}
+
+void TunnelStream::end(StreamEnd::Outcome outcome, const std::string &detail) {
+  if (finished_) return;
+  finished_ = true;
+  response_timer_.cancel();
+  StreamEnd e;
+  e.outcome = outcome;
+  e.status = status_;
+  e.detail = detail;
+  e.bytes_to_tunnel = bytes_up_;
+  e.bytes_from_tunnel = bytes_down_;
+  spdlog::debug("tunnel stream={} outcome={} status={} to_tunnel={} from_tunnel={} detail=\"{}\"",
+                id_, outcome_name(outcome), status_, bytes_up_, bytes_down_, detail);
+  if (done_) {
+    Done done = std::move(done_);
+    done_ = nullptr;
+    done(e);
+  }
+}
+
+}  // namespace sockmesh::proxy

@@ -1,0 +1,75 @@
+// The outbound end of the node-to-node tunnel (docs/tunnel.md): carries an application's TCP
+// connection to the destination node's agent as one HTTP/2 CONNECT stream over a pooled mutual
+// TLS 1.3 connection per (source identity, destination node), presenting the source workload's
+// SVID. A new connection is made only when there is none for that pair, the one there is full
+// (max concurrent streams), or the source's credential changed (rotation: new streams go on a
+// new connection with the new certificate; streams on the old one run to their end, then it is
+// closed).
+//
+// Threading: every public function may be called from any thread. The work runs on a strand of
+// the io_context; `done` callbacks and the CredentialSource are called on it.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "proxy/stream.h"
+#include "proxy/tls_channel.h"
+#include "proxy/tunnel_limits.h"
+#include "proxy/tunnel_stats.h"
+#include "sockmesh/pki/pki.h"
+
+namespace sockmesh::proxy {
+
+// The credential a source identity presents.
+struct Credentialed {
+  SslCtx context;           // pki::make_client_context(<the source's SVID>, bundle, trust domain)
+  uint64_t generation = 0;  // changes whenever the credential does (SVID rotated)
+};
+// The current credential of a source identity; nullptr when the node holds none for it (the
+// connection is then reset: CarryResult kFailed).
+using CredentialSource =
+    std::function<std::shared_ptr<const Credentialed>(const pki::SpiffeId &source)>;
+
+// A destination node's agent.
+struct Peer {
+  asio::ip::tcp::endpoint address;  // its inbound tunnel listener
+  pki::SpiffeId id;                 // what it must present: pki::SpiffeId::node(td, name)
+};
+
+// How a carried connection ended (outcome, CONNECT status, byte counts, detail).
+using CarryResult = StreamEnd;
+
+class TunnelClient {
+ public:
+  TunnelClient(asio::io_context &io, CredentialSource credentials, TunnelLimits limits = {});
+  // stop()s. Destroy it after the io_context stopped running, or from its thread after stop().
+  ~TunnelClient();
+  TunnelClient(const TunnelClient &) = delete;
+  TunnelClient &operator=(const TunnelClient &) = delete;
+
+  // Carries `app` to `destination` ("ip:port" or "[ip6]:port", what the inbound agent connects
+  // to) through `node`, as `source`. The socket is owned by the tunnel from here; it is reset
+  // (SO_LINGER{1,0}) when the tunnel cannot carry it, the CONNECT is refused (403: denied, 502:
+  // the destination refused, 504: it did not answer), or either side resets. `done` is called
+  // once, on the tunnel's strand.
+  void carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, const Peer &node,
+             std::string destination, std::function<void(const CarryResult &)> done);
+
+  // Pooled connections (being dialled, in use, or draining after a rotation).
+  size_t connections() const;
+  TunnelStats stats() const;
+  // Resets every carried connection and closes every tunnel connection; later carry() calls
+  // fail. Asynchronous: done on the strand. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sockmesh::proxy
