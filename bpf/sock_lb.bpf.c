@@ -2,10 +2,13 @@
 /* Socket-level load balancing. A connect() (TCP, connected UDP) or an unconnected UDP sendmsg()
  * to a service VIP is rewritten to one of its backends before any packet is built, so no packet
  * ever carries the VIP; getpeername() and, for UDP, recvmsg() give the VIP back, so the
- * application sees what it asked for. Both families; IPv4-mapped IPv6 is balanced as IPv4. */
+ * application sees what it asked for. Both families; IPv4-mapped IPv6 is balanced as IPv4.
+ * A captured workload's TCP connect to a mesh workload on another node goes to the agent's
+ * outbound listener instead (lib/capture.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "lib/capture.h"
 #include "lib/lb.h"
 #include "lib/maps.h"
 #include "lib/sock_addr.h"
@@ -22,6 +25,13 @@
  * when false the verifier prunes the call, so the program loads on kernels without the helper
  * (before 5.18), where a refused connect() reports EPERM instead of ECONNREFUSED. */
 const volatile bool sm_has_set_retval = true;
+
+/* Fails the connect() or sendto(): ECONNREFUSED where the kernel lets us say so, else EPERM. */
+static __always_inline int sm_refuse(void) {
+  if (sm_has_set_retval)
+    bpf_set_retval(-SM_ERR_NO_BACKEND);
+  return SM_REJECT;
+}
 
 static __always_inline __u8 sm_proto_of(const struct bpf_sock_addr *ctx) {
   if (ctx->type == SM_SOCK_STREAM && ctx->protocol == SM_IPPROTO_TCP)
@@ -52,23 +62,32 @@ static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
 
   int result = sm_balance(&key, &be);
   if (result == SM_LB_NOT_A_SERVICE) {
-    sm_count(SM_CNT_CONNECT_PASSTHROUGH);
+    /* A direct connect to a pod address is captured as a VIP's backend would be. */
+    int captured = SM_CAPTURE_NOT_APPLIED;
+    if (proto == SM_IPPROTO_TCP)
+      captured = sm_capture_connect(ctx, v6, &orig, 0);
+    if (captured == SM_CAPTURE_LOST)
+      return sm_refuse();
+    if (captured == SM_CAPTURE_NOT_APPLIED)
+      sm_count(SM_CNT_CONNECT_PASSTHROUGH);
     return SM_ALLOW;
   }
   if (result != SM_LB_CHOSEN || !be) {
     sm_count(SM_CNT_CONNECT_NO_BACKEND);
-    if (sm_has_set_retval)
-      bpf_set_retval(-SM_ERR_NO_BACKEND);
-    return SM_REJECT;
+    return sm_refuse();
   }
 
-  struct sm_orig_dst *stored =
-      bpf_sk_storage_get(&sm_orig_dst_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-  if (stored)
-    *stored = orig;
-  else
-    sm_count(SM_CNT_ORIG_DST_LOST);
+  if (proto == SM_IPPROTO_TCP) {
+    int captured = sm_capture_connect(ctx, v6, &orig, be);
+    if (captured == SM_CAPTURE_LOST)
+      return sm_refuse();
+    if (captured == SM_CAPTURE_REDIRECTED) {
+      sm_count(SM_CNT_CONNECT_BALANCED);
+      return SM_ALLOW;
+    }
+  }
 
+  sm_remember_orig(ctx, &orig);
   sm_write_backend(ctx, v6, &orig, be);
   if (proto == SM_IPPROTO_UDP)
     sm_remember_reverse(ctx, v6, &orig);
@@ -90,9 +109,7 @@ static __always_inline int sm_sendmsg(struct bpf_sock_addr *ctx, int v6) {
     return SM_ALLOW;
   if (result != SM_LB_CHOSEN || !be) {
     sm_count(SM_CNT_SENDMSG_NO_BACKEND);
-    if (sm_has_set_retval)
-      bpf_set_retval(-SM_ERR_NO_BACKEND);
-    return SM_REJECT;
+    return sm_refuse();
   }
   sm_write_backend(ctx, v6, &orig, be);
   sm_remember_reverse(ctx, v6, &orig);

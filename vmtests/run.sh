@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# The vmtests runner (docs/kernels.md): boots the kernel test binary on Debian's packaged kernels
-# under qemu (TCG: no KVM on CI machines) and fails unless the guest reports rc=0.
+# The vmtests runner (docs/kernels.md): boots the kernel test binaries on Debian's packaged
+# kernels under qemu (TCG: no KVM on CI machines) and fails unless the guest reports rc=0.
 #
-#   vmtests/run.sh --binary BUILD/test/bpf/sock_lb/sock_lb_test [NAME...] [-- TEST-ARGS...]
+#   vmtests/run.sh --binary BUILD/test/bpf/sock_lb/sock_lb_test \
+#                  [--binary BUILD/test/bpf/capture/capture_test ...] [NAME...] [-- TEST-ARGS...]
 #
 # NAME is a kernel of vmtests/kernels.txt (default: all of them). Steps, each skipped when its
 # output is up to date: download the kernel packages and busybox-static into the cache
 # (apt-get download, only the vmlinuz is extracted), build one initramfs (busybox, vmtests/init,
-# the test binary, its shared libraries and the dynamic loader), then per kernel boot qemu with a
-# timeout, keep the serial console in WORK/logs/NAME.log and read the guest's result marker.
-# TEST-ARGS go to the test binary in the guest (e.g. --gtest_filter=SockLbTest.*).
+# the test binaries, their shared libraries and the dynamic loader), then per kernel boot qemu
+# with a timeout, keep the serial console in WORK/logs/NAME.log and read the guest's result
+# marker. The guest runs the binaries one after another, in the order given; TEST-ARGS go to each
+# of them (e.g. --gtest_filter=SockLbTest.*: a filter that matches nothing in one binary passes).
 #
 # Options:
-#   --binary PATH    the test binary (required unless --prepare-only finds an initramfs built)
+#   --binary PATH    a test binary; repeat for more (required unless --prepare-only finds an
+#                    initramfs built)
 #   --work DIR       initramfs and logs (default: build/vmtests)
 #   --cache DIR      downloaded packages and kernels (default: build/vmtests-cache; never commit)
 #   --timeout SECS   per boot, covering boot, tests and power-off (default: 300)
@@ -25,7 +28,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-binary=
+binaries=()
 work=$root/build/vmtests
 cache=$root/build/vmtests-cache
 timeout_s=300
@@ -38,7 +41,7 @@ test_args=()
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --binary) binary=$2; shift 2 ;;
+    --binary) binaries+=("$2"); shift 2 ;;
     --work) work=$2; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
@@ -140,39 +143,49 @@ copy_in() {
 
 build_initrd() {
   local initrd=$work/initrd.gz
-  if [ -z "$binary" ]; then
+  if [ ${#binaries[@]} -eq 0 ]; then
     [ -f "$initrd" ] && return 0
     echo "vmtests: --binary is required to build the initramfs" >&2
     return 2
   fi
-  binary=$(readlink -f "$binary")
-  [ -x "$binary" ] || { echo "vmtests: $binary is not an executable" >&2; return 2; }
-  if [ -f "$initrd" ] && [ "$(cat "$work/initrd.src" 2>/dev/null)" = "$binary" ] &&
-    [ "$initrd" -nt "$binary" ] && [ "$initrd" -nt "$here/init" ] && [ "$initrd" -nt "$here/run.sh" ] &&
+  local b resolved=() fresh=1
+  for b in "${binaries[@]}"; do
+    b=$(readlink -f "$b")
+    [ -x "$b" ] || { echo "vmtests: $b is not an executable" >&2; return 2; }
+    resolved+=("$b")
+    [ "$initrd" -nt "$b" ] || fresh=0
+  done
+  if [ -f "$initrd" ] && [ "$(cat "$work/initrd.src" 2>/dev/null)" = "${resolved[*]}" ] && [ "$fresh" = 1 ] &&
+    [ "$initrd" -nt "$here/init" ] && [ "$initrd" -nt "$here/run.sh" ] &&
     [ "$initrd" -nt "$cache/busybox/.package" ]; then
     return 0
   fi
-  echo "vmtests: building $initrd from $binary" >&2
+  echo "vmtests: building $initrd from ${resolved[*]}" >&2
   stage=$work/initrd-root
   rm -rf "$stage"
-  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,vmtest}
+  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,vmtest/tests}
   cp "$cache/busybox/bin/busybox" "$stage/bin/busybox"
   # The interpreter of /init; init installs the other applets itself.
   ln -s busybox "$stage/bin/sh"
   install -m 0755 "$here/init" "$stage/init"
-  # Debug info is half the binary and only slows down the initramfs; symbols stay for backtraces.
-  objcopy --strip-debug "$binary" "$stage/vmtest/test"
+  # Debug info is half of each binary and only slows down the initramfs; symbols stay for
+  # backtraces. The number prefix keeps the order given.
+  local i=0 lib
+  for b in "${resolved[@]}"; do
+    i=$((i + 1))
+    objcopy --strip-debug "$b" "$stage/vmtest/tests/$(printf '%02d' "$i")-$(basename "$b")"
+  done
   # Every shared library and the dynamic loader, as ldd resolves them on this host.
-  local lib
   while read -r lib; do
     copy_in "$lib"
-  done < <(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+  done < <(for b in "${resolved[@]}"; do ldd "$b"; done |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
   echo "root:x:0:0:root:/:/bin/sh" >"$stage/etc/passwd"
   # scripts/test.sh points LSAN_OPTIONS at this file by its absolute path.
   copy_in "$root/test/lsan.supp"
   (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$initrd.tmp"
   mv "$initrd.tmp" "$initrd"
-  echo "$binary" >"$work/initrd.src"
+  echo "${resolved[*]}" >"$work/initrd.src"
   rm -rf "$stage"
 }
 

@@ -11,15 +11,19 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "capture.skel.h"
 #include "sock_lb.skel.h"
 #include "sockmesh/common/paths.h"
+#include "sockmesh/counters.h"
 
 namespace sockmesh::loader {
 namespace {
@@ -74,46 +78,81 @@ uint64_t cgroup_id_of(const std::string &path) {
   return st.st_ino;  // on cgroup v2 the inode number is the cgroup id
 }
 
-struct ProgramSlot {
-  bpf_program *prog;
-  const char *attach_type;
-  const char *pin_name;
-};
+// A pinned map whose layout the new object no longer shares cannot be reused (libbpf refuses
+// the load). Maps that hold only what the agent rebuilds or recounts are dropped from the pins
+// instead: programs of the earlier agent keep their own reference until their links are
+// switched. Today that is sm_counters, which grows when a counter is added.
+void drop_incompatible_pins(const std::string &pin_dir) {
+  std::string pin = pin_dir + "/sm_counters";
+  UniqueFd map(bpf_obj_get(pin.c_str()));
+  if (!map.valid()) return;
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(map.get(), &info, &len) != 0) fail("inspect pinned map " + pin, errno);
+  if (info.max_entries == SM_CNT__MAX) return;
+  if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove outdated pin " + pin, errno);
+  spdlog::info("event=pin_replaced map=sm_counters entries={} now={}", info.max_entries,
+               unsigned(SM_CNT__MAX));
+}
+
+// The canonical form of a cgroup directory, for comparing two of them.
+std::string canonical_dir(const std::string &path) {
+  std::error_code ec;
+  auto canonical = std::filesystem::canonical(path, ec);
+  if (ec) throw std::runtime_error("cgroup " + path + ": " + ec.message());
+  return canonical.string();
+}
+
+bool same_or_below(const std::string &dir, const std::string &top) {
+  return dir == top || (dir.size() > top.size() && dir.compare(0, top.size(), top) == 0 &&
+                        (top.back() == '/' || dir[top.size()] == '/'));
+}
 
 }  // namespace
 
 Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
-                   const DatapathOptions &options) {
+                   const DatapathOptions &options)
+    : workload_cgroup_(workload_cgroup) {
   libbpf_set_print(libbpf_log);
   ensure_bpffs();
   pin_dir_ = paths::pin_dir(node);
   mkdir_p(pin_dir_, 0700);
   adopted_ = exists(pin_dir_ + "/link_connect4");
+  drop_incompatible_pins(pin_dir_);
 
+  // Both objects share their maps through the pins (LIBBPF_PIN_BY_NAME): the first load creates
+  // and pins a map, the second reuses it.
   LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
   skel_ = sock_lb__open_opts(&opts);
   if (!skel_) fail("open BPF object sock_lb", errno);
   skel_->rodata->sm_has_set_retval = options.set_retval;
   if (int err = sock_lb__load(skel_); err != 0) {
-    sock_lb__destroy(skel_);
-    skel_ = nullptr;
+    destroy();
     fail("load BPF object sock_lb (the verifier's log is above)", -err);
+  }
+  capture_ = capture__open_opts(&opts);
+  if (!capture_) {
+    int err = errno;
+    destroy();
+    fail("open BPF object capture", err);
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  capture_->rodata->sm_page_size = page > 0 ? uint32_t(page) : 4096;
+  if (int err = capture__load(capture_); err != 0) {
+    destroy();
+    fail("load BPF object capture (the verifier's log is above)", -err);
   }
 
   UniqueFd cgroup(open(workload_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cgroup.valid()) {
     int err = errno;
-    sock_lb__destroy(skel_);
-    skel_ = nullptr;
+    destroy();
     fail("open workload cgroup " + workload_cgroup, err);
   }
   try {
     attach_all(cgroup.get(), cgroup_id_of(workload_cgroup));
   } catch (...) {
-    for (auto *link : links_) bpf_link__destroy(link);
-    links_.clear();
-    sock_lb__destroy(skel_);
-    skel_ = nullptr;
+    destroy();
     throw;
   }
 }
@@ -121,36 +160,92 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
 Datapath::~Datapath() {
   // Closing our fds leaves the pinned links attached and the pinned maps alive: the data path
   // keeps running without the agent (DESIGN.md, principle 2).
+  destroy();
+}
+
+void Datapath::destroy() {
   for (auto *link : links_) bpf_link__destroy(link);
+  links_.clear();
+  if (capture_) capture__destroy(capture_);
+  capture_ = nullptr;
   if (skel_) sock_lb__destroy(skel_);
+  skel_ = nullptr;
 }
 
 void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
-  const ProgramSlot slots[] = {
-      {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
-      {skel_->progs.sm_connect6, "cgroup/connect6", "link_connect6"},
-      {skel_->progs.sm_sendmsg4, "cgroup/sendmsg4", "link_sendmsg4"},
-      {skel_->progs.sm_sendmsg6, "cgroup/sendmsg6", "link_sendmsg6"},
-      {skel_->progs.sm_recvmsg4, "cgroup/recvmsg4", "link_recvmsg4"},
-      {skel_->progs.sm_recvmsg6, "cgroup/recvmsg6", "link_recvmsg6"},
-      {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
-      {skel_->progs.sm_getpeername6, "cgroup/getpeername6", "link_getpeername6"},
-  };
+  attach_slots(
+      {
+          {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
+          {skel_->progs.sm_connect6, "cgroup/connect6", "link_connect6"},
+          {skel_->progs.sm_sendmsg4, "cgroup/sendmsg4", "link_sendmsg4"},
+          {skel_->progs.sm_sendmsg6, "cgroup/sendmsg6", "link_sendmsg6"},
+          {skel_->progs.sm_recvmsg4, "cgroup/recvmsg4", "link_recvmsg4"},
+          {skel_->progs.sm_recvmsg6, "cgroup/recvmsg6", "link_recvmsg6"},
+          {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
+          {skel_->progs.sm_getpeername6, "cgroup/getpeername6", "link_getpeername6"},
+          {capture_->progs.sm_sockops, "sockops", "link_sockops"},
+      },
+      cgroup_fd, cgroup_id, OtherCgroup::kRefuse);
+}
+
+void Datapath::attach_agent(const std::string &agent_cgroup) {
+  std::string agent = canonical_dir(agent_cgroup);
+  std::string workloads = canonical_dir(workload_cgroup_);
+  if (same_or_below(agent, workloads) || same_or_below(workloads, agent))
+    throw std::runtime_error("agent cgroup " + agent_cgroup + " must lie outside workload cgroup " +
+                             workload_cgroup_ + " and must not contain it");
+  uint64_t id = cgroup_id_of(agent_cgroup);
+  if (agent_cgroup_id_ == id) return;
+  if (agent_cgroup_id_ != 0)
+    throw std::runtime_error("the capture programs are attached to another agent cgroup already");
+  UniqueFd cgroup(open(agent_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cgroup.valid()) fail("open agent cgroup " + agent_cgroup, errno);
+  attach_slots(
+      {
+          {capture_->progs.sm_sockops_agent, "sockops", "link_agent_sockops"},
+          {capture_->progs.sm_getsockopt, "cgroup/getsockopt", "link_agent_getsockopt"},
+      },
+      cgroup.get(), id, OtherCgroup::kReplace);
+  agent_cgroup_id_ = id;
+}
+
+void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint64_t cgroup_id,
+                            OtherCgroup other) {
   for (const auto &slot : slots) {
     std::string pin = pin_dir_ + "/" + slot.pin_name;
     bpf_link *link = nullptr;
     if (exists(pin)) {
       link = bpf_link__open(pin.c_str());
       if (!link) fail("open pinned link " + pin, errno);
-      links_.push_back(link);
       bpf_link_info info{};
       uint32_t len = sizeof(info);
-      if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) != 0)
-        fail("inspect pinned link " + pin, errno);
-      if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgroup_id)
-        throw std::runtime_error("pinned link " + pin +
-                                 " is attached to another cgroup; run `meshd uninstall --node " +
-                                 pin_dir_.substr(pin_dir_.rfind('/') + 1) + "` first");
+      if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len) != 0) {
+        int err = errno;
+        bpf_link__destroy(link);
+        fail("inspect pinned link " + pin, err);
+      }
+      if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgroup_id) {
+        if (other == OtherCgroup::kRefuse) {
+          bpf_link__destroy(link);
+          throw std::runtime_error("pinned link " + pin +
+                                   " is attached to another cgroup; run `meshd uninstall --node " +
+                                   pin_dir_.substr(pin_dir_.rfind('/') + 1) + "` first");
+        }
+        // The earlier agent's cgroup: detach there, attach here.
+        if (bpf_link_detach(bpf_link__fd(link)) != 0 && errno != EINVAL && errno != ENOLINK) {
+          int err = errno;
+          bpf_link__destroy(link);
+          fail("detach pinned link " + pin + " from the earlier agent's cgroup", err);
+        }
+        bpf_link__destroy(link);
+        link = nullptr;
+        if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove pin " + pin, errno);
+        spdlog::info("event=link_moved pin={} from_cgroup_id={} to_cgroup_id={}", pin,
+                     info.cgroup.cgroup_id, cgroup_id);
+      }
+    }
+    if (link) {
+      links_.push_back(link);
       if (int err = bpf_link__update_program(link, slot.prog); err != 0)
         fail("switch pinned link " + pin + " to the new program", -err);
     } else {
@@ -184,6 +279,18 @@ int Datapath::backend_sets_fd() const {
 int Datapath::counters_fd() const {
   return bpf_map__fd(skel_->maps.sm_counters);
 }
+int Datapath::workloads_fd() const {
+  return bpf_map__fd(skel_->maps.sm_workloads);
+}
+int Datapath::endpoints_fd() const {
+  return bpf_map__fd(skel_->maps.sm_endpoints);
+}
+int Datapath::agent_config_fd() const {
+  return bpf_map__fd(skel_->maps.sm_agent);
+}
+int Datapath::capture_flows_fd() const {
+  return bpf_map__fd(capture_->maps.sm_capture_flows);
+}
 
 std::vector<ProgramInfo> Datapath::programs() const {
   return programs_;
@@ -191,18 +298,26 @@ std::vector<ProgramInfo> Datapath::programs() const {
 
 std::vector<MapInfo> Datapath::maps() const {
   std::vector<MapInfo> out;
-  bpf_map *map;
-  bpf_object__for_each_map(map, skel_->obj) {
-    MapInfo info;
-    info.name = bpf_map__name(map);
-    const char *type = libbpf_bpf_map_type_str(bpf_map__type(map));
-    info.type = type ? type : "unknown";
-    info.max_entries = bpf_map__max_entries(map);
-    bpf_map_info kernel{};
-    uint32_t len = sizeof(kernel);
-    if (bpf_obj_get_info_by_fd(bpf_map__fd(map), &kernel, &len) == 0) info.id = kernel.id;
-    out.push_back(info);
-  }
+  // Both objects share the pinned maps; each map is listed once, in load order.
+  auto add = [&out](bpf_object *obj) {
+    bpf_map *map;
+    bpf_object__for_each_map(map, obj) {
+      if (std::any_of(out.begin(), out.end(),
+                      [&](const MapInfo &m) { return m.name == bpf_map__name(map); }))
+        continue;
+      MapInfo info;
+      info.name = bpf_map__name(map);
+      const char *type = libbpf_bpf_map_type_str(bpf_map__type(map));
+      info.type = type ? type : "unknown";
+      info.max_entries = bpf_map__max_entries(map);
+      bpf_map_info kernel{};
+      uint32_t len = sizeof(kernel);
+      if (bpf_obj_get_info_by_fd(bpf_map__fd(map), &kernel, &len) == 0) info.id = kernel.id;
+      out.push_back(info);
+    }
+  };
+  add(skel_->obj);
+  add(capture_->obj);
   return out;
 }
 

@@ -1,5 +1,6 @@
 // The node's kernel data path: loads the BPF objects, pins their maps and links under
-// /sys/fs/bpf/sockmesh/<node>/ and attaches the programs to the node's workload cgroup.
+// /sys/fs/bpf/sockmesh/<node>/ and attaches the programs to the node's workload cgroup, and
+// (attach_agent) the capture programs to the agent's own cgroup.
 //
 // A restarted agent adopts what is pinned: the maps keep their contents, and each pinned link is
 // switched to the newly loaded program in place (bpf_link_update), so there is no moment without
@@ -13,7 +14,9 @@
 #include "sockmesh/common/unique_fd.h"
 
 struct sock_lb;
+struct capture;
 struct bpf_link;
+struct bpf_program;
 
 namespace sockmesh::loader {
 
@@ -45,9 +48,24 @@ class Datapath {
   Datapath(const Datapath &) = delete;
   Datapath &operator=(const Datapath &) = delete;
 
+  // Attaches the agent's end of capture (docs/datapath.md, "Capture") to `agent_cgroup`, the
+  // cgroup v2 directory meshd runs in: a sock_ops program that takes capture records over onto
+  // the agent's accepted sockets, and a cgroup/getsockopt program that answers SO_ORIGINAL_DST
+  // and SM_SO_CAPTURE_INFO on them. Must be neither the workload cgroup nor inside it nor above
+  // it (std::runtime_error otherwise). Pinned like the other links; a pinned link of an earlier
+  // agent is switched to the new program in place, or, when the agent's cgroup is another one
+  // now (a service manager re-creates it on restart), replaced. Idempotent; attaching this
+  // instance to a second agent cgroup is refused.
+  void attach_agent(const std::string &agent_cgroup);
+
   int services_fd() const;
   int backend_sets_fd() const;
   int counters_fd() const;
+  // Capture maps (bpf/include/sockmesh/capture_maps.h).
+  int workloads_fd() const;
+  int endpoints_fd() const;
+  int agent_config_fd() const;
+  int capture_flows_fd() const;
 
   const std::string &pin_dir() const { return pin_dir_; }
   std::vector<ProgramInfo> programs() const;
@@ -59,10 +77,22 @@ class Datapath {
   static void uninstall(const std::string &node);
 
  private:
+  struct Slot {
+    ::bpf_program *prog;
+    const char *attach_type;
+    const char *pin_name;
+  };
+  enum class OtherCgroup { kRefuse, kReplace };
   void attach_all(int cgroup_fd, uint64_t cgroup_id);
+  void attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint64_t cgroup_id,
+                    OtherCgroup other);
+  void destroy();
 
   std::string pin_dir_;
+  std::string workload_cgroup_;
+  uint64_t agent_cgroup_id_ = 0;  // of the cgroup attach_agent() attached to
   sock_lb *skel_ = nullptr;
+  capture *capture_ = nullptr;
   std::vector<::bpf_link *> links_;
   std::vector<ProgramInfo> programs_;
   bool adopted_ = false;

@@ -35,10 +35,10 @@ bpf_insn exit_insn() {
   return insn;
 }
 
-// Loads `insns` as a cgroup sock_addr program for `attach`. Returns the verifier's log through
-// *log when given. true when the kernel accepted it.
-bool load_sock_addr(bpf_attach_type attach, const std::vector<bpf_insn> &insns,
-                    std::string *log = nullptr) {
+// Loads `insns` as a program of `type` for `attach`. Returns the verifier's log through *log when
+// given. true when the kernel accepted it.
+bool load_prog(bpf_prog_type type, bpf_attach_type attach, const std::vector<bpf_insn> &insns,
+               std::string *log = nullptr) {
   static thread_local char buf[16384];
   buf[0] = '\0';
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach);
@@ -47,8 +47,7 @@ bool load_sock_addr(bpf_attach_type attach, const std::vector<bpf_insn> &insns,
     opts.log_size = sizeof buf;
     opts.log_level = 1;
   }
-  int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "sm_probe", "GPL", insns.data(),
-                         insns.size(), &opts);
+  int fd = bpf_prog_load(type, "sm_probe", "GPL", insns.data(), insns.size(), &opts);
   if (log) *log = buf;
   if (fd < 0) {
     // Without the privilege to load programs every probe would fail: that is not a kernel
@@ -63,9 +62,20 @@ bool load_sock_addr(bpf_attach_type attach, const std::vector<bpf_insn> &insns,
   return true;
 }
 
+bool load_sock_addr(bpf_attach_type attach, const std::vector<bpf_insn> &insns,
+                    std::string *log = nullptr) {
+  return load_prog(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, attach, insns, log);
+}
+
 // A program that returns 1 (allow) is accepted for every attach type the kernel knows.
 bool has_attach(bpf_attach_type attach) {
   return load_sock_addr(attach, {mov64_imm(BPF_REG_0, 1), exit_insn()});
+}
+
+// A program of `type` (sock_ops, cgroup sockopt) that returns 1 (ok) loads on every kernel that
+// has the type and, for a cgroup sockopt program, the attach type.
+bool has_prog(bpf_prog_type type, bpf_attach_type attach) {
+  return load_prog(type, attach, {mov64_imm(BPF_REG_0, 1), exit_insn()});
 }
 
 // A helper the kernel does not offer to the program type is refused with "unknown func",
@@ -73,18 +83,30 @@ bool has_attach(bpf_attach_type attach) {
 // arguments are checked; zero arguments that are
 // wrong for it fail later, with another message. That is libbpf's own helper probe, done with
 // the attach type our programs use (sock_addr programs cannot load without one).
-bool has_helper(int helper) {
+bool has_helper_in(bpf_prog_type type, bpf_attach_type attach, int helper) {
   std::vector<bpf_insn> insns;
   for (uint8_t r = BPF_REG_1; r <= BPF_REG_5; ++r) insns.push_back(mov64_imm(r, 0));
   insns.push_back(call(helper));
   insns.push_back(mov64_imm(BPF_REG_0, 1));
   insns.push_back(exit_insn());
   std::string log;
-  if (load_sock_addr(BPF_CGROUP_INET4_CONNECT, insns, &log)) return true;
-  if (log.empty()) return false;  // refused before the verifier ran: no sock_addr programs at all
+  if (load_prog(type, attach, insns, &log)) return true;
+  if (log.empty()) return false;  // refused before the verifier ran: no such program type at all
   return log.find("unknown func") == std::string::npos &&
          log.find("invalid func") == std::string::npos &&
          log.find("program of this type cannot use helper") == std::string::npos;
+}
+
+bool has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_CGROUP_INET4_CONNECT, helper);
+}
+
+bool sock_ops_has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS, helper);
+}
+
+bool getsockopt_has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT, helper);
 }
 
 }  // namespace
@@ -150,6 +172,19 @@ std::vector<FeatureProbe> feature_table() {
        [] { return has_helper(BPF_FUNC_get_socket_cookie); }},
       {required("helper:bpf_get_current_cgroup_id", "5.8"),
        [] { return has_helper(BPF_FUNC_get_current_cgroup_id); }},
+      // Capture (bpf/capture.bpf.c, lib/capture.h).
+      {required("helper:bpf_get_current_ancestor_cgroup_id", "5.7"),
+       [] { return has_helper(BPF_FUNC_get_current_ancestor_cgroup_id); }},
+      {required("attach:sockops", "4.13"),
+       [] { return has_prog(BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS); }},
+      {required("attach:cgroup/getsockopt", "5.3"),
+       [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT); }},
+      {required("helper:sockops:bpf_sk_storage_get", "6.1"),
+       [] { return sock_ops_has_helper(BPF_FUNC_sk_storage_get); }},
+      {required("helper:sockops:bpf_sock_ops_cb_flags_set", "4.16"),
+       [] { return sock_ops_has_helper(BPF_FUNC_sock_ops_cb_flags_set); }},
+      {required("helper:getsockopt:bpf_sk_storage_get", "5.3"),
+       [] { return getsockopt_has_helper(BPF_FUNC_sk_storage_get); }},
       {optional("helper:bpf_set_retval", "5.18",
                 "a connect() or sendto() to a VIP with no usable endpoint fails with EPERM instead "
                 "of ECONNREFUSED"),

@@ -23,9 +23,15 @@ constexpr const char *kNames[] = {
     "sendmsg_no_backend",   // SM_CNT_SENDMSG_NO_BACKEND
     "recvmsg_restored",     // SM_CNT_RECVMSG_RESTORED
     "reverse_lost",         // SM_CNT_REVERSE_LOST
+    "connect_captured",     // SM_CNT_CONNECT_CAPTURED
+    "capture_no_listener",  // SM_CNT_CAPTURE_NO_LISTENER
+    "capture_record_lost",  // SM_CNT_CAPTURE_RECORD_LOST
+    "getsockopt_answered",  // SM_CNT_GETSOCKOPT_ANSWERED
+    "getsockopt_miss",      // SM_CNT_GETSOCKOPT_MISS
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
 static_assert(SM_CNT_REVERSE_LOST == 8);
+static_assert(SM_CNT_GETSOCKOPT_MISS == 13);
 
 }  // namespace
 

@@ -1,10 +1,12 @@
-/* Every map of the socket load balancer, each with what it holds. Layouts: include/sockmesh/. */
+/* Every map of the data path (load balancing and capture), each with what it holds. Layouts:
+ * include/sockmesh/. */
 #ifndef SOCKMESH_BPF_MAPS_H
 #define SOCKMESH_BPF_MAPS_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "sockmesh/capture_maps.h"
 #include "sockmesh/counters.h"
 #include "sockmesh/lb_maps.h"
 
@@ -79,6 +81,65 @@ struct {
   __type(value, struct sm_orig_dst);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_udp_reverse SEC(".maps");
+
+/* Capture (layouts and roles: include/sockmesh/capture_maps.h). Pinned: a restarted agent
+ * finds its workloads, endpoints and listener in place, and connections captured before the
+ * restart keep their records. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_MAX_WORKLOADS);
+  __type(key, __u64);
+  __type(value, struct sm_workload);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_workloads SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_MAX_ENDPOINTS);
+  __type(key, struct sm_ip_key);
+  __type(value, struct sm_endpoint);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_endpoints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sm_agent_config);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_agent SEC(".maps");
+
+/* The record of a captured connect, on the client's socket (written by connect4/6). */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_capture_info);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_capture_store SEC(".maps");
+
+/* The record in flight: from the client's SYN (sockops TCP_CONNECT_CB, when the client's port is
+ * known) until the agent's end is established (PASSIVE_ESTABLISHED_CB moves it into
+ * sm_capture_accepted) or the client closes. LRU: a full map drops the oldest handshake. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, SM_MAX_CAPTURE_FLOWS);
+  __type(key, struct sm_flow_key);
+  __type(value, struct sm_capture_info);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_capture_flows SEC(".maps");
+
+/* The record on the agent's accepted socket, answered by cgroup/getsockopt for as long as that
+ * socket lives, whatever the client does meanwhile. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_capture_info);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_capture_accepted SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
 struct {

@@ -85,6 +85,17 @@ static __always_inline void sm_write_orig(struct bpf_sock_addr *ctx, int v6, con
   ctx->user_port = orig->port;
 }
 
+/* Remembers what the application connected to, for getpeername(). */
+static __always_inline void sm_remember_orig(struct bpf_sock_addr *ctx,
+                                             const struct sm_orig_dst *orig) {
+  struct sm_orig_dst *stored =
+      bpf_sk_storage_get(&sm_orig_dst_store, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (stored)
+    *stored = *orig;
+  else
+    sm_count(SM_CNT_ORIG_DST_LOST);
+}
+
 /* Key of sm_udp_reverse for the address the hook now holds (after rewrite, or a reply's source). */
 static __always_inline void sm_reverse_key_of(struct bpf_sock_addr *ctx, int v6, struct sm_reverse_key *key) {
   struct sm_orig_dst here = {};

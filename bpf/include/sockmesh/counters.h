@@ -13,7 +13,13 @@ enum sm_counter {
   SM_CNT_SENDMSG_NO_BACKEND = 6,  /* unconnected UDP datagram to a VIP with no usable backend */
   SM_CNT_RECVMSG_RESTORED = 7,    /* UDP reply from a backend reported as coming from the VIP */
   SM_CNT_REVERSE_LOST = 8,        /* UDP balanced, but the reverse entry for replies was not stored */
-  SM_CNT__MAX = 9,
+  /* Capture (docs/datapath.md, "Capture"). */
+  SM_CNT_CONNECT_CAPTURED = 9,     /* TCP connect() redirected to the agent's outbound listener */
+  SM_CNT_CAPTURE_NO_LISTENER = 10, /* to be captured, but no agent listener of its family */
+  SM_CNT_CAPTURE_RECORD_LOST = 11, /* a capture record not stored (connect refused) or not moved */
+  SM_CNT_GETSOCKOPT_ANSWERED = 12, /* the agent's getsockopt() answered from a capture record */
+  SM_CNT_GETSOCKOPT_MISS = 13,     /* the agent's getsockopt() found no record: kernel's answer */
+  SM_CNT__MAX = 14,
 };
 
 #endif

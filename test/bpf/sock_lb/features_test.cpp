@@ -22,15 +22,31 @@ std::set<std::string> names(const std::vector<Feature> &features, bool present) 
 TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
   const auto features = probe_features();
   EXPECT_EQ(names(features, false), std::set<std::string>{});
-  EXPECT_EQ(
-      names(features, true),
-      (std::set<std::string>{
-          "prog:cgroup_sock_addr", "attach:cgroup/connect4", "attach:cgroup/connect6",
-          "attach:cgroup/sendmsg4", "attach:cgroup/sendmsg6", "attach:cgroup/recvmsg4",
-          "attach:cgroup/recvmsg6", "attach:cgroup/getpeername4", "attach:cgroup/getpeername6",
-          "map:array_of_maps", "map:flag:BPF_F_INNER_MAP", "map:sk_storage", "map:lru_hash",
-          "map:percpu_array", "helper:bpf_sk_storage_get", "helper:bpf_get_socket_cookie",
-          "helper:bpf_get_current_cgroup_id", "helper:bpf_set_retval"}));
+  EXPECT_EQ(names(features, true),
+            (std::set<std::string>{"prog:cgroup_sock_addr",
+                                   "attach:cgroup/connect4",
+                                   "attach:cgroup/connect6",
+                                   "attach:cgroup/sendmsg4",
+                                   "attach:cgroup/sendmsg6",
+                                   "attach:cgroup/recvmsg4",
+                                   "attach:cgroup/recvmsg6",
+                                   "attach:cgroup/getpeername4",
+                                   "attach:cgroup/getpeername6",
+                                   "map:array_of_maps",
+                                   "map:flag:BPF_F_INNER_MAP",
+                                   "map:sk_storage",
+                                   "map:lru_hash",
+                                   "map:percpu_array",
+                                   "helper:bpf_sk_storage_get",
+                                   "helper:bpf_get_socket_cookie",
+                                   "helper:bpf_get_current_cgroup_id",
+                                   "helper:bpf_set_retval",
+                                   "helper:bpf_get_current_ancestor_cgroup_id",
+                                   "attach:sockops",
+                                   "attach:cgroup/getsockopt",
+                                   "helper:sockops:bpf_sk_storage_get",
+                                   "helper:sockops:bpf_sock_ops_cb_flags_set",
+                                   "helper:getsockopt:bpf_sk_storage_get"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));
 }
