@@ -3,14 +3,60 @@
 // being written out; memory is the data plus at most two partly used chunks.
 #pragma once
 
+#include <algorithm>
 #include <asio/buffer.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <vector>
 
 namespace sockmesh::proxy {
+
+// A growable byte buffer whose resize() leaves new bytes uninitialised (they are written right
+// after: zeroing them cost as much as the copy) and whose memory is kept until release().
+class Bytes {
+ public:
+  Bytes() = default;
+  explicit Bytes(size_t size) { resize(size); }
+  uint8_t *data() { return data_.get(); }
+  const uint8_t *data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  uint8_t &operator[](size_t i) { return data_[i]; }
+  void clear() { size_ = 0; }
+  void resize(size_t size) {
+    if (size > capacity_) {
+      size_t capacity = std::max(size, capacity_ * 2);
+      std::unique_ptr<uint8_t[]> grown(new uint8_t[capacity]);
+      if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
+      data_ = std::move(grown);
+      capacity_ = capacity;
+    }
+    size_ = size;
+  }
+  void append(const uint8_t *p, size_t n) {
+    size_t at = size_;
+    resize(size_ + n);
+    if (n > 0) std::memcpy(data_.get() + at, p, n);
+  }
+  void swap(Bytes &other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(capacity_, other.capacity_);
+  }
+  // Gives the memory back.
+  void release() {
+    data_.reset();
+    size_ = capacity_ = 0;
+  }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
 
 class ByteQueue {
  public:

@@ -34,7 +34,7 @@ struct H2Session::Callbacks {
   static ssize_t send(nghttp2_session *, const uint8_t *data, size_t length, int, void *user_data) {
     H2Session &s = of(user_data);
     if (s.wbuf_.size() >= s.limits_.write_batch) return NGHTTP2_ERR_WOULDBLOCK;
-    s.wbuf_.insert(s.wbuf_.end(), data, data + length);
+    s.wbuf_.append(data, length);
     return static_cast<ssize_t>(length);
   }
 
@@ -46,11 +46,13 @@ struct H2Session::Callbacks {
     if (!stream) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t padlen = frame->data.padlen;
     size_t at = s.wbuf_.size();
-    s.wbuf_.resize(at + 9 + (padlen > 0 ? 1 : 0) + length + (padlen > 1 ? padlen - 1 : 0), 0);
+    size_t pad = padlen > 1 ? padlen - 1 : 0;
+    s.wbuf_.resize(at + 9 + (padlen > 0 ? 1 : 0) + length + pad);
     std::memcpy(s.wbuf_.data() + at, framehd, 9);
     at += 9;
     if (padlen > 0) s.wbuf_[at++] = static_cast<uint8_t>(padlen - 1);
     stream->take(s.wbuf_.data() + at, length);
+    std::memset(s.wbuf_.data() + at + length, 0, pad);
     return 0;
   }
 
@@ -305,33 +307,35 @@ void H2Session::lose_streams() {
 
 void H2Session::read_loop() {
   auto self = shared_from_this();
-  tls_->async_read_some(asio::buffer(rbuf_), [this, self](const std::error_code &ec, size_t n) {
-    if (state_ == State::kClosed) return;
-    if (state_ == State::kClosing) {
-      // Waiting for the peer's end of TLS; what it still sends is not read any more.
-      if (ec) {
-        abort("closed");
-      } else {
-        read_loop();
-      }
-      return;
-    }
-    if (ec) {
-      abort(ec == asio::error::eof
-                ? "peer closed the connection"
-                : "read: " + (tls_->error_detail().empty() ? ec.message() : tls_->error_detail()));
-      return;
-    }
-    busy_ = true;
-    ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
-    busy_ = false;
-    if (rv < 0) {
-      abort(std::string("h2: ") + nghttp2_strerror(static_cast<int>(rv)));
-      return;
-    }
-    flush();
-    if (state_ != State::kClosed) read_loop();
-  });
+  tls_->async_read_some(
+      asio::buffer(rbuf_.data(), rbuf_.size()), [this, self](const std::error_code &ec, size_t n) {
+        if (state_ == State::kClosed) return;
+        if (state_ == State::kClosing) {
+          // Waiting for the peer's end of TLS; what it still sends is not read any more.
+          if (ec) {
+            abort("closed");
+          } else {
+            read_loop();
+          }
+          return;
+        }
+        if (ec) {
+          abort(ec == asio::error::eof
+                    ? "peer closed the connection"
+                    : "read: " +
+                          (tls_->error_detail().empty() ? ec.message() : tls_->error_detail()));
+          return;
+        }
+        busy_ = true;
+        ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
+        busy_ = false;
+        if (rv < 0) {
+          abort(std::string("h2: ") + nghttp2_strerror(static_cast<int>(rv)));
+          return;
+        }
+        flush();
+        if (state_ != State::kClosed) read_loop();
+      });
 }
 
 void H2Session::flush() {
@@ -361,15 +365,16 @@ void H2Session::flush() {
   auto self = shared_from_this();
   // The channel encrypts at once, so the frame buffer is free again; the completion says the
   // ciphertext reached the socket, which is what limits a connection's outgoing memory.
-  tls_->async_write(asio::buffer(wbuf_), [this, self](const std::error_code &ec) {
-    writing_ = false;
-    if (state_ == State::kClosed) return;
-    if (ec) {
-      abort("write: " + (tls_->error_detail().empty() ? ec.message() : tls_->error_detail()));
-      return;
-    }
-    flush();
-  });
+  tls_->async_write(
+      asio::buffer(wbuf_.data(), wbuf_.size()), [this, self](const std::error_code &ec) {
+        writing_ = false;
+        if (state_ == State::kClosed) return;
+        if (ec) {
+          abort("write: " + (tls_->error_detail().empty() ? ec.message() : tls_->error_detail()));
+          return;
+        }
+        flush();
+      });
   wbuf_.clear();
 }
 
@@ -390,7 +395,7 @@ void H2Session::finish(const std::string &why) {
 void H2Session::arm_idle_timer() {
   if (state_ != State::kOpen) return;
   if (!writing_ && wbuf_.empty()) {
-    std::vector<uint8_t>().swap(wbuf_);
+    wbuf_.release();
     tls_->trim();
   }
   if (idle_timeout_.count() <= 0) return;

@@ -133,8 +133,8 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::unordered_map<int32_t, H2Request> requests_;  // server: headers being received
   std::unordered_map<int32_t, int> statuses_;        // client: :status being received
-  std::vector<uint8_t> rbuf_;                        // decrypted bytes handed to nghttp2
-  std::vector<uint8_t> wbuf_;                        // frames collected for the next TLS write
+  Bytes rbuf_;                                       // decrypted bytes handed to nghttp2
+  Bytes wbuf_;                                       // frames collected for the next TLS write
   bool writing_ = false;                             // a TLS write is pending
   bool busy_ = false;                                // inside nghttp2 (no nested send)
   bool flush_again_ = false;                         // something wanted a flush while busy_

@@ -71,16 +71,17 @@ void TlsChannel::handshake_step(Handler handler) {
   if (err == SSL_ERROR_WANT_READ) {
     drain_output();
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(in_), [this, self, handler = std::move(handler)](
-                                                   const std::error_code &ec, size_t n) mutable {
-      if (ec) {
-        if (error_detail_.empty()) error_detail_ = "handshake: " + ec.message();
-        handler(ec);
-        return;
-      }
-      BIO_write(rbio_, in_.data(), static_cast<int>(n));
-      handshake_step(std::move(handler));
-    });
+    socket_.async_read_some(
+        asio::buffer(in_.data(), in_.size()),
+        [this, self, handler = std::move(handler)](const std::error_code &ec, size_t n) mutable {
+          if (ec) {
+            if (error_detail_.empty()) error_detail_ = "handshake: " + ec.message();
+            handler(ec);
+            return;
+          }
+          BIO_write(rbio_, in_.data(), static_cast<int>(n));
+          handshake_step(std::move(handler));
+        });
     return;
   }
   std::error_code failure;
@@ -121,15 +122,16 @@ void TlsChannel::read_step(asio::mutable_buffer into, ReadHandler handler) {
     });
     return;
   }
-  socket_.async_read_some(asio::buffer(in_), [this, self, into, handler = std::move(handler)](
-                                                 const std::error_code &ec, size_t n) mutable {
-    if (ec) {
-      handler(ec, 0);
-      return;
-    }
-    BIO_write(rbio_, in_.data(), static_cast<int>(n));
-    read_step(into, std::move(handler));
-  });
+  socket_.async_read_some(asio::buffer(in_.data(), in_.size()),
+                          [this, self, into, handler = std::move(handler)](
+                              const std::error_code &ec, size_t n) mutable {
+                            if (ec) {
+                              handler(ec, 0);
+                              return;
+                            }
+                            BIO_write(rbio_, in_.data(), static_cast<int>(n));
+                            read_step(into, std::move(handler));
+                          });
 }
 
 void TlsChannel::async_write(asio::const_buffer data, Handler handler) {
@@ -158,8 +160,8 @@ void TlsChannel::close() {
 
 void TlsChannel::trim() {
   if (socket_writing_ || !out_.empty()) return;
-  std::vector<uint8_t>().swap(out_);
-  std::vector<uint8_t>().swap(sending_);
+  out_.release();
+  sending_.release();
 }
 
 void TlsChannel::drain_output() {
@@ -195,7 +197,7 @@ void TlsChannel::write_out() {
   sending_.swap(out_);
   socket_writing_ = true;
   auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(sending_),
+  asio::async_write(socket_, asio::buffer(sending_.data(), sending_.size()),
                     [this, self](const std::error_code &ec, size_t) {
                       socket_writing_ = false;
                       sending_.clear();

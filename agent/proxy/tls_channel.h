@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "proxy/byte_queue.h"
+
 namespace sockmesh::proxy {
 
 // An SSL_CTX made by pki::make_client_context / make_server_context, shared: a connection keeps
@@ -69,11 +71,11 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
 
   asio::ip::tcp::socket socket_;
   SSL *ssl_ = nullptr;
-  BIO *rbio_ = nullptr;           // ciphertext from the socket, read by OpenSSL (owned by ssl_)
-  BIO *wbio_ = nullptr;           // ciphertext written by OpenSSL, for the socket (owned by ssl_)
-  std::vector<uint8_t> in_;       // socket read buffer
-  std::vector<uint8_t> out_;      // ciphertext waiting for the socket
-  std::vector<uint8_t> sending_;  // ciphertext being written
+  BIO *rbio_ = nullptr;  // ciphertext from the socket, read by OpenSSL (owned by ssl_)
+  BIO *wbio_ = nullptr;  // ciphertext written by OpenSSL, for the socket (owned by ssl_)
+  Bytes in_;             // socket read buffer
+  Bytes out_;            // ciphertext waiting for the socket
+  Bytes sending_;        // ciphertext being written
   bool socket_writing_ = false;
   bool shutdown_after_write_ = false;
   std::vector<Handler> write_waiters_;  // complete when out_ is written

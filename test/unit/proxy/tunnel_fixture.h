@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -185,26 +187,25 @@ inline End read_to_end(int fd, size_t *bytes = nullptr) {
 }
 
 // ---- patterns ------------------------------------------------------------------------------
-// Byte i of pattern `seed` depends on seed and i, so loss, duplication or reordering anywhere
-// shows up as a mismatch at a known offset.
-inline uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-// Fills out with bytes [offset, offset + n) of the pattern; offset must be a multiple of 8.
+// Byte i of pattern `seed` is byte i of the AES-128-CTR keystream keyed by the seed: it depends on
+// seed and i, so loss, duplication or reordering anywhere shows up as a mismatch at a known offset
+// (and OpenSSL makes it fast enough for 256 MiB in a sanitizer build).
 inline void fill_pattern(uint64_t seed, uint64_t offset, uint8_t *out, size_t n) {
-  uint64_t word = offset / 8;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8, ++word) {
-    uint64_t v = splitmix(seed ^ (word * 0x100000001b3ull));
-    std::memcpy(out + i, &v, 8);
+  if (offset % 16 != 0) throw std::logic_error("fill_pattern: offset must be a multiple of 16");
+  uint8_t key[16] = {};
+  std::memcpy(key, &seed, sizeof seed);
+  uint8_t iv[16] = {};
+  uint64_t block = offset / 16;
+  for (int i = 0; i < 8; ++i) iv[15 - i] = static_cast<uint8_t>(block >> (8 * i));
+  std::memset(out, 0, n);
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int len = 0;
+  if (ctx == nullptr || EVP_EncryptInit_ex(ctx, EVP_aes_128_ctr(), nullptr, key, iv) != 1 ||
+      EVP_EncryptUpdate(ctx, out, &len, out, static_cast<int>(n)) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    throw std::runtime_error("fill_pattern: AES-CTR failed");
   }
-  if (i < n) {
-    uint64_t v = splitmix(seed ^ (word * 0x100000001b3ull));
-    std::memcpy(out + i, &v, n - i);
-  }
+  EVP_CIPHER_CTX_free(ctx);
 }
 inline std::string pattern(uint64_t seed, size_t n) {
   std::string s(n, '\0');

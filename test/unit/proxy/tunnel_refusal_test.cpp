@@ -195,6 +195,31 @@ TEST_F(TunnelTest, RotatedCredentialGoesOnANewConnectionWhileOldStreamsRunOn) {
   EXPECT_EQ(client->stats().pool_hits, 1u);
 }
 
+TEST_F(TunnelTest, EachSourceIdentityGetsItsOwnConnection) {
+  const pki::SpiffeId other = pki::SpiffeId::workload(kTrustDomain, "shop", "api");
+  set_client_credential(other, issue(ca(), other), 1);
+  Carried web = carry(destination(), node(), source_id);
+  Fd web_dest = accept_destination();
+  Carried api = carry(destination(), node(), other);
+  Fd api_dest = accept_destination();
+  ASSERT_GE(web_dest.get(), 0);
+  ASSERT_GE(api_dest.get(), 0);
+  Carried web_again = carry(destination(), node(), source_id);
+  Fd web_again_dest = accept_destination();
+  ASSERT_GE(web_again_dest.get(), 0);
+
+  EXPECT_EQ(client->connections(), 2u);
+  EXPECT_EQ(client->stats().pool_misses, 2u);
+  EXPECT_EQ(client->stats().pool_hits, 1u);
+  std::map<std::string, uint64_t> streams_by_peer;
+  ASSERT_TRUE(wait_until([&] {
+    streams_by_peer.clear();
+    for (const auto &c : server->connections()) streams_by_peer[c.peer] = c.streams_total;
+    return streams_by_peer.size() == 2 && streams_by_peer[source_id.str()] == 2;
+  })) << ::testing::PrintToString(streams_by_peer);
+  EXPECT_EQ(streams_by_peer[other.str()], 1u);
+}
+
 TEST(ParseAuthority, AcceptsIpPortAndBracketedIpv6Only) {
   auto v4 = parse_authority("10.78.1.5:8080");
   ASSERT_TRUE(v4);

@@ -219,15 +219,25 @@ TEST_F(TunnelTest, SlowDestinationThrottlesTheApplicationWithBoundedMemory) {
   std::thread writer([&] { sent = send_pattern(c.app.get(), 3, kTotal, true, &written); });
 
   // The destination reads nothing: the kernel buffers fill, then the inbound stream's buffer
-  // up to the window, then the outbound stream's, and the client stops reading the application.
+  // up to the window, then the outbound stream's, and the client stops reading the application,
+  // whose writes block. That state must last (checked 50 times in a row, >= 100 ms): without
+  // backpressure the bytes would keep flowing into the tunnel's buffers instead.
+  auto throttled = [&] {
+    pollfd p{c.app.get(), POLLOUT, 0};
+    bool app_blocked = poll(&p, 1, 0) == 0;
+    return app_blocked && client->stats().buffered_bytes == limits.stream_send_buffer &&
+           server->stats().buffered_bytes > 0;
+  };
+  int streak = 0;
   bool stalled = wait_until(
       [&] {
-        return client->stats().buffered_bytes == limits.stream_send_buffer &&
-               server->stats().buffered_bytes > 0;
+        streak = throttled() ? streak + 1 : 0;
+        return streak >= 50 || written.load() == kTotal;
       },
       20s);
-  EXPECT_TRUE(stalled) << "client buffered " << client->stats().buffered_bytes << ", server "
-                       << server->stats().buffered_bytes;
+  EXPECT_TRUE(stalled && streak >= 50)
+      << "client buffered " << client->stats().buffered_bytes << ", server "
+      << server->stats().buffered_bytes << ", written " << written.load();
   EXPECT_LT(written.load(), kTotal) << "the application was never slowed down";
   EXPECT_LE(server->stats().buffered_bytes, limits.stream_window);
   EXPECT_LE(client->stats().buffered_bytes_peak, limits.stream_buffer_bound());
