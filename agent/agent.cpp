@@ -23,8 +23,11 @@
 #include <stdexcept>
 
 #include "admin/admin_server.h"
+#include "admin/mesh_status.h"
 #include "config/file_watcher.h"
 #include "identity/rotator.h"
+#include "proxy/node_proxy.h"
+#include "reconcile/capture_maps.h"
 #include "loader/datapath.h"
 #include "loader/features.h"
 #include "reconcile/bpf_lb_maps.h"
@@ -212,6 +215,15 @@ void Agent::start() {
         options_.controlplane, identity_dir, std::move(node_identity), [this](const identity::NodeIdentity &renewed) {
           if (client_) client_->set_security({renewed.bundle_pem, renewed.key.pem(), renewed.certificate_pem});
         });
+    // Capture: the agent's end of it in the kernel (its own cgroup), the maps, and the proxy that
+    // carries captured connections over the tunnel.
+    datapath_->attach_agent(loader::cgroup2_mount() + loader::own_cgroup());
+    capture_maps_ = std::make_unique<reconcile::CaptureMaps>(
+        datapath_->workloads_fd(), datapath_->endpoints_fd(), datapath_->agent_config_fd());
+    proxy_ = std::make_unique<proxy::NodeProxy>(
+        proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup, options_.outbound_port,
+                                options_.tunnel_port},
+        *rotator_, *capture_maps_);
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
     client_ = std::make_unique<xds::DiscoveryClient>(
@@ -282,6 +294,7 @@ void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *de
     if (workload.node == options_.node)
       local.push_back({id, pki::SpiffeId::workload(trust_domain_, workload.ns, workload.service_account)});
   rotator_->set_workloads(std::move(local));
+  proxy_->set_view(view);
   std::lock_guard lock(mu_);
   mesh_view_ = std::move(view);
 }
@@ -483,6 +496,8 @@ void Agent::stop_persisting() {
 Agent::~Agent() {
   stop_persisting();
   client_.reset();  // its thread calls back into the agent
+  proxy_.reset();   // capture off first: new connects stay untouched while the agent is gone
+  capture_maps_.reset();
   rotator_.reset();
   admin_.reset();
   release_node();
@@ -630,6 +645,7 @@ v1::AgentStatus Agent::status() {
     c->set_name(name);
     c->set_value(value);
   }
+  if (proxy_) *out.mutable_mesh() = admin::mesh_status(*rotator_, *proxy_, trust_domain_);
   std::lock_guard lock(mu_);
   for (const auto &map : datapath_->maps()) {
     auto *m = out.add_maps();

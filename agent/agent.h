@@ -37,7 +37,11 @@ class AdminServer;
 namespace identity {
 class Rotator;
 }
+namespace proxy {
+class NodeProxy;
+}
 namespace reconcile {
+class CaptureMaps;
 struct MeshView;
 }
 namespace xds {
@@ -54,6 +58,8 @@ struct AgentOptions {
   std::string controlplane;     // control-plane mode: the discovery stream's gRPC target
   std::string state_dir;        // control-plane mode: where the last-known-good state is kept
   identity::JoinOptions join;   // control-plane mode: how a node that has not joined joins
+  uint16_t outbound_port = 15001;  // control-plane mode: captured connections land here
+  uint16_t tunnel_port = 15008;    // control-plane mode: the tunnel from other nodes' agents
 };
 
 class Agent : public admin::AdminState {
@@ -116,6 +122,8 @@ class Agent : public admin::AdminState {
   std::unique_ptr<xds::LastKnownGood> lkg_;
   std::unique_ptr<xds::DiscoveryClient> client_;
   std::unique_ptr<identity::Rotator> rotator_;  // control-plane mode: node cert and SVIDs
+  std::unique_ptr<reconcile::CaptureMaps> capture_maps_;  // control-plane mode
+  std::unique_ptr<proxy::NodeProxy> proxy_;               // control-plane mode
   std::string trust_domain_;                    // control-plane mode, from the node certificate
   std::shared_ptr<const reconcile::MeshView> mesh_view_;  // under mu_
   std::thread persist_thread_;

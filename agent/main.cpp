@@ -51,6 +51,16 @@ int main(int argc, char **argv) {
   app.add_option("--ca-cert-hash", join.ca_cert_hash,
                  "With --join-token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
                  "add` printed; meshd refuses a control plane that does not present it");
+  uint16_t outbound_port = 15001, tunnel_port = 15008;
+  app.add_option("--outbound-port", outbound_port,
+                 "Control-plane mode: port of the listener captured connections are redirected to "
+                 "(on the node's address)")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
+  app.add_option("--tunnel-port", tunnel_port,
+                 "Control-plane mode: port of the mTLS tunnel listener other nodes' agents connect to")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
   app.add_option("--state-dir", state_dir,
                  "Control-plane mode: where the last-known-good state is kept "
                  "(default /var/lib/sockmesh/<node>)");
@@ -75,7 +85,7 @@ int main(int argc, char **argv) {
     if (state_dir.empty()) state_dir = "/var/lib/sockmesh/" + node;
     if (!join.token.empty() && controlplane.empty())
       throw std::runtime_error("--join-token needs --controlplane");
-    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir, join});
+    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir, join, outbound_port, tunnel_port});
     agent.run();
     return 0;
   } catch (const std::exception &e) {

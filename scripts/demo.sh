@@ -91,11 +91,15 @@ step "meshctl apply -f examples/demo-services.yaml (service demo/web, VIP 10.96.
 sed -E "s/\b(n[12])\b/sm$run-\1/g" examples/demo-services.yaml > "$work/demo-services.yaml"
 mctl apply -f "$work/demo-services.yaml"
 
-step "Agents: meshd --controlplane on each node"
+step "Agents: each node joins with a one-time token (meshctl node add), then meshd --controlplane"
 for node in 1 2; do
+  mctl node add "$(node_name "$node")" | tee "$work/join-n$node.txt"
+  token=$(grep -o 'smt1\.[0-9a-f.]*' "$work/join-n$node.txt")
+  ca_hash=$(grep -o 'sha256:[0-9a-f]*' "$work/join-n$node.txt")
   "$meshlab" exec "$run" --node "$node" --background --log "$work/meshd-n$node.log" -- \
     "$meshd" --node "$(node_name "$node")" --cgroup "$(workload_cgroup "$node")" \
-    --controlplane "$xds" --state-dir "$work/state-n$node" >/dev/null
+    --controlplane "$xds" --state-dir "$work/state-n$node" \
+    --join-token "$token" --ca-cert-hash "$ca_hash" >/dev/null
 done
 # wait_acked SERVICE: until every agent holds the service's current version (describe says ACKed).
 wait_acked() {

@@ -29,6 +29,7 @@ class Rotator {
   // The workloads placed on this node now; wakes the thread to issue SVIDs for new identities.
   void set_workloads(std::vector<LocalWorkload> workloads);
   WorkloadIdentities &workloads() { return *workloads_; }
+  const WorkloadIdentities &workloads() const { return *workloads_; }
   NodeIdentity node() const;
   // Until the first SVID round succeeded (or the deadline passed): for tests and the demo.
   bool wait_ready(std::chrono::milliseconds limit);

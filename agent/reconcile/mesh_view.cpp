@@ -9,6 +9,9 @@ MeshView mesh_view_of(const std::map<std::string, v1::Resource> &resources) {
     const auto &node = it->second.node();
     view.nodes[node.metadata().name()].assign(node.addresses().begin(), node.addresses().end());
   }
+  for (auto it = resources.lower_bound("authorizationpolicy/");
+       it != resources.end() && it->first.starts_with("authorizationpolicy/"); ++it)
+    view.policies.push_back(it->second.authorization_policy());
   for (auto it = resources.lower_bound("workload/"); it != resources.end() && it->first.starts_with("workload/");
        ++it) {
     const v1::Workload &w = it->second.workload();

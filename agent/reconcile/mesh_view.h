@@ -1,5 +1,5 @@
 // What the mesh's security half needs from the applied state: every workload with its node,
-// addresses, identity and cgroup, and every node's addresses. Rebuilt when a push changes
+// addresses, identity and cgroup, every node's addresses, and the authorization policies. Rebuilt when a push changes
 // workloads or nodes (not for changes of services alone, the common case).
 #pragma once
 
@@ -27,6 +27,7 @@ struct MeshView {
   std::map<std::string, MeshWorkload> workloads;          // "ns/name" -> workload
   std::map<std::string, std::string> workload_by_address;  // address text -> "ns/name"
   std::map<std::string, std::vector<std::string>> nodes;   // node name -> its addresses
+  std::vector<v1::AuthorizationPolicy> policies;
 };
 
 MeshView mesh_view_of(const std::map<std::string, v1::Resource> &resources);

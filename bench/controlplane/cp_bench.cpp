@@ -365,11 +365,19 @@ int run(const Options &o, const std::string &invoked_as) {
 
     auto start_agent = [&](int node, const std::string &tag) {
       Agent a{node, 0, fmt::format("{}/meshd-n{}-{}.log", dir, node, tag)};
+      // Every start is a fresh state directory: the node joins with a one-time token (the TLS
+      // handshake and the CSR are part of the measured full sync, as for a real new node).
+      grpc::ClientContext ctx;
+      v1::AddNodeRequest join;
+      join.set_node(lab->node_name(node));
+      v1::AddNodeResponse token;
+      if (auto s = cp->AddNode(&ctx, join, &token); !s.ok())
+        throw std::runtime_error("meshcp AddNode: " + s.error_message());
       a.pid = lab->spawn_in_node(
           node,
           {o.meshd, "--node", lab->node_name(node), "--cgroup", lab->workload_cgroup(node),
            "--controlplane", xds, "--state-dir", fmt::format("{}/state-n{}-{}", dir, node, tag),
-           "--log-level", "info"},
+           "--join-token", token.token(), "--ca-cert-hash", token.ca_cert_hash(), "--log-level", "info"},
           a.log);
       return a;
     };

@@ -12,6 +12,7 @@
 #include "sockmesh/cli/controlplane_client.h"
 #include "sockmesh/cli/controlplane_views.h"
 #include "sockmesh/cli/error.h"
+#include "sockmesh/cli/format.h"
 #include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/output.h"
 #include "sockmesh/cli/policy_views.h"
@@ -51,6 +52,8 @@ struct Options {
   std::string trust_domain{"cluster.local"};      // `check`, `describe workload`
   std::string check_source;                       // `check SRC`
   std::string check_destination;                  // `check DST:PORT`
+  std::string node_name;                          // `node add NAME`, `get identities --for-node`
+  std::int64_t token_ttl_seconds = 0;             // `node add --ttl`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
@@ -295,6 +298,21 @@ void cmd_describe_service(const Options &options, const Environment &env, std::o
   out << render_service(it->second, client.list("workload"), client.get_status());
 }
 
+void cmd_node_add(const Options &options, const Environment &env, std::ostream &out) {
+  const auto added = connect_controlplane(options, env).add_node(options.node_name, options.token_ttl_seconds);
+  if (options.format() == OutputFormat::table) return void(out << render_node_added(options.node_name, added));
+  print_document(out, options.format(), added, DocumentLayout::single);
+}
+
+void cmd_get_identities(const Options &options, const Environment &env, std::ostream &out) {
+  const auto identities = connect_controlplane(options, env).list_identities(options.node_name);
+  if (options.format() != OutputFormat::table)
+    return print_document(out, options.format(), identities, DocumentLayout::single);
+  const Table table = identities_table(identities, now_of(env));
+  out << field_line("Trust domain", identities.trust_domain()) << field_line("CA", identities.ca_cert_hash());
+  render_section(out, "Certificates", table, "No certificates issued.");
+}
+
 void cmd_get_policies(const Options &options, const Environment &env, std::ostream &out) {
   print_resources(options, connect_controlplane(options, env).list("authorizationpolicy"),
                   policies_table, "policies", out);
@@ -367,6 +385,9 @@ struct CommandLine {
   CLI::App *get_services = nullptr;
   CLI::App *get_endpoints = nullptr;
   CLI::App *get_workloads = nullptr;
+  CLI::App *get_identities = nullptr;
+  CLI::App *node_cmd = nullptr;
+  CLI::App *node_add = nullptr;
   CLI::App *get_nodes = nullptr;
   CLI::App *describe = nullptr;
   CLI::App *describe_service = nullptr;
@@ -440,6 +461,9 @@ struct CommandLine {
     get_policies = get->add_subcommand(
         "policies", "Authorization policies in meshcp: action, selector, number of rules");
     get_policies->alias("authorizationpolicies");
+    get_identities = get->add_subcommand(
+        "identities", "Certificates meshcp's CA issued and still valid: per node, its own and its workloads' SVIDs");
+    get_identities->add_option("--for-node", options.node_name, "Only this node")->type_name("NAME");
     get_nodes = get->add_subcommand(
         "nodes", "Nodes in meshcp, whether their agent is connected and the version it ACKed");
     describe = app.add_subcommand("describe", "Show one resource of meshcp in detail");
@@ -511,9 +535,22 @@ struct CommandLine {
     controlplane->require_subcommand(0, 1);
     controlplane_status = controlplane->add_subcommand(
         "status", "State version, state directory, resources, and every agent's ACK or NACK");
+    node_cmd = app.add_subcommand("node", "Nodes joining the mesh");
+    node_cmd->require_subcommand(0, 1);
+    node_add = node_cmd->add_subcommand(
+        "add", "Make a one-time bootstrap token with which node NAME joins (meshd --join-token)");
+    node_add->add_option("NAME", options.node_name, "The node's name (meshd --node)")
+        ->type_name("")
+        ->required();
+    node_add
+        ->add_option("--ttl", options.token_ttl_seconds,
+                     "Seconds the token may be used (default 86400, at most 604800)")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{604800}));
     version = app.add_subcommand("version", "Print meshctl's version");
-    for (auto *command : {status, get_services, get_endpoints, get_workloads, get_nodes,
-                          controlplane_status, get_policies, check}) {
+    for (auto *command :
+         {status, get_services, get_endpoints, get_workloads, get_nodes, get_identities, node_add,
+          controlplane_status, get_policies, check}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -522,7 +559,7 @@ struct CommandLine {
           ->check(output_format())
           ->capture_default_str();
     }
-    for (auto *parent : {&app, get, describe, controlplane}) {
+    for (auto *parent : {&app, get, describe, controlplane, node_cmd}) {
       for (auto *sub : parent->get_subcommands({})) sub->group("Commands");
     }
   }
@@ -539,7 +576,7 @@ struct CommandLine {
           CLI::ExitCodes::RequiredError);
     };
     if (app.get_subcommands().empty()) throw missing(app);
-    for (const auto *parent : {get, describe, controlplane}) {
+    for (const auto *parent : {get, describe, controlplane, node_cmd}) {
       if (parent->parsed() && parent->get_subcommands().empty()) throw missing(*parent);
     }
     if (remove->parsed()) check_delete();
@@ -577,6 +614,8 @@ struct CommandLine {
     if (get_endpoints->parsed()) return cmd_get_endpoints(options, env, out);
     if (get_workloads->parsed()) return cmd_get_workloads(options, env, out);
     if (get_nodes->parsed()) return cmd_get_nodes(options, env, out);
+    if (get_identities->parsed()) return cmd_get_identities(options, env, out);
+    if (node_add->parsed()) return cmd_node_add(options, env, out);
     if (describe_service->parsed()) return cmd_describe_service(options, env, out);
     if (describe_workload->parsed()) return cmd_describe_workload(options, env, out);
     if (get_policies->parsed()) return cmd_get_policies(options, env, out);

@@ -1,3 +1,4 @@
+#include "sockmesh/cli/mesh_view.h"
 #include "sockmesh/cli/views.h"
 
 #include <fmt/format.h>
@@ -141,6 +142,7 @@ std::string render_status(const v1::AgentStatus &status, std::int64_t now_unix_m
   render_section(out, "Maps", maps_table(status), "No maps.");
   render_section(out, "Kernel features", features_table(status), "Not reported.");
   render_section(out, "Counters", counters_table(status), "No counters.");
+  if (status.has_mesh()) render_mesh(out, status.mesh(), now_unix_ms);
   return out.str();
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -95,8 +96,19 @@ void MeshLab::start_agent(int node) {
   if (source_ == Source::kFile) {
     argv.insert(argv.end(), {"--config", config_path(node)});
   } else {
-    argv.insert(argv.end(), {"--controlplane", controlplane_target(), "--state-dir",
-                             dir_ + "/state-n" + std::to_string(node)});
+    const std::string state_dir = dir_ + "/state-n" + std::to_string(node);
+    argv.insert(argv.end(), {"--controlplane", controlplane_target(), "--state-dir", state_dir});
+    // A node joins once, with a one-time token (meshctl node add); a restart uses its identity.
+    if (!std::filesystem::exists(state_dir + "/identity/node.key")) {
+      auto stub = controlplane_stub();
+      grpc::ClientContext context;
+      v1::AddNodeRequest request;
+      request.set_node(lab_->node_name(node));
+      v1::AddNodeResponse added;
+      const grpc::Status status = stub->AddNode(&context, request, &added);
+      if (!status.ok()) throw std::runtime_error("meshcp AddNode: " + status.error_message());
+      argv.insert(argv.end(), {"--join-token", added.token(), "--ca-cert-hash", added.ca_cert_hash()});
+    }
   }
   agents_[node] =
       lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");

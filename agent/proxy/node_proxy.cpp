@@ -1,0 +1,339 @@
+#include "proxy/node_proxy.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <filesystem>
+#include <optional>
+
+#include "identity/rotator.h"
+#include "proxy/capture_info.h"
+#include "proxy/tunnel_client.h"
+#include "proxy/tunnel_server.h"
+#include "reconcile/capture_maps.h"
+#include "reconcile/mesh_view.h"
+#include "sockmesh/policy/authorize.h"
+
+namespace sockmesh::proxy {
+namespace {
+
+struct WorkloadEntry {
+  std::string id;  // "ns/name"
+  std::string node;
+  pki::SpiffeId spiffe;
+  policy::Destination destination;
+};
+
+// What the proxy looks up per connection, rebuilt whole for every mesh view and swapped in.
+struct Tables {
+  std::map<uint32_t, WorkloadEntry> workloads;  // by the workload number the kernel reports
+  std::map<uint32_t, std::string> node_names;   // by node number
+  std::map<std::string, asio::ip::tcp::endpoint>
+      tunnels;  // node name -> its agent's tunnel listener
+  std::map<asio::ip::address, uint32_t> local_by_address;  // this node's workloads, for inbound
+  policy::PolicyIndex policies;
+};
+
+std::optional<asio::ip::address> first_of_family(const std::vector<std::string> &addresses,
+                                                 bool v4) {
+  for (const auto &text : addresses) {
+    std::error_code ec;
+    auto address = asio::ip::make_address(text, ec);
+    if (!ec && address.is_v4() == v4) return address;
+  }
+  return std::nullopt;
+}
+
+// A listener for captured connections of one family; IPv6 only on the IPv6 one, so that both can
+// use the same port.
+void listen_on(asio::ip::tcp::acceptor &acceptor, const asio::ip::tcp::endpoint &at) {
+  acceptor.open(at.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
+  if (at.protocol() == asio::ip::tcp::v6()) acceptor.set_option(asio::ip::v6_only(true));
+  std::error_code ec;
+  acceptor.bind(at, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen for captured connections on " +
+                             at.address().to_string() + " port " + std::to_string(at.port()) +
+                             ": " + ec.message());
+  acceptor.listen(asio::socket_base::max_listen_connections);
+}
+
+}  // namespace
+
+struct NodeProxy::Impl {
+  NodeProxyOptions options;
+  identity::Rotator &identities;
+  reconcile::CaptureMaps &capture;
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  asio::ip::tcp::acceptor outbound{io};
+  asio::ip::tcp::acceptor outbound6{io};
+  std::unique_ptr<TunnelClient> client;
+  std::unique_ptr<TunnelServer> server;
+  std::thread thread;
+
+  mutable std::mutex mu;  // guards what follows
+  std::shared_ptr<const Tables> tables = std::make_shared<Tables>();
+  std::map<std::string, uint32_t>
+      workload_numbers;  // "ns/name" -> number, stable for the agent's life
+  std::map<std::string, uint32_t> node_numbers;
+  std::map<std::string, std::shared_ptr<const Credentialed>> credentials;  // SPIFFE ID -> current
+  std::string server_cert;                                                 // of server_context
+  SslCtx server_context;
+  uint64_t captured_accepted = 0;
+  std::map<std::string, uint64_t> dropped;
+
+  Impl(NodeProxyOptions o, identity::Rotator &ids, reconcile::CaptureMaps &maps)
+      : options(std::move(o)), identities(ids), capture(maps) {}
+
+  std::shared_ptr<const Tables> current() const {
+    std::lock_guard lock(mu);
+    return tables;
+  }
+
+  void drop(const std::string &reason, const std::string &detail) {
+    {
+      std::lock_guard lock(mu);
+      ++dropped[reason];
+    }
+    spdlog::warn("event=outbound_dropped reason={} detail=\"{}\"", reason, detail);
+  }
+
+  // The SSL context a source identity presents: its current SVID (new context per generation).
+  std::shared_ptr<const Credentialed> credential_for(const pki::SpiffeId &source) {
+    const auto svid = identities.workloads().current(source);
+    if (!svid) return nullptr;
+    std::lock_guard lock(mu);
+    auto &cached = credentials[source.str()];
+    if (!cached || cached->generation != svid->generation) {
+      auto fresh = std::make_shared<Credentialed>();
+      fresh->context = share_context(pki::make_client_context(
+          svid->credential, identities.node().bundle_pem, options.trust_domain));
+      fresh->generation = svid->generation;
+      cached = std::move(fresh);
+    }
+    return cached;
+  }
+
+  // The node's own certificate, as the inbound listener presents it (renewed: a new context).
+  SslCtx server_context_now() {
+    const auto node = identities.node();
+    std::lock_guard lock(mu);
+    if (!server_context || server_cert != node.certificate_pem) {
+      server_context = share_context(
+          pki::make_server_context(node.credential(), node.bundle_pem, options.trust_domain));
+      server_cert = node.certificate_pem;
+    }
+    return server_context;
+  }
+
+  Decision authorize(const pki::SpiffeId &peer, const asio::ip::tcp::endpoint &destination) {
+    const auto t = current();
+    const auto local = t->local_by_address.find(destination.address());
+    if (local == t->local_by_address.end()) {
+      spdlog::warn("event=inbound_denied peer={} destination={} rule=not_local", peer.str(),
+                   destination.address().to_string() + ":" + std::to_string(destination.port()));
+      return {false, "not_local", "the destination is not a workload of this node"};
+    }
+    const WorkloadEntry &workload = t->workloads.at(local->second);
+    const auto source = policy::Source::parse(peer.str());
+    const auto decision = t->policies.decide(source ? *source : policy::Source::unauthenticated(),
+                                             workload.destination, destination.port());
+    spdlog::info("event=inbound peer={} destination={} workload={} decision={} rule=\"{}\"",
+                 peer.str(),
+                 destination.address().to_string() + ":" + std::to_string(destination.port()),
+                 workload.id, decision.allowed ? "allow" : "deny", decision.decided_by);
+    return {decision.allowed, decision.decided_by, decision.explanation};
+  }
+
+  void accept(asio::ip::tcp::acceptor &acceptor) {
+    acceptor.async_accept([this, &acceptor](std::error_code ec, asio::ip::tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) carry(std::move(socket));
+      accept(acceptor);
+    });
+  }
+
+  void carry(asio::ip::tcp::socket socket) {
+    {
+      std::lock_guard lock(mu);
+      ++captured_accepted;
+    }
+    std::string error;
+    const auto info = read_capture_info(socket.native_handle(), &error);
+    if (!info) return drop("no_capture_record", error);
+    const auto t = current();
+    const auto source = t->workloads.find(info->src_workload);
+    if (source == t->workloads.end())
+      return drop("unknown_source", "workload number " + std::to_string(info->src_workload));
+    const auto node = t->node_names.find(info->dst_node);
+    const auto tunnel =
+        node == t->node_names.end() ? t->tunnels.end() : t->tunnels.find(node->second);
+    if (tunnel == t->tunnels.end())
+      return drop("unknown_destination_node", "node number " + std::to_string(info->dst_node));
+    if (!identities.workloads().current(source->second.spiffe))
+      return drop("no_svid", source->second.spiffe.str());
+    const std::string destination = info->backend.to_string();
+    const std::string from = source->second.id, to = info->original.to_string(), via = node->second;
+    client->carry(
+        std::move(socket), source->second.spiffe,
+        {tunnel->second, pki::SpiffeId::node(options.trust_domain, node->second)}, destination,
+        [from, to, destination, via](const CarryResult &result) {
+          spdlog::info(
+              "event=outbound source={} original={} backend={} node={} outcome={} status={} "
+              "bytes_out={} bytes_in={}{}",
+              from, to, destination, via, outcome_name(result.outcome), result.status,
+              result.bytes_to_tunnel, result.bytes_from_tunnel,
+              result.detail.empty() ? "" : " detail=\"" + result.detail + "\"");
+        });
+  }
+};
+
+NodeProxy::NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
+                     reconcile::CaptureMaps &capture)
+    : impl_(std::make_unique<Impl>(std::move(options), identities, capture)) {
+  auto &d = *impl_;
+  listen_on(d.outbound, {asio::ip::address_v4::any(), d.options.outbound_port});
+  listen_on(d.outbound6, {asio::ip::address_v6::any(), d.options.outbound_port});
+  d.client = std::make_unique<TunnelClient>(
+      d.io, [&d](const pki::SpiffeId &s) { return d.credential_for(s); });
+  try {
+    d.server = std::make_unique<TunnelServer>(
+        d.io, asio::ip::tcp::endpoint(asio::ip::address_v4::any(), d.options.inbound_port),
+        [&d] { return d.server_context_now(); },
+        [&d](const pki::SpiffeId &peer, const asio::ip::tcp::endpoint &to) {
+          return d.authorize(peer, to);
+        });
+  } catch (const std::system_error &e) {
+    throw std::runtime_error("cannot listen for the tunnel on port " +
+                             std::to_string(d.options.inbound_port) + ": " + e.what());
+  }
+  d.accept(d.outbound);
+  d.accept(d.outbound6);
+  d.thread = std::thread([&d] { d.io.run(); });
+  spdlog::info("event=proxy_listening outbound_port={} inbound_port={}", d.options.outbound_port,
+               d.options.inbound_port);
+}
+
+NodeProxy::~NodeProxy() {
+  auto &d = *impl_;
+  try {
+    auto agent = d.capture.agent();
+    agent.capture_on = false;  // new connects stay untouched while the proxy is gone
+    d.capture.set_agent(agent);
+  } catch (const std::exception &e) {
+    spdlog::warn("event=capture_off_failed reason=\"{}\"", e.what());
+  }
+  asio::post(d.io, [&d] {
+    std::error_code ignored;
+    d.outbound.close(ignored);
+    d.outbound6.close(ignored);
+    d.client->stop();
+    d.server->stop();
+  });
+  d.work.reset();
+  // Give the tunnel ends a moment to reset their streams and close, then stop whatever is left.
+  std::thread stopper([&d] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    d.io.stop();
+  });
+  d.thread.join();
+  stopper.join();
+  d.client.reset();
+  d.server.reset();
+}
+
+void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
+  auto &d = *impl_;
+  auto tables = std::make_shared<Tables>();
+  std::vector<reconcile::CapturedWorkload> captured;
+  std::vector<reconcile::MeshEndpoint> endpoints;
+  std::optional<asio::ip::address> own_address, own_address6;
+  {
+    std::lock_guard lock(d.mu);
+    auto number = [](std::map<std::string, uint32_t> &numbers, const std::string &key) {
+      auto [it, added] = numbers.emplace(key, uint32_t(numbers.size() + 1));
+      return it->second;
+    };
+    for (const auto &[name, addresses] : view->nodes) {
+      const uint32_t n = number(d.node_numbers, name);
+      tables->node_names[n] = name;
+      if (auto v4 = first_of_family(addresses, true)) {
+        tables->tunnels[name] = asio::ip::tcp::endpoint(*v4, d.options.inbound_port);
+        if (name == d.options.node) own_address = v4;
+      }
+      if (name == d.options.node) own_address6 = first_of_family(addresses, false);
+    }
+    for (const auto &[id, w] : view->workloads) {
+      const uint32_t n = number(d.workload_numbers, id);
+      const bool local = w.node == d.options.node;
+      WorkloadEntry entry{
+          id, w.node, pki::SpiffeId::workload(d.options.trust_domain, w.ns, w.service_account),
+          policy::Destination{w.ns, policy::Labels(w.labels.begin(), w.labels.end()), id}};
+      const uint32_t node = number(d.node_numbers, w.node);
+      tables->node_names.emplace(node, w.node);
+      for (const auto &text : w.addresses) {
+        std::error_code ec;
+        const auto address = asio::ip::make_address(text, ec);
+        if (ec) continue;
+        if (local) tables->local_by_address[address] = n;
+        endpoints.push_back({reconcile::parse_ip(text), n, node, !local});
+      }
+      if (local && !w.cgroup_path.empty()) {
+        const std::string dir = d.options.workload_cgroup + "/" + w.cgroup_path;
+        try {
+          captured.push_back({reconcile::CaptureMaps::cgroup_id_of(dir), n, w.captured});
+        } catch (const std::exception &e) {
+          spdlog::warn("event=workload_cgroup_missing workload={} cgroup={} reason=\"{}\"", id, dir,
+                       e.what());
+        }
+      }
+      tables->workloads.emplace(n, std::move(entry));
+    }
+    tables->policies = policy::PolicyIndex::build(view->policies, d.options.trust_domain);
+    d.tables = tables;
+  }
+  // The kernel follows: endpoints and workloads first, then capture on (only once this node's
+  // address is known, the address captured connections are sent to).
+  try {
+    const auto e = d.capture.sync_endpoints(endpoints);
+    const auto w = d.capture.sync_workloads(captured);
+    reconcile::AgentListener agent;
+    // Captured connections are sent to this node's own address of their family; a family the
+    // Node has no address of is not captured (the tunnel itself runs over the IPv4 address).
+    if (own_address) {
+      agent.ipv4 = reconcile::ListenAddress{reconcile::parse_ip(own_address->to_string()),
+                                            d.options.outbound_port};
+      if (own_address6)
+        agent.ipv6 = reconcile::ListenAddress{reconcile::parse_ip(own_address6->to_string()),
+                                              d.options.outbound_port};
+      agent.capture_on = true;
+    }
+    if (!(d.capture.agent() == agent)) d.capture.set_agent(agent);
+    spdlog::info(
+        "event=capture_synced endpoints={} workloads={} written={} removed={} capture={} "
+        "policies={}",
+        endpoints.size(), captured.size(), e.written + w.written, e.removed + w.removed,
+        agent.capture_on ? "on" : "off", view->policies.size());
+  } catch (const std::exception &e) {
+    spdlog::error("event=capture_sync_failed reason=\"{}\"", e.what());
+  }
+}
+
+NodeProxyStats NodeProxy::stats() const {
+  NodeProxyStats s;
+  s.outbound = impl_->client->stats();
+  s.inbound = impl_->server->stats();
+  s.inbound_connections = impl_->server->connections();
+  std::lock_guard lock(impl_->mu);
+  s.captured_accepted = impl_->captured_accepted;
+  s.outbound_dropped = impl_->dropped;
+  return s;
+}
+
+}  // namespace sockmesh::proxy

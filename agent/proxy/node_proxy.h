@@ -1,0 +1,66 @@
+// The agent's transparent L4 proxy for traffic between nodes: the outbound listener that captured
+// connections land on (the kernel redirected them at connect(), docs/datapath.md "Capture"), the
+// tunnel to other nodes' agents presenting the source workload's SVID, and the inbound tunnel
+// listener that checks the peer's SVID against authorization policy and connects to the local
+// pod. It also keeps the kernel's capture maps in step with the mesh view, so that the kernel
+// only captures what this proxy can carry.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proxy/tunnel_server.h"
+#include "proxy/tunnel_stats.h"
+
+namespace sockmesh::identity {
+class Rotator;
+}
+namespace sockmesh::reconcile {
+class CaptureMaps;
+struct MeshView;
+}  // namespace sockmesh::reconcile
+
+namespace sockmesh::proxy {
+
+struct NodeProxyOptions {
+  std::string node;
+  std::string trust_domain;
+  std::string workload_cgroup;     // workloads' cgroup_path is relative to it
+  uint16_t outbound_port = 15001;  // captured connections (on the node's own address)
+  uint16_t inbound_port = 15008;   // tunnel from other nodes' agents
+};
+
+struct NodeProxyStats {
+  TunnelStats outbound;            // the tunnel client
+  TunnelStats inbound;             // the tunnel server
+  uint64_t captured_accepted = 0;  // connections accepted on the outbound listener
+  // Accepted but not carried, by reason: no_capture_record, unknown_source, no_svid,
+  // unknown_destination_node.
+  std::map<std::string, uint64_t> outbound_dropped;
+  std::vector<InboundConnection> inbound_connections;
+};
+
+class NodeProxy {
+ public:
+  // Starts listening (throws std::runtime_error when it cannot) and the proxy's thread. Capture
+  // is switched on in the kernel only once a mesh view names this node's address.
+  NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
+            reconcile::CaptureMaps &capture);
+  ~NodeProxy();  // switches capture off, then stops
+
+  // A new view of the mesh (workloads, nodes, policies): the proxy's tables, the policy index and
+  // the kernel's capture maps follow it.
+  void set_view(std::shared_ptr<const reconcile::MeshView> view);
+  NodeProxyStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sockmesh::proxy
