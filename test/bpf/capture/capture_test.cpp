@@ -358,6 +358,9 @@ TEST_F(CaptureFlowTest, OtherGetsockoptCallsAnswerAsWithoutTheProgram) {
     std::string short_got = sockopt(captured.accepted, SOL_IP, SM_SO_ORIGINAL_DST, 8);
     n.emit("odst_captured_short",
            short_got == short_want ? "same" : short_want + " | " + short_got);
+    std::string error;
+    auto info = proxy::read_capture_info(direct.accepted, &error);
+    n.emit("api_direct", info ? "a record" : error);
   });
   EXPECT_EQ(out["where"], "agent4 agent4 control");
   for (const auto &q : queries) EXPECT_EQ(out[q.name], "same") << q.name;
@@ -366,9 +369,13 @@ TEST_F(CaptureFlowTest, OtherGetsockoptCallsAnswerAsWithoutTheProgram) {
   EXPECT_EQ(out["odst_captured_big"],
             ("rc=0 errno=0 len=16 " + sockaddr_hex("10.96.0.11", 80)).substr(0, 40));
   EXPECT_EQ(out["odst_captured_short"], "same");
-  // Misses: odst6_on_v4 on both agent sockets, our five on the socket without a record, and the
-  // short buffer on the one with.
-  EXPECT_EQ(counter("getsockopt_miss"), 2u + 5u + 1u);
+  EXPECT_EQ(out["api_direct"],
+            "no capture record for this connection: it was not captured by sockmesh (a direct "
+            "connect to the agent's listener?), or the capture programs are not attached to the "
+            "agent's cgroup");
+  // Misses: odst6_on_v4 on both agent sockets, our five on the socket without a record, the
+  // short buffer on the one with, and read_capture_info on the one without.
+  EXPECT_EQ(counter("getsockopt_miss"), 2u + 5u + 1u + 1u);
   EXPECT_EQ(counter("getsockopt_answered"), 2u);
 }
 
