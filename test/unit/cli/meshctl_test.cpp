@@ -1173,12 +1173,12 @@ TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "meshctl: missing command, one of: status, get, describe, apply, delete, check, "
-            "controlplane, version (see meshctl --help)\n");
+            "controlplane, node, version (see meshctl --help)\n");
   r = run({"get"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "meshctl: get: missing command, one of: services, endpoints, workloads, policies, "
-            "nodes (see meshctl --help)\n");
+            "identities, nodes (see meshctl --help)\n");
   r = run({"cp"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err, "meshctl: controlplane: missing command, one of: status (see meshctl --help)\n");
