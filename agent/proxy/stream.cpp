@@ -135,6 +135,19 @@ void TunnelStream::on_closed(uint32_t error_code) {
   h2_closed_ = true;
   response_timer_.cancel();
   if (finished_) return;
+  if (error_code == NGHTTP2_REFUSED_STREAM && !established_ && retry_) {
+    // Nothing was sent yet (no DATA before the 200): the stream may start over elsewhere.
+    Retry retry = std::move(retry_);
+    retry_ = nullptr;
+    session_.reset();
+    id_ = -1;
+    h2_closed_ = false;
+    counters_.streams_retried++;
+    asio::post(socket_.get_executor(), [self = shared_from_this(), retry = std::move(retry)]() {
+      if (!self->finished_) retry(self);
+    });
+    return;
+  }
   if (error_code == NGHTTP2_NO_ERROR && up_ended_ && down_eof_) {
     maybe_finish();
     return;

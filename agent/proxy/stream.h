@@ -64,6 +64,12 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   // Ends the stream without carrying it further: the local socket is reset and the HTTP/2
   // stream (if any) cancelled.
   void fail(const std::string &detail);
+  // Outbound: when the peer refuses the stream unprocessed (REFUSED_STREAM: a GOAWAY crossed it,
+  // or the peer's concurrency limit) before it was answered, the stream is unbound and `retry`
+  // is called (posted) to place it on another connection, instead of resetting the application.
+  // At most once per stream.
+  using Retry = std::function<void(const std::shared_ptr<TunnelStream> &)>;
+  void retry_if_refused(Retry retry) { retry_ = std::move(retry); }
   bool finished() const { return finished_; }
 
   // H2Stream
@@ -90,6 +96,7 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   TunnelLimits limits_;
   TunnelCounters &counters_;
   Done done_;
+  Retry retry_;
   std::shared_ptr<H2Session> session_;
   int32_t id_ = -1;
   ByteQueue up_;    // socket -> tunnel

@@ -72,13 +72,29 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
       stream->fail("tunnel client stopped");
       return;
     }
+    stream->start_reading();
+    std::weak_ptr<Impl> weak = weak_from_this();
+    stream->retry_if_refused(
+        [weak, source, node, destination](const std::shared_ptr<TunnelStream> &stream) {
+          auto self = weak.lock();
+          if (!self || self->stopped) {
+            stream->fail("tunnel client stopped");
+            return;
+          }
+          self->place(stream, source, node, destination);
+        });
+    place(stream, source, node, destination);
+  }
+
+  // Puts the stream on a pooled connection for (source, node) of the source's current
+  // credential, or on a new one.
+  void place(const std::shared_ptr<TunnelStream> &stream, const pki::SpiffeId &source,
+             const Peer &node, const std::string &destination) {
     std::shared_ptr<const Credentialed> credential = credentials(source);
     if (!credential || !credential->context) {
       stream->fail("no credential for " + source.str());
       return;
     }
-    stream->start_reading();
-
     std::string key = source.str() + " " + endpoint_text(node.address) + " " + node.id.str();
     std::vector<ConnectionPtr> &siblings = pool[key];
     ConnectionPtr target;

@@ -2,6 +2,7 @@
 // lists them. Written on the tunnel's strand, read from anywhere (stats() takes a snapshot).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -21,6 +22,7 @@ struct TunnelStats {
   uint64_t streams_closed = 0;      // ended with both directions finished (END_STREAM each way)
   uint64_t streams_reset = 0;       // ended by a reset from either side (or the connection lost)
   uint64_t streams_refused = 0;     // answered (server) or received (client) with a non-200 status
+  uint64_t streams_retried = 0;     // client: refused unprocessed (REFUSED_STREAM), placed again
   uint64_t bytes_to_tunnel = 0;     // read from local TCP sockets into the tunnel
   uint64_t bytes_from_tunnel = 0;   // written from the tunnel to local TCP sockets
   uint64_t pool_hits = 0;           // client: a stream placed on an existing connection
@@ -46,6 +48,7 @@ class TunnelCounters {
   std::atomic<uint64_t> streams_closed{0};
   std::atomic<uint64_t> streams_reset{0};
   std::atomic<uint64_t> streams_refused{0};
+  std::atomic<uint64_t> streams_retried{0};
   std::atomic<uint64_t> bytes_to_tunnel{0};
   std::atomic<uint64_t> bytes_from_tunnel{0};
   std::atomic<uint64_t> pool_hits{0};
@@ -83,6 +86,7 @@ class TunnelCounters {
     s.streams_closed = streams_closed.load();
     s.streams_reset = streams_reset.load();
     s.streams_refused = streams_refused.load();
+    s.streams_retried = streams_retried.load();
     s.bytes_to_tunnel = bytes_to_tunnel.load();
     s.bytes_from_tunnel = bytes_from_tunnel.load();
     s.pool_hits = pool_hits.load();

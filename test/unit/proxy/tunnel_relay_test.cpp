@@ -1,5 +1,7 @@
 // The tunnel's data path: bytes, half-close, resets, many streams on one connection, and
 // backpressure with bounded memory.
+#include <asio/post.hpp>
+
 #include "tunnel_fixture.h"
 
 namespace sockmesh::proxy::testing {
@@ -207,6 +209,39 @@ TEST_F(TunnelTest, FiveHundredConcurrentStreamsShareOnePooledConnection) {
   EXPECT_EQ(server->stats().streams_closed, static_cast<uint64_t>(kStreams));
 }
 
+TEST_F(TunnelTest, StreamRefusedUnprocessedIsRetriedOnAnotherConnection) {
+  // A server that takes one stream per connection, and a client that sends two before it has
+  // heard so: the second is refused (REFUSED_STREAM) and must go to a new connection instead of
+  // resetting the application.
+  TunnelLimits one;
+  one.max_concurrent_streams = 1;
+  start_server(one);
+  std::promise<void> go;
+  asio::post(io, [held = go.get_future().share()] { held.wait(); });  // both carries queue up
+  Carried a = carry();
+  Carried b = carry();
+  go.set_value();
+  Fd a_dest = accept_destination();
+  Fd b_dest = accept_destination();
+  ASSERT_GE(a_dest.get(), 0);
+  ASSERT_GE(b_dest.get(), 0);
+  for (Carried *c : {&a, &b}) {
+    ASSERT_TRUE(write_all(c->app.get(), "ping"));
+    c->app.shutdown_write();
+  }
+  for (Fd *d : {&a_dest, &b_dest}) {
+    EXPECT_EQ(read_string(d->get(), 4), "ping");
+    EXPECT_EQ(read_to_end(d->get()), End::kEof);
+    d->close();
+  }
+  EXPECT_EQ(a.wait().outcome, Outcome::kClosed);
+  EXPECT_EQ(b.wait().outcome, Outcome::kClosed);
+  EXPECT_EQ(client->stats().streams_retried, 1u);
+  EXPECT_EQ(client->stats().streams_reset, 0u);
+  EXPECT_EQ(client->connections(), 2u);
+  EXPECT_EQ(server->stats().connections_opened, 2u);
+}
+
 TEST_F(TunnelTest, SlowDestinationThrottlesTheApplicationWithBoundedMemory) {
   constexpr size_t kTotal = 64u << 20;
   const TunnelLimits limits;
@@ -285,6 +320,23 @@ TEST_F(TunnelTest, StoppingTheServerResetsCarriedConnections) {
   EXPECT_EQ(end_name(read_to_end(dest.get())), std::string("ECONNRESET"));
   EXPECT_EQ(end_name(read_to_end(c.app.get())), std::string("ECONNRESET"));
   EXPECT_EQ(c.wait().outcome, Outcome::kReset);
+}
+
+TEST_F(TunnelTest, StoppingTheClientResetsCarriedConnections) {
+  Carried c = carry();
+  Fd dest = accept_destination();
+  ASSERT_GE(dest.get(), 0);
+  ASSERT_TRUE(write_all(dest.get(), "hi"));
+  EXPECT_EQ(read_string(c.app.get(), 2), "hi");
+  client->stop();
+  EXPECT_EQ(end_name(read_to_end(c.app.get())), std::string("ECONNRESET"));
+  EXPECT_EQ(end_name(read_to_end(dest.get())), std::string("ECONNRESET"));
+  EXPECT_EQ(c.wait().outcome, Outcome::kReset);
+  EXPECT_TRUE(wait_until([&] { return client->connections() == 0; }));
+  // Later carries are refused at once.
+  Carried late = carry();
+  EXPECT_EQ(end_name(read_to_end(late.app.get())), std::string("ECONNRESET"));
+  EXPECT_EQ(late.wait().outcome, Outcome::kFailed);
 }
 
 }  // namespace
