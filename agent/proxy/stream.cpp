@@ -39,6 +39,7 @@ TunnelStream::TunnelStream(asio::ip::tcp::socket socket, const TunnelLimits &lim
 
 void TunnelStream::start_reading() {
   read_socket();
+  watch_socket();
 }
 
 void TunnelStream::bind(std::shared_ptr<H2Session> session, int32_t id) {
@@ -69,6 +70,7 @@ void TunnelStream::connected(asio::ip::tcp::socket destination) {
   status_ = 200;
   session_->submit_response(id_, 200, true);
   read_socket();
+  watch_socket();
   write_socket();
 }
 
@@ -201,7 +203,6 @@ void TunnelStream::read_socket() {
                             s.bytes_up_ += n;
                             if (ec == asio::error::eof) {
                               s.up_eof_ = true;
-                              s.watch_socket();
                             } else if (ec) {
                               s.discard();
                               s.counters_.streams_reset++;
@@ -255,8 +256,9 @@ void TunnelStream::write_socket() {
 }
 
 void TunnelStream::watch_socket() {
-  // After EOF nothing reads the socket, so a reset that arrives while the other direction still
-  // flows would go unseen until the next write: wait for the error instead.
+  // A reset must be seen even when nothing reads or writes the socket: after its EOF, or while
+  // reading is paused (buffer full) and nothing comes the other way. Armed once; a completion
+  // without error is a hang-up (both directions shut), after which the stream ends anyway.
   if (watching_ || finished_ || !socket_.is_open()) return;
   watching_ = true;
   socket_.async_wait(

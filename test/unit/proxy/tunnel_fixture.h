@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -229,6 +230,32 @@ inline std::string send_pattern(int fd, uint64_t seed, size_t total, bool shut,
   }
   if (shut) ::shutdown(fd, SHUT_WR);
   return "";
+}
+
+// Writes pattern `seed` until `stop` (never blocking for long, so that the socket can be reset
+// from another thread: a close waits for a blocked writer). Returns the bytes written.
+inline size_t pump_pattern(int fd, uint64_t seed, const std::atomic<bool> &stop) {
+  std::vector<uint8_t> block(kPatternBlock);
+  size_t at = 0;
+  size_t filled_at = SIZE_MAX;
+  size_t sent = 0;  // of the current block
+  while (!stop.load()) {
+    if (filled_at != at) {
+      fill_pattern(seed, at, block.data(), block.size());
+      filled_at = at;
+      sent = 0;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    if (poll(&p, 1, 10) != 1) continue;
+    ssize_t w = ::send(fd, block.data() + sent, block.size() - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      break;
+    }
+    sent += static_cast<size_t>(w);
+    if (sent == block.size()) at += block.size();
+  }
+  return at + sent;
 }
 
 // Reads to EOF and checks it is exactly `total` bytes of pattern `seed`. "" or what differed.

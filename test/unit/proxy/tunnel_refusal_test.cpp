@@ -90,6 +90,19 @@ TEST_F(TunnelTest, ClientRefusesANodeThatIsNotTheExpectedOne) {
   EXPECT_FALSE(accept_destination(0ms).get() >= 0) << "the destination was reached";
 }
 
+TEST_F(TunnelTest, UnreachableNodeResetsTheApplication) {
+  uint16_t closed_port = 0;
+  { Fd gone = listen_loopback(&closed_port); }
+  Peer nobody{asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), closed_port), node_id};
+  Carried c = carry(destination(), nobody, source_id);
+  EXPECT_EQ(end_name(read_to_end(c.app.get())), std::string("ECONNRESET"));
+  CarryResult r = c.wait();
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.detail.find("connect to 127.0.0.1:" + std::to_string(closed_port)), std::string::npos)
+      << r.detail;
+  EXPECT_TRUE(wait_until([&] { return client->connections() == 0; }));
+}
+
 TEST_F(TunnelTest, DeniedConnectIsAnswered403AndResetsTheApplication) {
   std::vector<std::string> asked;
   set_policy([&](const pki::SpiffeId &peer, const asio::ip::tcp::endpoint &to) {

@@ -294,6 +294,39 @@ TEST_F(TunnelTest, SlowDestinationThrottlesTheApplicationWithBoundedMemory) {
               limits.stream_buffer_bound());
 }
 
+TEST_F(TunnelTest, BytesDroppedByAResetGiveTheConnectionWindowBack) {
+  // A connection window of one stream window: if the bytes a reset stream held were not given
+  // back to the connection, the next stream on it could not move.
+  TunnelLimits tight;
+  tight.connection_window = tight.stream_window;
+  start_server(tight);
+  Carried a = carry();
+  Fd a_dest = accept_destination();
+  ASSERT_GE(a_dest.get(), 0);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { pump_pattern(a.app.get(), 4, stop); });
+  // The destination does not read: the streams fill up, then everything stalls, and nothing
+  // reads or writes the application's socket when it resets.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return server->stats().buffered_bytes > tight.stream_window / 2 &&
+               client->stats().buffered_bytes == tight.stream_send_buffer;
+      },
+      20s));
+  stop = true;
+  writer.join();
+  a.app.reset();
+  EXPECT_EQ(a.wait().outcome, Outcome::kReset);
+  EXPECT_TRUE(wait_until([&] { return server->stats().buffered_bytes == 0; }));
+
+  Carried b = carry();
+  Fd b_dest = accept_destination();
+  ASSERT_GE(b_dest.get(), 0);
+  EXPECT_EQ(client->connections(), 1u);  // the same connection
+  transfer_both_ways(b, b_dest, 1u << 20);
+  EXPECT_EQ(b.wait().outcome, Outcome::kClosed);
+}
+
 TEST_F(TunnelTest, IdlePooledConnectionIsClosedAfterTheIdleTimeout) {
   TunnelLimits limits;
   limits.idle_timeout = 200ms;
