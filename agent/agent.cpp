@@ -28,6 +28,7 @@
 #include "identity/rotator.h"
 #include "proxy/node_proxy.h"
 #include "reconcile/capture_maps.h"
+#include "reconcile/policy_maps.h"
 #include "loader/datapath.h"
 #include "loader/features.h"
 #include "reconcile/bpf_lb_maps.h"
@@ -220,10 +221,12 @@ void Agent::start() {
     datapath_->attach_agent(loader::cgroup2_mount() + loader::own_cgroup());
     capture_maps_ = std::make_unique<reconcile::CaptureMaps>(
         datapath_->workloads_fd(), datapath_->endpoints_fd(), datapath_->agent_config_fd());
+    policy_maps_ =
+        std::make_unique<reconcile::PolicyMaps>(datapath_->policy_fd(), datapath_->policy_denials_fd());
     proxy_ = std::make_unique<proxy::NodeProxy>(
         proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup, options_.outbound_port,
                                 options_.tunnel_port},
-        *rotator_, *capture_maps_);
+        *rotator_, *capture_maps_, policy_maps_.get());
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
     client_ = std::make_unique<xds::DiscoveryClient>(
@@ -498,6 +501,7 @@ Agent::~Agent() {
   client_.reset();  // its thread calls back into the agent
   proxy_.reset();   // capture off first: new connects stay untouched while the agent is gone
   capture_maps_.reset();
+  policy_maps_.reset();
   rotator_.reset();
   admin_.reset();
   release_node();
@@ -645,7 +649,7 @@ v1::AgentStatus Agent::status() {
     c->set_name(name);
     c->set_value(value);
   }
-  if (proxy_) *out.mutable_mesh() = admin::mesh_status(*rotator_, *proxy_, trust_domain_);
+  if (proxy_) *out.mutable_mesh() = admin::mesh_status(*rotator_, *proxy_, trust_domain_, policy_maps_.get());
   std::lock_guard lock(mu_);
   for (const auto &map : datapath_->maps()) {
     auto *m = out.add_maps();

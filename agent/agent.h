@@ -42,6 +42,7 @@ class NodeProxy;
 }
 namespace reconcile {
 class CaptureMaps;
+class PolicyMaps;
 struct MeshView;
 }
 namespace xds {
@@ -123,6 +124,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<xds::DiscoveryClient> client_;
   std::unique_ptr<identity::Rotator> rotator_;  // control-plane mode: node cert and SVIDs
   std::unique_ptr<reconcile::CaptureMaps> capture_maps_;  // control-plane mode
+  std::unique_ptr<reconcile::PolicyMaps> policy_maps_;    // control-plane mode
   std::unique_ptr<proxy::NodeProxy> proxy_;               // control-plane mode
   std::string trust_domain_;                    // control-plane mode, from the node certificate
   std::shared_ptr<const reconcile::MeshView> mesh_view_;  // under mu_

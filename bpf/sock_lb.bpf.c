@@ -4,18 +4,20 @@
  * ever carries the VIP; getpeername() and, for UDP, recvmsg() give the VIP back, so the
  * application sees what it asked for. Both families; IPv4-mapped IPv6 is balanced as IPv4.
  * A captured workload's TCP connect to a mesh workload on another node goes to the agent's
- * outbound listener instead (lib/capture.h). */
+ * outbound listener instead (lib/capture.h); a workload's TCP connect to a workload of this node
+ * is allowed or refused from the compiled authorization policies (lib/policy.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
 #include "lib/capture.h"
 #include "lib/lb.h"
 #include "lib/maps.h"
+#include "lib/policy.h"
 #include "lib/sock_addr.h"
 
 /* Documented in docs/datapath.md: a VIP without a usable backend refuses, as kube-proxy's REJECT
- * rule does, so clients fail fast instead of timing out. */
-#define SM_ERR_NO_BACKEND 111 /* ECONNREFUSED */
+ * rule does, so clients fail fast instead of timing out; so does a connect that policy denies. */
+#define SM_ERR_REFUSED 111 /* ECONNREFUSED */
 
 /* Cgroup sock_addr verdicts. */
 #define SM_ALLOW 1
@@ -29,7 +31,7 @@ const volatile bool sm_has_set_retval = true;
 /* Fails the connect() or sendto(): ECONNREFUSED where the kernel lets us say so, else EPERM. */
 static __always_inline int sm_refuse(void) {
   if (sm_has_set_retval)
-    bpf_set_retval(-SM_ERR_NO_BACKEND);
+    bpf_set_retval(-SM_ERR_REFUSED);
   return SM_REJECT;
 }
 
@@ -62,10 +64,16 @@ static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
 
   int result = sm_balance(&key, &be);
   if (result == SM_LB_NOT_A_SERVICE) {
-    /* A direct connect to a pod address is captured as a VIP's backend would be. */
-    int captured = SM_CAPTURE_NOT_APPLIED;
-    if (proto == SM_IPPROTO_TCP)
-      captured = sm_capture_connect(ctx, v6, &orig, 0);
+    if (proto != SM_IPPROTO_TCP) {
+      sm_count(SM_CNT_CONNECT_PASSTHROUGH);
+      return SM_ALLOW;
+    }
+    /* A direct connect to a pod address is authorized and captured as a VIP's backend would be. */
+    struct sm_connect_dest dest = {};
+    const struct sm_endpoint *ep = sm_connect_dest_of(&orig, 0, &dest);
+    if (sm_policy_connect(&dest, ep) == SM_POLICY_DENIED)
+      return sm_refuse();
+    int captured = sm_capture_connect(ctx, v6, &orig, &dest, ep);
     if (captured == SM_CAPTURE_LOST)
       return sm_refuse();
     if (captured == SM_CAPTURE_NOT_APPLIED)
@@ -78,7 +86,11 @@ static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
   }
 
   if (proto == SM_IPPROTO_TCP) {
-    int captured = sm_capture_connect(ctx, v6, &orig, be);
+    struct sm_connect_dest dest = {};
+    const struct sm_endpoint *ep = sm_connect_dest_of(&orig, be, &dest);
+    if (sm_policy_connect(&dest, ep) == SM_POLICY_DENIED)
+      return sm_refuse();
+    int captured = sm_capture_connect(ctx, v6, &orig, &dest, ep);
     if (captured == SM_CAPTURE_LOST)
       return sm_refuse();
     if (captured == SM_CAPTURE_REDIRECTED) {

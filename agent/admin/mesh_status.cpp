@@ -2,6 +2,7 @@
 
 #include "identity/rotator.h"
 #include "proxy/node_proxy.h"
+#include "reconcile/policy_maps.h"
 
 namespace sockmesh::admin {
 namespace {
@@ -30,7 +31,7 @@ void fill(const proxy::TunnelStats &s, v1::TunnelEndStatus *out) {
 }  // namespace
 
 v1::MeshStatus mesh_status(const identity::Rotator &identities, const proxy::NodeProxy &proxy,
-                           const std::string &trust_domain) {
+                           const std::string &trust_domain, const reconcile::PolicyMaps *policy) {
   v1::MeshStatus out;
   out.set_trust_domain(trust_domain);
   const auto node = identities.node();
@@ -59,6 +60,18 @@ v1::MeshStatus mesh_status(const identity::Rotator &identities, const proxy::Nod
     i->set_remote(c.remote.address().to_string() + ":" + std::to_string(c.remote.port()));
     i->set_streams_total(c.streams_total);
     i->set_streams_active(c.streams_active);
+  }
+  if (policy) {
+    try {
+      for (const auto &d : policy->denials()) {
+        auto *k = out.add_kernel_denials();
+        k->set_rule(d.rule);
+        k->set_count(d.count);
+        k->set_rule_id(d.id);
+      }
+    } catch (const std::exception &) {
+      out.clear_kernel_denials();  // the counters could not be read: shown as none
+    }
   }
   return out;
 }

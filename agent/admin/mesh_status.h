@@ -10,10 +10,15 @@ class Rotator;
 namespace sockmesh::proxy {
 class NodeProxy;
 }
+namespace sockmesh::reconcile {
+class PolicyMaps;
+}
 
 namespace sockmesh::admin {
 
+// `policy` (may be null): the kernel's same-node denials per rule.
 v1::MeshStatus mesh_status(const identity::Rotator &identities, const proxy::NodeProxy &proxy,
-                           const std::string &trust_domain);
+                           const std::string &trust_domain,
+                           const reconcile::PolicyMaps *policy = nullptr);
 
 }  // namespace sockmesh::admin

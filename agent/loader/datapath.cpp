@@ -291,6 +291,12 @@ int Datapath::agent_config_fd() const {
 int Datapath::capture_flows_fd() const {
   return bpf_map__fd(capture_->maps.sm_capture_flows);
 }
+int Datapath::policy_fd() const {
+  return bpf_map__fd(skel_->maps.sm_policy);
+}
+int Datapath::policy_denials_fd() const {
+  return bpf_map__fd(skel_->maps.sm_policy_denials);
+}
 
 std::vector<ProgramInfo> Datapath::programs() const {
   return programs_;

@@ -36,7 +36,9 @@ struct MapInfo {
 
 // What the kernel lets the programs use (from the feature probe, features.h).
 struct DatapathOptions {
-  bool set_retval = true;  // bpf_set_retval: ECONNREFUSED on a VIP without backends, else EPERM
+  // bpf_set_retval: ECONNREFUSED on a VIP without backends and on a connect policy denies, else
+  // EPERM
+  bool set_retval = true;
 };
 
 class Datapath {
@@ -66,6 +68,10 @@ class Datapath {
   int endpoints_fd() const;
   int agent_config_fd() const;
   int capture_flows_fd() const;
+  // Same-node authorization (bpf/include/sockmesh/policy.h): the compiled decisions and the
+  // per-rule denial counters.
+  int policy_fd() const;
+  int policy_denials_fd() const;
 
   const std::string &pin_dir() const { return pin_dir_; }
   std::vector<ProgramInfo> programs() const;

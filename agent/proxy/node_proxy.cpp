@@ -16,6 +16,7 @@
 #include "proxy/tunnel_server.h"
 #include "reconcile/capture_maps.h"
 #include "reconcile/mesh_view.h"
+#include "reconcile/policy_maps.h"
 #include "sockmesh/policy/authorize.h"
 
 namespace sockmesh::proxy {
@@ -69,6 +70,7 @@ struct NodeProxy::Impl {
   NodeProxyOptions options;
   identity::Rotator &identities;
   reconcile::CaptureMaps &capture;
+  reconcile::PolicyMaps *policy;  // may be null: no same-node authorization in the kernel
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   asio::ip::tcp::acceptor outbound{io};
@@ -88,8 +90,9 @@ struct NodeProxy::Impl {
   uint64_t captured_accepted = 0;
   std::map<std::string, uint64_t> dropped;
 
-  Impl(NodeProxyOptions o, identity::Rotator &ids, reconcile::CaptureMaps &maps)
-      : options(std::move(o)), identities(ids), capture(maps) {}
+  Impl(NodeProxyOptions o, identity::Rotator &ids, reconcile::CaptureMaps &maps,
+       reconcile::PolicyMaps *policy_maps)
+      : options(std::move(o)), identities(ids), capture(maps), policy(policy_maps) {}
 
   std::shared_ptr<const Tables> current() const {
     std::lock_guard lock(mu);
@@ -195,8 +198,8 @@ struct NodeProxy::Impl {
 };
 
 NodeProxy::NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
-                     reconcile::CaptureMaps &capture)
-    : impl_(std::make_unique<Impl>(std::move(options), identities, capture)) {
+                     reconcile::CaptureMaps &capture, reconcile::PolicyMaps *policy)
+    : impl_(std::make_unique<Impl>(std::move(options), identities, capture, policy)) {
   auto &d = *impl_;
   listen_on(d.outbound, {asio::ip::address_v4::any(), d.options.outbound_port});
   listen_on(d.outbound6, {asio::ip::address_v6::any(), d.options.outbound_port});
@@ -253,6 +256,7 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   auto tables = std::make_shared<Tables>();
   std::vector<reconcile::CapturedWorkload> captured;
   std::vector<reconcile::MeshEndpoint> endpoints;
+  std::vector<reconcile::PolicyWorkload> local_workloads;  // same-node authorization
   std::optional<asio::ip::address> own_address, own_address6;
   {
     std::lock_guard lock(d.mu);
@@ -293,10 +297,28 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
                        e.what());
         }
       }
+      if (local) {
+        const auto source = policy::Source::parse(entry.spiffe.str());
+        local_workloads.push_back(
+            {n, source ? *source : policy::Source::unauthenticated(), entry.destination});
+      }
       tables->workloads.emplace(n, std::move(entry));
     }
     tables->policies = policy::PolicyIndex::build(view->policies, d.options.trust_domain);
     d.tables = tables;
+  }
+  // Same-node authorization before the capture maps: entries name workload numbers, so a new
+  // workload's decisions are in place before the kernel can resolve its cgroup or address.
+  // A compile over the kernel's bounds is refused whole; the kernel keeps the last good entries.
+  if (d.policy) {
+    try {
+      const auto p = d.policy->apply(tables->policies, local_workloads);
+      spdlog::info(
+          "event=policy_synced local_workloads={} entries={} written={} removed={} rules={}",
+          local_workloads.size(), p.entries, p.written, p.removed, p.rules);
+    } catch (const std::exception &e) {
+      spdlog::error("event=policy_sync_refused reason=\"{}\" kept=last_good_entries", e.what());
+    }
   }
   // The kernel follows: endpoints and workloads first, then capture on (only once this node's
   // address is known, the address captured connections are sent to).

@@ -22,6 +22,7 @@ class Rotator;
 }
 namespace sockmesh::reconcile {
 class CaptureMaps;
+class PolicyMaps;
 struct MeshView;
 }  // namespace sockmesh::reconcile
 
@@ -48,13 +49,14 @@ struct NodeProxyStats {
 class NodeProxy {
  public:
   // Starts listening (throws std::runtime_error when it cannot) and the proxy's thread. Capture
-  // is switched on in the kernel only once a mesh view names this node's address.
+  // is switched on in the kernel only once a mesh view names this node's address. With `policy`,
+  // the kernel's same-node authorization follows the view's policies too.
   NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
-            reconcile::CaptureMaps &capture);
+            reconcile::CaptureMaps &capture, reconcile::PolicyMaps *policy = nullptr);
   ~NodeProxy();  // switches capture off, then stops
 
   // A new view of the mesh (workloads, nodes, policies): the proxy's tables, the policy index and
-  // the kernel's capture maps follow it.
+  // the kernel's policy and capture maps follow it.
   void set_view(std::shared_ptr<const reconcile::MeshView> view);
   NodeProxyStats stats() const;
 

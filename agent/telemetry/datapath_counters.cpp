@@ -28,10 +28,12 @@ constexpr const char *kNames[] = {
     "capture_record_lost",  // SM_CNT_CAPTURE_RECORD_LOST
     "getsockopt_answered",  // SM_CNT_GETSOCKOPT_ANSWERED
     "getsockopt_miss",      // SM_CNT_GETSOCKOPT_MISS
+    "connect_denied",       // SM_CNT_CONNECT_DENIED
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
 static_assert(SM_CNT_REVERSE_LOST == 8);
 static_assert(SM_CNT_GETSOCKOPT_MISS == 13);
+static_assert(SM_CNT_CONNECT_DENIED == 14);
 
 }  // namespace
 

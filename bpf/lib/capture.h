@@ -57,31 +57,46 @@ static __always_inline void sm_write_listener(struct bpf_sock_addr *ctx, int v6,
   ctx->user_port = listener->port;
 }
 
-/* A TCP connect to `orig` (what the application asked for), balanced to `be` when `orig` is a VIP
- * (0 otherwise): captures it when the caller is a captured workload, capture is on and the
- * destination is a mesh workload on another node. The cheap tests come first: capture off costs
- * one array lookup, a destination outside the mesh one hash lookup more. */
+/* The destination of a TCP connect, in stored form (IPv4-mapped as IPv4): what the application
+ * asked for (the VIP or the pod address) and where it goes (the chosen backend, or the address
+ * itself for a direct connect). */
+struct sm_connect_dest {
+  struct sm_capture_addr asked;
+  struct sm_capture_addr dest;
+};
+
+/* Fills `d` for a connect to `orig`, balanced to `be` when `orig` is a VIP (0 otherwise), and
+ * returns the destination's sm_endpoints entry (0 when it is no mesh workload). One hash lookup,
+ * shared by authorization (a workload of this node) and capture (a workload of another node). */
+static __always_inline const struct sm_endpoint *sm_connect_dest_of(const struct sm_orig_dst *orig,
+                                                                    const struct sm_backend *be,
+                                                                    struct sm_connect_dest *d) {
+  sm_capture_addr_of(orig->addr, orig->family, (__u16)orig->port, &d->asked);
+  if (be)
+    sm_capture_addr_of(be->addr, be->family, be->port, &d->dest);
+  else
+    d->dest = d->asked;
+  struct sm_ip_key ip = {};
+  sm_capture_ip_key(d->dest.addr, d->dest.family, &ip);
+  return bpf_map_lookup_elem(&sm_endpoints, &ip);
+}
+
+/* A TCP connect to `orig` (what the application asked for) going to `d->dest`, whose endpoint
+ * entry is `ep`: captures it when the destination is a mesh workload on another node, capture is
+ * on and the caller is a captured workload. A destination outside the mesh or on this node costs
+ * nothing more here; capture off one array lookup. */
 static __always_inline int sm_capture_connect(struct bpf_sock_addr *ctx, int v6,
                                               const struct sm_orig_dst *orig,
-                                              const struct sm_backend *be) {
+                                              const struct sm_connect_dest *d,
+                                              const struct sm_endpoint *ep) {
+  if (!ep || !(ep->flags & SM_EP_REMOTE)) return SM_CAPTURE_NOT_APPLIED;
   __u32 zero = 0;
   const struct sm_agent_config *agent = bpf_map_lookup_elem(&sm_agent, &zero);
   if (!agent || !(agent->flags & SM_AGENT_CAPTURE_ON)) return SM_CAPTURE_NOT_APPLIED;
 
-  struct sm_capture_addr asked = {}, dest = {};
-  sm_capture_addr_of(orig->addr, orig->family, (__u16)orig->port, &asked);
-  if (be)
-    sm_capture_addr_of(be->addr, be->family, be->port, &dest);
-  else
-    dest = asked;
-  struct sm_ip_key ip = {};
-  sm_capture_ip_key(dest.addr, dest.family, &ip);
-  const struct sm_endpoint *ep = bpf_map_lookup_elem(&sm_endpoints, &ip);
-  if (!ep || !(ep->flags & SM_EP_REMOTE)) return SM_CAPTURE_NOT_APPLIED;
-
   const struct sm_workload *wl = sm_current_workload();
   struct sm_capture_addr listener = {};
-  int verdict = sm_capture_decide(agent, ep, wl, dest.family, &listener);
+  int verdict = sm_capture_decide(agent, ep, wl, d->dest.family, &listener);
   if (verdict == SM_CAPTURE_PASS_NO_LISTENER) sm_count(SM_CNT_CAPTURE_NO_LISTENER);
   if (verdict != SM_CAPTURE_REDIRECT || !wl) return SM_CAPTURE_NOT_APPLIED;
 
@@ -91,7 +106,7 @@ static __always_inline int sm_capture_connect(struct bpf_sock_addr *ctx, int v6,
     sm_count(SM_CNT_CAPTURE_RECORD_LOST);
     return SM_CAPTURE_LOST;
   }
-  sm_capture_fill(info, &asked, &dest, wl, ep);
+  sm_capture_fill(info, &d->asked, &d->dest, wl, ep);
   sm_remember_orig(ctx, orig);
   sm_write_listener(ctx, v6, &listener);
   sm_count(SM_CNT_CONNECT_CAPTURED);

@@ -9,6 +9,7 @@
 #include "sockmesh/capture_maps.h"
 #include "sockmesh/counters.h"
 #include "sockmesh/lb_maps.h"
+#include "sockmesh/policy.h"
 
 /* VIP:port/proto -> slot of the service's backend set. Pinned: survives agent restarts. */
 struct {
@@ -140,6 +141,27 @@ struct {
   __type(value, struct sm_capture_info);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_capture_accepted SEC(".maps");
+
+/* Same-node authorization (layouts: include/sockmesh/policy.h). Pinned: a restarted agent finds
+ * the decisions in place and the kernel keeps deciding while it is away. No prealloc: memory
+ * follows the entries the agent compiled (most destinations have none). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_POLICY_MAP_ENTRIES);
+  __type(key, struct sm_policy_key);
+  __type(value, struct sm_policy_value);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_policy SEC(".maps");
+
+/* rule id -> denials, per CPU (the agent sums the CPUs and names the rules). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, SM_MAX_POLICY_RULES);
+  __type(key, __u32);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_policy_denials SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
 struct {

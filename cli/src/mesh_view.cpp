@@ -51,6 +51,9 @@ void render_mesh(std::ostream &out, const v1::MeshStatus &mesh, std::int64_t now
     peers.add_row({c.peer(), c.peer_certificate().substr(0, 23), c.remote(),
                    fmt::format("{}/{}", c.streams_active(), c.streams_total())});
   render_section(out, "Inbound tunnel connections", peers, "None.");
+  Table denials({"RULE", "DENIED"});
+  for (const auto &d : mesh.kernel_denials()) denials.add_row({d.rule(), std::to_string(d.count())});
+  render_section(out, "Same-node denials (kernel, at connect)", denials, "None.");
 }
 
 }  // namespace sockmesh::cli

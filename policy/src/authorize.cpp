@@ -313,6 +313,17 @@ Decision PolicyIndex::decide(const Source &source, const Destination &destinatio
   return explain(evaluate(selection, source, port), selection, source, destination, port);
 }
 
+std::vector<uint32_t> PolicyIndex::ports(const Selection &selection) const {
+  std::vector<uint32_t> out;
+  for (const auto *indexes : {&selection.deny, &selection.allow})
+    for (const uint32_t p : *indexes)
+      for (const Rule &rule : policies_[p].rules)
+        for (const auto &ports : rule.to) out.insert(out.end(), ports.begin(), ports.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 size_t PolicyIndex::size() const {
   return policies_.size();
 }

@@ -19,7 +19,9 @@ enum sm_counter {
   SM_CNT_CAPTURE_RECORD_LOST = 11, /* a capture record not stored (connect refused) or not moved */
   SM_CNT_GETSOCKOPT_ANSWERED = 12, /* the agent's getsockopt() answered from a capture record */
   SM_CNT_GETSOCKOPT_MISS = 13,     /* the agent's getsockopt() found no record: kernel's answer */
-  SM_CNT__MAX = 14,
+  /* Authorization (docs/datapath.md, "Authorization"). */
+  SM_CNT_CONNECT_DENIED = 14, /* same-node TCP connect() denied by policy: ECONNREFUSED */
+  SM_CNT__MAX = 15,
 };
 
 #endif

@@ -46,6 +46,7 @@
 #include "proxy/capture_info.h"
 #include "reconcile/bpf_lb_maps.h"
 #include "reconcile/capture_maps.h"
+#include "reconcile/policy_maps.h"
 #include "reconcile/reconciler.h"
 #include "sockmesh/capture_maps.h"
 #include "telemetry/datapath_counters.h"
@@ -100,7 +101,7 @@ std::string hex(const void *data, size_t n) {
 }
 
 // The bytes of struct sockaddr_in / sockaddr_in6 for ip:port, as libc builds them.
-std::string sockaddr_hex(const std::string &ip, uint16_t port) {
+[[maybe_unused]] std::string sockaddr_hex(const std::string &ip, uint16_t port) {
   socklen_t len = 0;
   auto addr = sockaddr_of(ip, port, &len);
   return hex(&addr, len);
@@ -120,8 +121,9 @@ sm_capture_addr capture_addr(const std::string &ip, uint16_t port) {
 }
 
 // The bytes SM_SO_CAPTURE_INFO must answer.
-std::string info_hex(const std::string &orig_ip, uint16_t orig_port, const std::string &be_ip,
-                     uint16_t be_port, uint32_t src, uint32_t dst, uint32_t node) {
+[[maybe_unused]] std::string info_hex(const std::string &orig_ip, uint16_t orig_port,
+                                      const std::string &be_ip, uint16_t be_port, uint32_t src,
+                                      uint32_t dst, uint32_t node) {
   sm_capture_info info{};
   info.orig = capture_addr(orig_ip, orig_port);
   info.backend = capture_addr(be_ip, be_port);
@@ -133,7 +135,7 @@ std::string info_hex(const std::string &orig_ip, uint16_t orig_port, const std::
 
 // One getsockopt() call and everything it left: return value, errno, optlen and the first bytes
 // of the buffer (filled with 0xab before the call), so that two calls compare as text.
-std::string sockopt(int fd, int level, int name, size_t size) {
+[[maybe_unused]] std::string sockopt(int fd, int level, int name, size_t size) {
   std::vector<uint8_t> buffer(size, 0xab);
   socklen_t len = socklen_t(size);
   int rc = getsockopt(fd, level, name, buffer.data(), &len);
@@ -143,7 +145,7 @@ std::string sockopt(int fd, int level, int name, size_t size) {
 }
 
 // sockopt() of a call expected to succeed with `len` bytes `bytes`, in a buffer of `size`.
-std::string answered(const std::string &bytes, size_t size) {
+[[maybe_unused]] std::string answered(const std::string &bytes, size_t size) {
   std::string tail;
   for (size_t i = bytes.size() / 2; i < std::min<size_t>(size, 64); i++) tail += "ab";
   return "rc=0 errno=0 len=" + std::to_string(bytes.size() / 2) + " " + bytes + tail;
@@ -164,6 +166,7 @@ struct Landing {
   std::string peer;   // the client's getpeername()
   int client = -1;
   int accepted = -1;
+  int64_t connect_us = 0;  // how long connect() took
 };
 
 // Inside the child: a private netns with loopback up and the listeners.
@@ -236,8 +239,12 @@ class Node {
       setsockopt(out.client, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
     }
     // Still in `cgroup`: the connect hook knows the workload by the caller's cgroup.
+    const auto start = std::chrono::steady_clock::now();
     int rc = connect(out.client, reinterpret_cast<sockaddr *>(&addr), len);
     out.err = rc == 0 ? 0 : errno;
+    out.connect_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
     join(cg_.root);
     if (rc != 0) return out;
     sockaddr_storage peer{};
@@ -382,9 +389,12 @@ class CaptureTest : public ::testing::Test {
     reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
     capture_ = std::make_unique<reconcile::CaptureMaps>(
         datapath_->workloads_fd(), datapath_->endpoints_fd(), datapath_->agent_config_fd());
+    policy_ = std::make_unique<reconcile::PolicyMaps>(datapath_->policy_fd(),
+                                                      datapath_->policy_denials_fd());
   }
 
   void close_datapath() {
+    policy_.reset();
     capture_.reset();
     reconciler_.reset();
     lb_maps_.reset();
@@ -485,6 +495,7 @@ class CaptureTest : public ::testing::Test {
   std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
   std::unique_ptr<reconcile::CaptureMaps> capture_;
+  std::unique_ptr<reconcile::PolicyMaps> policy_;
 };
 
 }  // namespace

@@ -150,6 +150,10 @@ class PolicyIndex {
   Decision explain(const Verdict &verdict, const Selection &selection, const Source &source,
                    const Destination &destination, uint32_t port) const;
   Decision decide(const Source &source, const Destination &destination, uint32_t port) const;
+  // The ports the rules of the selected policies name (sorted, unique). evaluate() gives every
+  // other port the same verdict as port 0, which no rule can name: what the kernel's per-port
+  // decisions are compiled from (agent/reconcile/policy_maps.h).
+  std::vector<uint32_t> ports(const Selection &selection) const;
 
   size_t size() const;
   const std::string &policy_id(uint32_t index) const;  // "namespace/name"
