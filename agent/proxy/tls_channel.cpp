@@ -53,8 +53,24 @@ TlsChannel::~TlsChannel() {
   SSL_free(ssl_);
 }
 
+bool TlsChannel::peer_sent_no_certificate() const {
+  return ERR_GET_LIB(first_ssl_error_) == ERR_LIB_SSL &&
+         ERR_GET_REASON(first_ssl_error_) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE;
+}
+
+std::string handshake_refusal(const TlsChannel &tls, const pki::Verified &peer) {
+  // pki reports kNoCertificate whenever it judged nothing; only OpenSSL knows whether the peer
+  // really sent an empty certificate message.
+  if (peer.reject &&
+      (*peer.reject != pki::Reject::kNoCertificate || tls.peer_sent_no_certificate())) {
+    return std::string(pki::reason_name(*peer.reject));
+  }
+  return "handshake_failed";
+}
+
 std::error_code TlsChannel::ssl_failure(int ssl_error) {
   if (ssl_error == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  if (first_ssl_error_ == 0) first_ssl_error_ = ERR_peek_error();
   std::string errors = openssl_errors();
   error_detail_ = errors.empty() ? "SSL error " + std::to_string(ssl_error) : errors;
   return std::make_error_code(std::errc::protocol_error);

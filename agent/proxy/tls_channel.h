@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "proxy/byte_queue.h"
+#include "sockmesh/pki/pki.h"
 
 namespace sockmesh::proxy {
 
@@ -45,6 +46,9 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   asio::ip::tcp::socket &socket() { return socket_; }
   // OpenSSL's words for the last failure (empty when none).
   const std::string &error_detail() const { return error_detail_; }
+  // The TLS layer failed because the peer sent no certificate (as opposed to failing before it
+  // got that far, or the connection breaking).
+  bool peer_sent_no_certificate() const;
 
   // Completes with an error when the handshake fails (after sending the alert, if any).
   void async_handshake(Handler handler);
@@ -81,6 +85,12 @@ class TlsChannel : public std::enable_shared_from_this<TlsChannel> {
   std::vector<Handler> write_waiters_;  // complete when out_ is written
   std::error_code write_error_;
   std::string error_detail_;
+  unsigned long first_ssl_error_ = 0;  // OpenSSL's code of the first TLS failure
 };
+
+// Why a handshake failed, as the tunnel's refusal counters name it: pki::reason_name of the
+// verdict on the peer's certificate, or "handshake_failed" when the handshake failed before or
+// apart from judging a certificate (no TLS at all, no ALPN h2, a connection that broke).
+std::string handshake_refusal(const TlsChannel &tls, const pki::Verified &peer);
 
 }  // namespace sockmesh::proxy

@@ -90,7 +90,13 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
   // credential, or on a new one.
   void place(const std::shared_ptr<TunnelStream> &stream, const pki::SpiffeId &source,
              const Peer &node, const std::string &destination) {
-    std::shared_ptr<const Credentialed> credential = credentials(source);
+    std::shared_ptr<const Credentialed> credential;
+    try {
+      credential = credentials(source);
+    } catch (const std::exception &e) {
+      spdlog::warn("tunnel client credential source failed source={} error=\"{}\"", source.str(),
+                   e.what());
+    }
     if (!credential || !credential->context) {
       stream->fail("no credential for " + source.str());
       return;
@@ -166,8 +172,7 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
     pki::Verified peer = pki::peer_of(c->tls->ssl());
     std::string where = endpoint_text(c->node.address);
     if (ec || !peer.ok()) {
-      std::string reason =
-          peer.reject ? std::string(pki::reason_name(*peer.reject)) : "handshake_failed";
+      std::string reason = handshake_refusal(*c->tls, peer);
       counters.handshakes_failed++;
       counters.refused(reason);
       std::string detail = peer.detail.empty() ? c->tls->error_detail() : peer.detail;

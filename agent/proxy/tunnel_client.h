@@ -7,7 +7,9 @@
 // closed).
 //
 // Threading: every public function may be called from any thread. The work runs on a strand of
-// the io_context; `done` callbacks and the CredentialSource are called on it.
+// the io_context; `done` callbacks and the CredentialSource are called on it. `done` must not
+// throw (it may run inside nghttp2's callbacks); an exception from the CredentialSource counts as
+// no credential.
 #pragma once
 
 #include <asio/io_context.hpp>

@@ -128,7 +128,12 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       socket.close(ignored);
       return;
     }
-    SslCtx context = server_context ? server_context() : nullptr;
+    SslCtx context;
+    try {
+      if (server_context) context = server_context();
+    } catch (const std::exception &e) {
+      spdlog::warn("tunnel server context source failed error=\"{}\"", e.what());
+    }
     if (!context) {
       counters.refused("no_credential");
       socket.close(ignored);
@@ -165,8 +170,7 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
     c->timer.cancel();
     pki::Verified peer = pki::peer_of(c->tls->ssl());
     if (ec || !peer.ok()) {
-      std::string reason =
-          peer.reject ? std::string(pki::reason_name(*peer.reject)) : "handshake_failed";
+      std::string reason = handshake_refusal(*c->tls, peer);
       counters.handshakes_failed++;
       counters.refused(reason);
       spdlog::debug("tunnel server refused peer={} reason={} detail=\"{}\"",
@@ -246,7 +250,13 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       refuse(400, "CONNECT authority \"" + request.authority + "\" is not ip:port");
       return;
     }
-    Decision decision = authorize ? authorize(c->peer, *destination) : Decision{};
+    // Called from inside nghttp2: nothing may be thrown through it.
+    Decision decision{false, "no_authorizer", "no Authorizer"};
+    try {
+      if (authorize) decision = authorize(c->peer, *destination);
+    } catch (const std::exception &e) {
+      decision = Decision{false, "authorizer_error", e.what()};
+    }
     if (!decision.allow) {
       counters.denied(decision.rule);
       spdlog::debug("tunnel server denied peer={} destination={} rule={} reason=\"{}\"",

@@ -6,7 +6,9 @@
 // answer within connect_timeout).
 //
 // Threading: every public function may be called from any thread. The work runs on a strand of
-// the io_context; the Authorizer and the server_context source are called on it.
+// the io_context; the Authorizer and the server_context source are called on it. An exception
+// from the Authorizer denies (rule "authorizer_error"); one from server_context refuses the
+// connection ("no_credential").
 #pragma once
 
 #include <asio/io_context.hpp>

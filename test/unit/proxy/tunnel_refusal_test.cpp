@@ -55,26 +55,41 @@ TEST_F(TunnelTest, ExpiredClientSvidIsRefusedAsExpired) {
   expect_refused_by_server(*this, c, "expired");
 }
 
-TEST_F(TunnelTest, ClientWithoutCertificateIsRefusedAsNoCertificate) {
-  // A plain TLS 1.3 client offering h2 and no certificate.
+// A plain TLS 1.3 client without certificate; `alpn` offers h2. True when the server let it
+// read anything.
+bool raw_tls_client_talks(uint16_t port, bool alpn) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  ASSERT_NE(ctx, nullptr);
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   static const unsigned char kH2[] = {2, 'h', '2'};
-  SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2);
+  if (alpn) SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
-  Fd fd = connect_loopback(server->local_endpoint().port());
+  Fd fd = connect_loopback(port);
   SSL *ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd.get());
   SSL_connect(ssl);  // may complete: TLS 1.3 clients finish before the server judges them
   char byte;
-  EXPECT_LE(SSL_read(ssl, &byte, 1), 0) << "the server let a client without certificate talk";
+  bool talked = SSL_read(ssl, &byte, 1) > 0;
   SSL_free(ssl);
   SSL_CTX_free(ctx);
+  return talked;
+}
 
+TEST_F(TunnelTest, ClientWithoutCertificateIsRefusedAsNoCertificate) {
+  EXPECT_FALSE(raw_tls_client_talks(server->local_endpoint().port(), true));
   EXPECT_TRUE(wait_until([&] { return count(server->stats().refusals, "no_certificate") == 1; }))
       << ::testing::PrintToString(server->stats().refusals);
   EXPECT_EQ(server->stats().connections_opened, 0u);
+}
+
+TEST_F(TunnelTest, FailuresBeforeAnyCertificateAreNotCountedAsNoCertificate) {
+  // No h2 offered: refused at the ClientHello.
+  EXPECT_FALSE(raw_tls_client_talks(server->local_endpoint().port(), false));
+  // Not TLS at all: a TCP connection that closes.
+  { Fd probe = connect_loopback(server->local_endpoint().port()); }
+  EXPECT_TRUE(wait_until([&] { return count(server->stats().refusals, "handshake_failed") == 2; }))
+      << ::testing::PrintToString(server->stats().refusals);
+  EXPECT_EQ(count(server->stats().refusals, "no_certificate"), 0u);
+  EXPECT_EQ(server->stats().handshakes_failed, 2u);
 }
 
 TEST_F(TunnelTest, ClientRefusesANodeThatIsNotTheExpectedOne) {
