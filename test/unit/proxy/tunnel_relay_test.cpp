@@ -65,6 +65,26 @@ INSTANTIATE_TEST_SUITE_P(Sizes, TransferTest,
                                                     : std::to_string(n) + "B";
                          });
 
+TEST_F(TunnelTest, CarriesToAnIpv6Destination) {
+  Fd listener(socket(AF_INET6, SOCK_STREAM, 0));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(listener.get(), 4), 0);
+  getsockname(listener.get(), reinterpret_cast<sockaddr *>(&a), &len);
+  Carried c = carry("[::1]:" + std::to_string(ntohs(a.sin6_port)), node(), source_id);
+  Fd dest = accept_within(listener.get());
+  ASSERT_GE(dest.get(), 0);
+  ASSERT_TRUE(write_all(c.app.get(), "over v6"));
+  EXPECT_EQ(read_string(dest.get(), 7), "over v6");
+  c.app.shutdown_write();
+  dest.close();
+  EXPECT_EQ(read_to_end(c.app.get()), End::kEof);
+  EXPECT_EQ(c.wait().outcome, Outcome::kClosed);
+}
+
 TEST_F(TunnelTest, ApplicationShutsWriteFirstAndStillReceivesTheLateReply) {
   Carried c = carry();
   Fd dest = accept_destination();
