@@ -331,18 +331,23 @@ class TunnelTest : public ::testing::Test {
     app_listener = listen_loopback(&app_port);
     start_server();
     start_client();
-    thread_ = std::thread([this] { io.run(); });
+    for (int i = 0; i < client_threads_; ++i) threads_.emplace_back([this] { io.run(); });
+    threads_.emplace_back([this] { server_io.run(); });
   }
 
   void TearDown() override {
     if (client) client->stop();
     if (server) server->stop();
     guard_.reset();
+    server_guard_.reset();
     // Everything must wind down by itself once stopped: a handler left pending is a leak.
-    auto ran = std::async(std::launch::async, [this] { thread_.join(); });
+    auto ran = std::async(std::launch::async, [this] {
+      for (std::thread &t : threads_) t.join();
+    });
     if (ran.wait_for(10s) != std::future_status::ready) {
-      ADD_FAILURE() << "the io_context still had work 10 s after stop()";
+      ADD_FAILURE() << "an io_context still had work 10 s after stop()";
       io.stop();
+      server_io.stop();
     }
     ran.wait();
     client.reset();
@@ -354,7 +359,7 @@ class TunnelTest : public ::testing::Test {
   void start_server(TunnelLimits limits = {}) {
     if (server) server->stop();
     server = std::make_unique<TunnelServer>(
-        io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0),
+        share_io_ ? io : server_io, asio::ip::tcp::endpoint(asio::ip::address_v4::loopback(), 0),
         [this] {
           std::lock_guard lock(mutex_);
           return server_context_;
@@ -432,7 +437,11 @@ class TunnelTest : public ::testing::Test {
     return accept_within(dest_listener.get(), limit);
   }
 
+  // The two agents run on threads of their own, as on two nodes: `io` for the client (and the
+  // application sockets), `server_io` for the server; or both on `io` (share_io_), as one
+  // agent's two ends share a thread. `io` may be run by several threads (client_threads_).
   asio::io_context io;
+  asio::io_context server_io;
   std::unique_ptr<TunnelServer> server;
   std::unique_ptr<TunnelClient> client;
   std::optional<pki::Credential> node_credential;
@@ -445,7 +454,13 @@ class TunnelTest : public ::testing::Test {
  private:
   std::unique_ptr<pki::CertificateAuthority> ca_;
   asio::executor_work_guard<asio::io_context::executor_type> guard_{io.get_executor()};
-  std::thread thread_;
+  asio::executor_work_guard<asio::io_context::executor_type> server_guard_{
+      server_io.get_executor()};
+  std::vector<std::thread> threads_;
+
+ protected:
+  bool share_io_ = false;
+  int client_threads_ = 1;
   std::mutex mutex_;
   SslCtx server_context_;
   std::map<std::string, std::shared_ptr<const Credentialed>> credentials_;

@@ -392,5 +392,66 @@ TEST_F(TunnelTest, StoppingTheClientResetsCarriedConnections) {
   EXPECT_EQ(late.wait().outcome, Outcome::kFailed);
 }
 
+// Both ends on one io_context thread, as one agent runs its outbound and inbound sides.
+class SharedThreadTest : public TunnelTest {
+ protected:
+  SharedThreadTest() { share_io_ = true; }
+};
+
+TEST_F(SharedThreadTest, BytesHalfCloseAndResetOnOneThread) {
+  Carried c = carry();
+  Fd dest = accept_destination();
+  ASSERT_GE(dest.get(), 0);
+  transfer_both_ways(c, dest, 4u << 20);
+  EXPECT_EQ(c.wait().outcome, Outcome::kClosed);
+
+  Carried r = carry();
+  Fd r_dest = accept_destination();
+  ASSERT_GE(r_dest.get(), 0);
+  ASSERT_TRUE(write_all(r.app.get(), "x"));
+  EXPECT_EQ(read_string(r_dest.get(), 1), "x");
+  r_dest.reset();
+  EXPECT_EQ(end_name(read_to_end(r.app.get())), std::string("ECONNRESET"));
+  EXPECT_EQ(r.wait().outcome, Outcome::kReset);
+}
+
+// The client's io_context run by three threads: the strand keeps each end's handlers serial.
+class MultiThreadTest : public TunnelTest {
+ protected:
+  MultiThreadTest() { client_threads_ = 3; }
+};
+
+TEST_F(MultiThreadTest, ManyStreamsWithSeveralThreadsRunningTheContext) {
+  constexpr int kStreams = 64;
+  constexpr size_t kBytes = 100000;
+  std::vector<Carried> apps;
+  std::vector<Fd> dests;
+  for (int i = 0; i < kStreams; ++i) {
+    apps.push_back(carry());
+    dests.push_back(accept_destination());
+    ASSERT_GE(dests.back().get(), 0);
+  }
+  // Every connection at once, both ways, from threads of its own.
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(kStreams * 2);
+  for (int i = 0; i < kStreams; ++i) {
+    threads.emplace_back([&, i] {
+      std::string sent = send_pattern(apps[i].app.get(), 100 + i, kBytes, true);
+      errors[2 * i] = sent.empty() ? expect_pattern(apps[i].app.get(), 500 + i, kBytes) : sent;
+    });
+  }
+  // carry() and accept_destination() went in step, so dests[i] is apps[i]'s destination.
+  for (int i = 0; i < kStreams; ++i) {
+    threads.emplace_back([&, i] {
+      std::string sent = send_pattern(dests[i].get(), 500 + i, kBytes, true);
+      errors[2 * i + 1] = sent.empty() ? expect_pattern(dests[i].get(), 100 + i, kBytes) : sent;
+    });
+  }
+  for (auto &t : threads) t.join();
+  for (const auto &e : errors) EXPECT_EQ(e, "");
+  for (auto &c : apps) EXPECT_EQ(c.wait().outcome, Outcome::kClosed);
+  EXPECT_EQ(client->connections(), 1u);
+}
+
 }  // namespace
 }  // namespace sockmesh::proxy::testing
