@@ -29,10 +29,10 @@ void tunnel_row(Table &table, const char *end, const v1::TunnelEndStatus &t) {
 
 void render_mesh(std::ostream &out, const v1::MeshStatus &mesh, std::int64_t now_unix_ms) {
   out << "\nMesh:\n"
-      << field_line("  Trust domain", mesh.trust_domain()) << field_line("  Node identity", mesh.node_spiffe_id())
-      << field_line("  Node cert expires",
-                    "in " + format_duration(mesh.node_certificate_not_after_unix_ms() - now_unix_ms))
-      << field_line("  Identity", mesh.identity_error());
+      << field_line("Domain", mesh.trust_domain()) << field_line("Node ID", mesh.node_spiffe_id())
+      << field_line("Node cert", "expires in " +
+                                     format_duration(mesh.node_certificate_not_after_unix_ms() - now_unix_ms))
+      << field_line("Identity", mesh.identity_error());
   Table svids({"SPIFFE-ID", "WORKLOAD", "GEN", "SERIAL", "EXPIRES", "RENEWS"});
   for (const auto &s : mesh.svids())
     svids.add_row({s.spiffe_id(), s.workload(), std::to_string(s.generation()), s.serial().substr(0, 16),

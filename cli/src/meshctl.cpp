@@ -309,7 +309,7 @@ void cmd_get_identities(const Options &options, const Environment &env, std::ost
   if (options.format() != OutputFormat::table)
     return print_document(out, options.format(), identities, DocumentLayout::single);
   const Table table = identities_table(identities, now_of(env));
-  out << field_line("Trust domain", identities.trust_domain()) << field_line("CA", identities.ca_cert_hash());
+  out << field_line("Domain", identities.trust_domain()) << field_line("CA", identities.ca_cert_hash());
   render_section(out, "Certificates", table, "No certificates issued.");
 }
 

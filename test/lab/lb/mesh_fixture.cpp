@@ -37,7 +37,8 @@ std::string workload_yaml(const lab::Lab &lab, const std::string &name,
       << "metadata: {name: " << name << ", namespace: demo, labels: {app: web, version: " << version
       << "}}\n"
       << "spec: {node: " << lab.node_name(lab.pod_node(name)) << ", addresses: ["
-      << lab.pod_ip(name) << ", \"" << lab.pod_ip6(name) << "\"]}\n---\n";
+      << lab.pod_ip(name) << ", \"" << lab.pod_ip6(name) << "\"], cgroupPath: " << name
+      << ", serviceAccount: web}\n---\n";
   return out.str();
 }
 
@@ -53,11 +54,14 @@ void wait_until(const std::function<bool()> &done, std::chrono::milliseconds lim
 
 }  // namespace
 
-MeshLab::MeshLab(Subsets subsets, Source source) : source_(source) {
+MeshLab::MeshLab(Subsets subsets, Source source, std::vector<lab::PodSpec> extra_pods,
+                 std::vector<std::string> meshcp_args)
+    : source_(source), meshcp_args_(std::move(meshcp_args)) {
   lab::LabSpec spec;
   spec.nodes = 2;
   spec.pods = {{"client", 1, ""}};
   for (const auto &[pod, node] : kWebPods) spec.pods.push_back({pod, node, ""});
+  for (auto &pod : extra_pods) spec.pods.push_back(std::move(pod));
   lab_ = lab::Lab::up(spec);
 
   char tmpl[] = "/tmp/sockmesh-lbtest-XXXXXX";
@@ -124,11 +128,11 @@ void MeshLab::stop_agent(int node) {
 }
 
 void MeshLab::start_controlplane() {
-  controlplane_ =
-      lab_->spawn_in_node(1,
-                          {MESHCP_BIN, "--state-dir", dir_ + "/meshcp", "--api-socket",
-                           dir_ + "/api.sock", "--listen", "unix:" + dir_ + "/xds.sock"},
-                          dir_ + "/meshcp.log");
+  std::vector<std::string> argv = {MESHCP_BIN,          "--state-dir", dir_ + "/meshcp",
+                                   "--api-socket",      dir_ + "/api.sock",
+                                   "--listen",          "unix:" + dir_ + "/xds.sock"};
+  argv.insert(argv.end(), meshcp_args_.begin(), meshcp_args_.end());
+  controlplane_ = lab_->spawn_in_node(1, argv, dir_ + "/meshcp.log");
   wait_until(
       [&] {
         try {

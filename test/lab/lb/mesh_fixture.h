@@ -31,7 +31,10 @@ class MeshLab {
   // 10.96.0.11:80 with no endpoints. meshd on both nodes.
   // kControlPlane: meshcp runs on node 1 (unix sockets in the test's directory) and the agents
   // use --controlplane; the config is applied through meshcp's API.
-  explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile);
+  // extra_pods: more pods (no echo server, no workload resource: the test declares them);
+  // meshcp_args: more flags for meshcp (e.g. --svid-ttl).
+  explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile,
+                   std::vector<lab::PodSpec> extra_pods = {}, std::vector<std::string> meshcp_args = {});
   ~MeshLab();
 
   lab::Lab &lab() { return *lab_; }
@@ -60,6 +63,7 @@ class MeshLab {
   std::string agent_log(int node) const;
   // The discovery address the agents are given.
   std::string controlplane_target() const { return "unix:" + dir_ + "/xds.sock"; }
+  std::string api_socket() const { return dir_ + "/api.sock"; }
   v1::ControlPlaneStatus controlplane_status();
   void start_controlplane();
   void kill_controlplane();  // SIGKILL, as a crash
@@ -75,6 +79,7 @@ class MeshLab {
   std::map<int, pid_t> agents_;
   Source source_;
   pid_t controlplane_ = 0;
+  std::vector<std::string> meshcp_args_;
   std::map<int, std::string> written_;  // last text written per node
 };
 

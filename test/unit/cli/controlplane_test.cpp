@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "fake_controlplane.h"
+#include "sockmesh/cli/format.h"
 #include "sockmesh/cli/local_socket.h"
 #include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/meshctl.h"
@@ -616,6 +617,63 @@ TEST_F(ControlPlaneTest, DescribeAnUnknownService) {
   EXPECT_EQ(r.err, "meshctl: service/default/web not in the control plane\n");
 }
 
+TEST_F(ControlPlaneTest, NodeAddPrintsTheTokenAndTheJoinCommand) {
+  cp_->added.set_token("smt1.0123abcd.00112233445566778899aabbccddeeff");
+  cp_->added.set_expires_unix(kNow / 1000 + 86400);
+  cp_->added.set_ca_cert_hash("sha256:" + std::string(64, 'a'));
+  cp_->added.set_trust_domain("cluster.local");
+  auto r = run({"node", "add", "n3", "--ttl", "600"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "Node \"n3\" may join the mesh (trust domain cluster.local) until " +
+                       format_utc(kNow + 86'400'000) +
+                       ", once, with:\n\n"
+                       "  meshd --node n3 --controlplane ADDRESS --join-token "
+                       "smt1.0123abcd.00112233445566778899aabbccddeeff --ca-cert-hash sha256:" +
+                       std::string(64, 'a') +
+                       "\n\nADDRESS is meshcp's agent address (--listen). The token is shown only now; "
+                       "meshcp keeps its hash.\n");
+  ASSERT_EQ(cp_->add_node_requests.size(), 1u);
+  EXPECT_EQ(cp_->add_node_requests[0].node(), "n3");
+  EXPECT_EQ(cp_->add_node_requests[0].ttl_seconds(), 600);
+  r = run({"node", "add", "Bad_Name"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "meshctl: the control plane refused: \"Bad_Name\" is not a valid node name\n");
+  r = run({"node", "add", "n3", "--ttl", "0"});
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST_F(ControlPlaneTest, GetIdentitiesListsNodeCertificatesAndSvids) {
+  cp_->identities.set_trust_domain("cluster.local");
+  cp_->identities.set_ca_cert_hash("sha256:abc");
+  auto add = [&](const std::string &node, const std::string &workload, const std::string &id, int64_t in_s) {
+    auto *c = cp_->identities.add_certificates();
+    c->set_node(node);
+    c->set_workload(workload);
+    c->set_spiffe_id(id);
+    c->set_serial("0123456789abcdef0123");
+    c->set_not_after_unix(kNow / 1000 + in_s);
+  };
+  add("n2", "demo/web", "spiffe://cluster.local/ns/demo/sa/web", 1800);
+  add("n1", "", "spiffe://cluster.local/sockmesh/node/n1", 86000);
+  add("n1", "demo/client", "spiffe://cluster.local/ns/demo/sa/client", 3500);
+  auto r = run({"get", "identities"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "Domain:      cluster.local\n"
+            "CA:          sha256:abc\n"
+            "\n"
+            "Certificates:\n"
+            "NODE   WORKLOAD      SPIFFE-ID                                  SERIAL             EXPIRES\n"
+            "n1     (node)        spiffe://cluster.local/sockmesh/node/n1    0123456789abcdef   in 23h53m\n"
+            "n1     demo/client   spiffe://cluster.local/ns/demo/sa/client   0123456789abcdef   in 58m20s\n"
+            "n2     demo/web      spiffe://cluster.local/ns/demo/sa/web      0123456789abcdef   in 30m\n");
+  r = run({"get", "identities", "--for-node", "n2"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("n2     demo/web"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("n1 "), std::string::npos) << r.out;
+}
+
 TEST_F(ControlPlaneTest, ControlPlaneStatus) {
   cp_->status.set_version("12");
   cp_->status.set_state_dir("/var/lib/sockmesh/meshcp");
@@ -654,7 +712,8 @@ TEST_F(ControlPlaneTest, ControlPlaneStatus) {
             "  \"version\": \"12\",\n"
             "  \"stateDir\": \"/var/lib/sockmesh/meshcp\",\n"
             "  \"resources\": 9,\n"
-            "  \"agents\": []\n"
+            "  \"agents\": [],\n"
+            "  \"identityRefusals\": {}\n"
             "}\n");
   cp_->status = v1::ControlPlaneStatus();
   EXPECT_EQ(run({"cp", "status"}).out,

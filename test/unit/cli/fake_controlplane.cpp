@@ -43,6 +43,27 @@ struct FakeControlPlane::Server final : v1::ControlPlane::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status AddNode(grpc::ServerContext *, const v1::AddNodeRequest *request,
+                       v1::AddNodeResponse *out) override {
+    std::lock_guard lock(owner.mutex_);
+    owner.add_node_requests.push_back(*request);
+    if (request->node() == "Bad_Name")
+      return {grpc::StatusCode::INVALID_ARGUMENT, "\"Bad_Name\" is not a valid node name"};
+    *out = owner.added;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListIdentities(grpc::ServerContext *, const v1::ListIdentitiesRequest *request,
+                              v1::ListIdentitiesResponse *out) override {
+    *out = owner.identities;
+    if (!request->node().empty()) {
+      out->clear_certificates();
+      for (const auto &c : owner.identities.certificates())
+        if (c.node() == request->node()) *out->add_certificates() = c;
+    }
+    return grpc::Status::OK;
+  }
+
   FakeControlPlane &owner;
   std::unique_ptr<grpc::Server> server;
 };

@@ -27,6 +27,11 @@ class FakeControlPlane {
   // Apply and Delete answer apply_response, or fail with change_status when it is not OK.
   v1::ApplyResponse apply_response;
   grpc::Status change_status;
+  // AddNode answers added (its token names the node it was asked for); ListIdentities answers
+  // identities.
+  v1::AddNodeResponse added;
+  v1::ListIdentitiesResponse identities;
+  std::vector<v1::AddNodeRequest> add_node_requests;
 
   // What meshctl asked for.
   std::vector<v1::ApplyRequest> applied() const;
