@@ -1,7 +1,9 @@
 #include "proxy/h2_session.h"
 
 #include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <cstring>
@@ -126,6 +128,17 @@ struct H2Session::Callbacks {
     if (end && (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
       if (auto stream = s.find(id)) stream->on_remote_end();
     }
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        s.role_ == Role::kClient) {
+      s.give_back_unsendable();
+    }
+    return 0;
+  }
+
+  static int frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user_data) {
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      of(user_data).unsent_.erase(frame->hd.stream_id);
+    }
     return 0;
   }
 
@@ -145,6 +158,7 @@ struct H2Session::Callbacks {
     H2Session &s = of(user_data);
     s.requests_.erase(stream_id);
     s.statuses_.erase(stream_id);
+    s.unsent_.erase(stream_id);
     auto it = s.streams_.find(stream_id);
     if (it == s.streams_.end()) return 0;
     std::shared_ptr<H2Stream> stream = std::move(it->second);
@@ -182,6 +196,7 @@ H2Session::H2Session(std::shared_ptr<TlsChannel> tls, Role role, const TunnelLim
   nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, &Callbacks::begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cbs, &Callbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Callbacks::frame_recv);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &Callbacks::frame_send);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Callbacks::data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Callbacks::stream_close);
   // Windows reopen only for bytes written out (consume()): end-to-end backpressure.
@@ -233,9 +248,33 @@ int32_t H2Session::submit_connect(const std::string &authority, std::shared_ptr<
   int32_t id = nghttp2_submit_request(session_, nullptr, nva, 2, &body, nullptr);
   if (id < 0) return -1;
   streams_[id] = std::move(stream);
+  unsent_.insert(id);
   idle_timer_.cancel();
   flush();
   return id;
+}
+
+void H2Session::give_back_unsendable() {
+  // Requests submitted before the peer's SETTINGS said how many streams it takes: nghttp2 holds
+  // those over the limit until a stream ends, which for a tunnel may be never. They are
+  // cancelled here and handed back (REFUSED_STREAM: the stream retries elsewhere).
+  uint32_t limit = peer_max_streams();
+  size_t sent = streams_.size() - unsent_.size();
+  size_t room = sent >= limit ? 0 : limit - sent;
+  if (unsent_.size() <= room) return;
+  std::vector<int32_t> ids(unsent_.begin(), unsent_.end());
+  std::sort(ids.begin(), ids.end());  // nghttp2 sends them in this order: the first `room` go
+  for (size_t i = room; i < ids.size(); ++i) {
+    int32_t id = ids[i];
+    spdlog::debug("tunnel stream={} not sent: the peer takes {} streams", id, limit);
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    unsent_.erase(id);
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    std::shared_ptr<H2Stream> stream = std::move(it->second);
+    streams_.erase(it);
+    stream->on_closed(NGHTTP2_REFUSED_STREAM);
+  }
 }
 
 void H2Session::attach(int32_t stream_id, std::shared_ptr<H2Stream> stream) {

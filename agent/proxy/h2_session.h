@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "proxy/tls_channel.h"
@@ -121,6 +122,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   void notify_closed(const std::string &why);
   void lose_streams();
   void arm_idle_timer();
+  void give_back_unsendable();
   std::shared_ptr<H2Stream> find(int32_t stream_id) const;
 
   std::shared_ptr<TlsChannel> tls_;
@@ -133,11 +135,12 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::unordered_map<int32_t, H2Request> requests_;  // server: headers being received
   std::unordered_map<int32_t, int> statuses_;        // client: :status being received
-  Bytes rbuf_;                                       // decrypted bytes handed to nghttp2
-  Bytes wbuf_;                                       // frames collected for the next TLS write
-  bool writing_ = false;                             // a TLS write is pending
-  bool busy_ = false;                                // inside nghttp2 (no nested send)
-  bool flush_again_ = false;                         // something wanted a flush while busy_
+  std::unordered_set<int32_t> unsent_;  // client: requests whose HEADERS are not sent yet
+  Bytes rbuf_;                          // decrypted bytes handed to nghttp2
+  Bytes wbuf_;                          // frames collected for the next TLS write
+  bool writing_ = false;                // a TLS write is pending
+  bool busy_ = false;                   // inside nghttp2 (no nested send)
+  bool flush_again_ = false;            // something wanted a flush while busy_
   asio::steady_timer idle_timer_;
   asio::steady_timer close_timer_;
 };

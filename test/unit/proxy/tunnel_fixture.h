@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <spdlog/cfg/env.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -320,6 +321,7 @@ class TunnelTest : public ::testing::Test {
   const pki::SpiffeId node_id = pki::SpiffeId::node(kTrustDomain, "n2");
 
   void SetUp() override {
+    spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug shows the tunnel's decisions
     ca_ = std::make_unique<pki::CertificateAuthority>(
         pki::CertificateAuthority::create(kTrustDomain, pki::system_clock()));
     node_credential = issue(*ca_, node_id);

@@ -230,9 +230,10 @@ TEST_F(TunnelTest, FiveHundredConcurrentStreamsShareOnePooledConnection) {
 }
 
 TEST_F(TunnelTest, StreamRefusedUnprocessedIsRetriedOnAnotherConnection) {
-  // A server that takes one stream per connection, and a client that sends two before it has
-  // heard so: the second is refused (REFUSED_STREAM) and must go to a new connection instead of
-  // resetting the application.
+  // A server that takes one stream per connection, and a client that submits two before it has
+  // heard so: the second is refused by the server (REFUSED_STREAM) or, when the server's
+  // SETTINGS came first, held back by nghttp2 and handed back by the session. Either way it must
+  // go to a new connection instead of resetting the application or waiting for the first.
   TunnelLimits one;
   one.max_concurrent_streams = 1;
   start_server(one);
