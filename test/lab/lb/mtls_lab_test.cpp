@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "mesh_fixture.h"
+#include "sockmesh/lab/echo_server.h"
 
 namespace sockmesh::testing {
 namespace {
@@ -344,7 +345,7 @@ TEST_F(MtlsLabTest, NoPlaintextBetweenNodes) {
   EXPECT_NE(plain.find(marker), std::string::npos);
 }
 
-TEST_F(MtlsLabTest, PolicyDecidesCrossNodeByTheClientsIdentity) {
+TEST_F(MtlsLabTest, PolicyDecidesByIdentityCrossNodeInTheAgentAndSameNodeInTheKernel) {
   auto &lab = mesh_->lab();
   const std::string policy = R"(apiVersion: sockmesh/v1
 kind: AuthorizationPolicy
@@ -381,6 +382,26 @@ spec:
   out.clear();
   EXPECT_EQ(lab.run_in_node(1, {MESHCTL_BIN, api, "check", "demo/client", "demo/web-v1-b:9001"}, &out), 0) << out;
   EXPECT_NE(out.find("ALLOW demo/web-from-client rules[0]"), std::string::npos) << out;
+
+  // Same node (web-v1-a runs on node 1 with both clients): the kernel decides at connect(), from
+  // the cgroup the client runs in; the denied connect fails at once with ECONNREFUSED.
+  const std::string local = lab.pod_ip("web-v1-a");
+  auto kernel_denials = [&] {
+    const auto status = mesh_->status(1);
+    for (const auto &d : status.mesh().kernel_denials())
+      if (d.rule() == deny_rule) return d.count();
+    return uint64_t(0);
+  };
+  const uint64_t kernel_before = kernel_denials();
+  EXPECT_EQ(lab.call_in_pod("client", [&] { return lab::http_get(local, 8080) == "web-v1-a\n" ? 0 : 1; }), 0)
+      << "client -> web-v1-a (same node) must be allowed";
+  const auto refused = words(connect_and_read(lab, "intruder", local, 8080));
+  ASSERT_EQ(refused.size(), 3u);
+  EXPECT_EQ(refused[0] + " " + refused[1] + " " + refused[2], "error connect " + std::to_string(ECONNREFUSED));
+  EXPECT_EQ(kernel_denials(), kernel_before + 1) << "the kernel counts the denial under the deciding rule";
+  out.clear();
+  EXPECT_EQ(lab.run_in_node(1, {MESHCTL_BIN, api, "check", "demo/intruder", "demo/web-v1-a:8080"}, &out), 3) << out;
+  EXPECT_NE(out.find("Decided by:  " + deny_rule), std::string::npos) << out;
 
   ASSERT_TRUE(mesh_->remove({"authorizationpolicy/demo/web-from-client"}).ok());
   mesh_->wait_all_acked();
