@@ -19,7 +19,7 @@ packages=(
   # tests: the no-plaintext capture on the node link
   tcpdump
   # benchmarks
-  iptables haproxy sockperf wrk iperf3
+  iptables haproxy sockperf wrk iperf3 nginx jq
   # vmtests: boot Debian's kernels under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static cpio
 )
