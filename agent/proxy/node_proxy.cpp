@@ -225,13 +225,9 @@ NodeProxy::NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
 
 NodeProxy::~NodeProxy() {
   auto &d = *impl_;
-  try {
-    auto agent = d.capture.agent();
-    agent.capture_on = false;  // new connects stay untouched while the proxy is gone
-    d.capture.set_agent(agent);
-  } catch (const std::exception &e) {
-    spdlog::warn("event=capture_off_failed reason=\"{}\"", e.what());
-  }
+  // Capture stays on (docs/decisions.md, M5): while no agent listens, a captured connect to
+  // another node is refused rather than sent in the clear; connections the kernel alone carries
+  // (same node, not captured) are not affected.
   asio::post(d.io, [&d] {
     std::error_code ignored;
     d.outbound.close(ignored);

@@ -53,7 +53,7 @@ class NodeProxy {
   // the kernel's same-node authorization follows the view's policies too.
   NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
             reconcile::CaptureMaps &capture, reconcile::PolicyMaps *policy = nullptr);
-  ~NodeProxy();  // switches capture off, then stops
+  ~NodeProxy();  // stops; capture stays on (fail closed, docs/decisions.md)
 
   // A new view of the mesh (workloads, nodes, policies): the proxy's tables, the policy index and
   // the kernel's policy and capture maps follow it.
