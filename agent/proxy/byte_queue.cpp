@@ -10,6 +10,25 @@ namespace {
 constexpr size_t kMinReadRoom = 2048;
 }  // namespace
 
+ByteQueue::~ByteQueue() {
+  if (memory_) memory_->sub(chunks_.size() * chunk_size_);
+}
+
+void ByteQueue::push_chunk() {
+  chunks_.push_back(Chunk{std::unique_ptr<uint8_t[]>(new uint8_t[chunk_size_])});  // not zeroed
+  if (memory_) memory_->add(chunk_size_);
+}
+
+void ByteQueue::pop_front_chunk() {
+  chunks_.pop_front();
+  if (memory_) memory_->sub(chunk_size_);
+}
+
+void ByteQueue::pop_back_chunk() {
+  chunks_.pop_back();
+  if (memory_) memory_->sub(chunk_size_);
+}
+
 const std::vector<asio::mutable_buffer> &ByteQueue::prepare(size_t max) {
   prepared_.clear();
   prepared_chunks_ = 0;
@@ -21,7 +40,7 @@ const std::vector<asio::mutable_buffer> &ByteQueue::prepare(size_t max) {
     max -= part;
   }
   while (max > 0) {
-    chunks_.push_back(Chunk{std::unique_ptr<uint8_t[]>(new uint8_t[chunk_size_])});  // not zeroed
+    push_chunk();
     size_t part = std::min(max, chunk_size_);
     prepared_.emplace_back(chunks_.back().data.get(), part);
     ++prepared_chunks_;
@@ -42,14 +61,14 @@ void ByteQueue::commit(size_t n) {
   prepared_chunks_ = 0;
   prepared_.clear();
   // New chunks the read did not reach.
-  while (!chunks_.empty() && chunks_.back().end == 0) chunks_.pop_back();
+  while (!chunks_.empty() && chunks_.back().end == 0) pop_back_chunk();
   pop_consumed();
 }
 
 void ByteQueue::append(const uint8_t *data, size_t n) {
   while (n > 0) {
     if (chunks_.empty() || chunks_.back().end == chunk_size_) {
-      chunks_.push_back(Chunk{std::unique_ptr<uint8_t[]>(new uint8_t[chunk_size_])});
+      push_chunk();
     }
     Chunk &tail = chunks_.back();
     size_t part = std::min(n, chunk_size_ - tail.end);
@@ -106,7 +125,7 @@ void ByteQueue::pop_consumed() {
   // may be writing into it.
   while (!chunks_.empty() && chunks_.front().begin == chunks_.front().end) {
     if (chunks_.size() <= prepared_chunks_) return;
-    chunks_.pop_front();
+    pop_front_chunk();
   }
 }
 

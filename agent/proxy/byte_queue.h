@@ -12,6 +12,8 @@
 #include <memory>
 #include <vector>
 
+#include "proxy/tunnel_stats.h"
+
 namespace sockmesh::proxy {
 
 // A growable byte buffer whose resize() leaves new bytes uninitialised (they are written right
@@ -60,7 +62,12 @@ class Bytes {
 
 class ByteQueue {
  public:
-  explicit ByteQueue(size_t chunk_size) : chunk_size_(chunk_size) {}
+  // `memory` (optional) follows the bytes of the chunks allocated.
+  explicit ByteQueue(size_t chunk_size, Gauge *memory = nullptr)
+      : chunk_size_(chunk_size), memory_(memory) {}
+  ~ByteQueue();
+  ByteQueue(const ByteQueue &) = delete;
+  ByteQueue &operator=(const ByteQueue &) = delete;
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -89,8 +96,12 @@ class ByteQueue {
     size_t end = 0;    // one past the last written byte
   };
   void pop_consumed();
+  void push_chunk();
+  void pop_front_chunk();
+  void pop_back_chunk();
 
   size_t chunk_size_;
+  Gauge *memory_;
   std::deque<Chunk> chunks_;
   size_t size_ = 0;
   size_t prepared_chunks_ = 0;  // the last chunks a read may be filling

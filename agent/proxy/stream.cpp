@@ -30,11 +30,14 @@ TunnelStream::TunnelStream(asio::ip::tcp::socket socket, const TunnelLimits &lim
       limits_(limits),
       counters_(counters),
       done_(std::move(done)),
-      up_(limits.read_chunk),
-      down_(limits.read_chunk),
+      up_(limits.read_chunk, &counters.buffer_memory),
+      down_(limits.read_chunk, &counters.buffer_memory),
       response_timer_(socket_.get_executor()) {
   std::error_code ignored;
-  if (socket_.is_open()) socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (socket_.is_open()) {
+    socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    socket_.non_blocking(true, ignored);
+  }
 }
 
 void TunnelStream::start_reading() {
@@ -65,6 +68,7 @@ void TunnelStream::connected(asio::ip::tcp::socket destination) {
   socket_ = std::move(destination);
   std::error_code ignored;
   socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);
   established_ = true;
   counters_.streams_opened++;
   status_ = 200;
@@ -113,7 +117,7 @@ void TunnelStream::on_data(const uint8_t *data, size_t n) {
     return;
   }
   down_.append(data, n);
-  counters_.buffered_add(n);
+  counters_.buffered.add(n);
   schedule_write();
 }
 
@@ -180,7 +184,7 @@ ssize_t TunnelStream::ready_to_send(size_t max, bool *last) {
 
 void TunnelStream::take(uint8_t *out, size_t n) {
   up_.take(out, n);
-  counters_.buffered_sub(n);
+  counters_.buffered.sub(n);
   read_socket();
 }
 
@@ -189,32 +193,57 @@ void TunnelStream::read_socket() {
   size_t held = up_.size();
   if (held >= limits_.stream_send_buffer) return;  // take() reads on
   reading_ = true;
-  socket_.async_read_some(up_.prepare(limits_.stream_send_buffer - held),
-                          [self = shared_from_this()](const std::error_code &ec, size_t n) {
-                            TunnelStream &s = *self;
-                            s.reading_ = false;
-                            if (s.discarding_ || s.finished_) {
-                              s.up_.commit(0);
-                              return;
-                            }
-                            s.up_.commit(n);
-                            s.counters_.buffered_add(n);
-                            s.counters_.bytes_to_tunnel += n;
-                            s.bytes_up_ += n;
-                            if (ec == asio::error::eof) {
-                              s.up_eof_ = true;
-                            } else if (ec) {
-                              s.discard();
-                              s.counters_.streams_reset++;
-                              s.end(StreamEnd::Outcome::kReset,
-                                    "local socket read: " + ec.message());
-                              if (s.session_ && !s.h2_closed_)
-                                s.session_->reset_stream(s.id_, NGHTTP2_CONNECT_ERROR);
-                              return;
-                            }
-                            if (s.session_ && s.established_) s.session_->resume_send(s.id_);
-                            s.read_socket();
-                          });
+  auto self = shared_from_this();
+  if (socket_drained_) {
+    // The last read emptied the socket: wait for bytes without holding buffers for them, so
+    // that an idle connection costs no memory, then read what is there.
+    socket_.async_wait(asio::socket_base::wait_read, [self](const std::error_code &ec) {
+      TunnelStream &s = *self;
+      s.reading_ = false;
+      if (ec || s.discarding_ || s.finished_) {
+        s.on_read(ec, 0, 0);
+        return;
+      }
+      size_t room = s.limits_.stream_send_buffer - s.up_.size();
+      std::error_code read_ec;
+      size_t n = s.socket_.read_some(s.up_.prepare(room), read_ec);  // the socket is non-blocking
+      if (read_ec == asio::error::would_block) {
+        s.up_.commit(0);
+        s.read_socket();
+        return;
+      }
+      s.on_read(read_ec, n, room);
+    });
+    return;
+  }
+  size_t room = limits_.stream_send_buffer - held;
+  socket_.async_read_some(up_.prepare(room), [self, room](const std::error_code &ec, size_t n) {
+    self->reading_ = false;
+    self->on_read(ec, n, room);
+  });
+}
+
+void TunnelStream::on_read(const std::error_code &ec, size_t n, size_t asked) {
+  if (discarding_ || finished_) {
+    up_.commit(0);
+    return;
+  }
+  up_.commit(n);
+  socket_drained_ = n < asked;
+  counters_.buffered.add(n);
+  counters_.bytes_to_tunnel += n;
+  bytes_up_ += n;
+  if (ec == asio::error::eof) {
+    up_eof_ = true;
+  } else if (ec) {
+    discard();
+    counters_.streams_reset++;
+    end(StreamEnd::Outcome::kReset, "local socket read: " + ec.message());
+    if (session_ && !h2_closed_) session_->reset_stream(id_, NGHTTP2_CONNECT_ERROR);
+    return;
+  }
+  if (session_ && established_) session_->resume_send(id_);
+  read_socket();
 }
 
 void TunnelStream::write_socket() {
@@ -238,7 +267,7 @@ void TunnelStream::write_socket() {
                                return;
                              }
                              s.down_.consume(n);
-                             s.counters_.buffered_sub(n);
+                             s.counters_.buffered.sub(n);
                              s.counters_.bytes_from_tunnel += n;
                              s.bytes_down_ += n;
                              s.session_->consume(s.id_, n);
@@ -295,10 +324,10 @@ void TunnelStream::discard() {
   response_timer_.cancel();
   reset_socket();
   size_t up = up_.clear();
-  counters_.buffered_sub(up);
+  counters_.buffered.sub(up);
   if (writing_) return;  // the write's completion discards the rest
   size_t down = down_.clear();
-  counters_.buffered_sub(down);
+  counters_.buffered.sub(down);
   if (session_ && down > 0) session_->consume(id_, down);
 }
 

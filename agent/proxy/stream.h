@@ -82,6 +82,7 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
 
  private:
   void read_socket();
+  void on_read(const std::error_code &ec, size_t n, size_t asked);
   void write_socket();
   void schedule_write();
   void watch_socket();
@@ -105,11 +106,12 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   int status_ = 0;
   uint64_t bytes_up_ = 0;
   uint64_t bytes_down_ = 0;
-  bool established_ = false;  // 200 sent (inbound) or received (outbound)
-  bool reading_ = false;      // a socket read is pending
-  bool up_eof_ = false;       // the socket said EOF
-  bool up_ended_ = false;     // END_STREAM handed to nghttp2
-  bool writing_ = false;      // a socket write is pending
+  bool established_ = false;    // 200 sent (inbound) or received (outbound)
+  bool reading_ = false;        // a socket read is pending
+  bool socket_drained_ = true;  // the last read got less than it asked: wait before reading
+  bool up_eof_ = false;         // the socket said EOF
+  bool up_ended_ = false;       // END_STREAM handed to nghttp2
+  bool writing_ = false;        // a socket write is pending
   bool write_scheduled_ = false;
   bool down_eof_ = false;    // END_STREAM received
   bool down_shut_ = false;   // shutdown(SHUT_WR) done

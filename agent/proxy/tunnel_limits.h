@@ -35,7 +35,7 @@ struct TunnelLimits {
   uint32_t max_concurrent_streams = 1000;
   // Bytes read from a TCP socket and not yet handed to HTTP/2 (per stream).
   size_t stream_send_buffer = 64 * 1024;
-  // Size of one socket read (and of one buffer chunk).
+  // Size of one stream buffer chunk (a socket read fills up to the buffer's room, over several).
   size_t read_chunk = 16 * 1024;
   // HTTP/2 frames collected before one TLS write (per connection).
   size_t write_batch = 128 * 1024;

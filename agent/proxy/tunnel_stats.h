@@ -29,6 +29,8 @@ struct TunnelStats {
   uint64_t pool_misses = 0;         // client: a stream that needed a new connection
   uint64_t buffered_bytes = 0;      // gauge: data held in stream buffers (TunnelLimits)
   uint64_t buffered_bytes_peak = 0;
+  uint64_t buffer_memory = 0;  // gauge: memory of the stream buffers' chunks (data + slack)
+  uint64_t buffer_memory_peak = 0;
   // Why peers were refused: pki::reason_name() of the verification failure ("unknown_ca",
   // "expired", ...), "peer_id_mismatch" (client: the node is not who it should be),
   // "handshake_failed" (any other TLS failure), "too_many_connections" (server).
@@ -37,6 +39,24 @@ struct TunnelStats {
   std::map<std::string, uint64_t> denials;
   // CONNECT response statuses: sent (server) or received (client).
   std::map<int, uint64_t> responses;
+};
+
+// A gauge and its high-water mark.
+class Gauge {
+ public:
+  void add(uint64_t n) {
+    uint64_t now = value_.fetch_add(n, std::memory_order_relaxed) + n;
+    uint64_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+  void sub(uint64_t n) { value_.fetch_sub(n, std::memory_order_relaxed); }
+  uint64_t value() const { return value_.load(); }
+  uint64_t peak() const { return peak_.load(); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+  std::atomic<uint64_t> peak_{0};
 };
 
 class TunnelCounters {
@@ -54,13 +74,8 @@ class TunnelCounters {
   std::atomic<uint64_t> pool_hits{0};
   std::atomic<uint64_t> pool_misses{0};
 
-  void buffered_add(uint64_t n) {
-    uint64_t now = buffered_.fetch_add(n, std::memory_order_relaxed) + n;
-    uint64_t peak = buffered_peak_.load(std::memory_order_relaxed);
-    while (now > peak && !buffered_peak_.compare_exchange_weak(peak, now)) {
-    }
-  }
-  void buffered_sub(uint64_t n) { buffered_.fetch_sub(n, std::memory_order_relaxed); }
+  Gauge buffered;       // data in stream buffers
+  Gauge buffer_memory;  // their chunks' memory
 
   void refused(const std::string &reason) {
     std::lock_guard lock(mutex_);
@@ -91,8 +106,10 @@ class TunnelCounters {
     s.bytes_from_tunnel = bytes_from_tunnel.load();
     s.pool_hits = pool_hits.load();
     s.pool_misses = pool_misses.load();
-    s.buffered_bytes = buffered_.load();
-    s.buffered_bytes_peak = buffered_peak_.load();
+    s.buffered_bytes = buffered.value();
+    s.buffered_bytes_peak = buffered.peak();
+    s.buffer_memory = buffer_memory.value();
+    s.buffer_memory_peak = buffer_memory.peak();
     std::lock_guard lock(mutex_);
     s.refusals = refusals_;
     s.denials = denials_;
@@ -101,8 +118,6 @@ class TunnelCounters {
   }
 
  private:
-  std::atomic<uint64_t> buffered_{0};
-  std::atomic<uint64_t> buffered_peak_{0};
   mutable std::mutex mutex_;
   std::map<std::string, uint64_t> refusals_;
   std::map<std::string, uint64_t> denials_;

@@ -53,6 +53,8 @@ TEST_P(TransferTest, BytesArriveIntactInBothDirections) {
   EXPECT_EQ(s.streams_reset, 0u);
   EXPECT_EQ(client->stats().buffered_bytes, 0u);
   EXPECT_EQ(server->stats().buffered_bytes, 0u);
+  EXPECT_EQ(client->stats().buffer_memory, 0u);
+  EXPECT_EQ(server->stats().buffer_memory, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, TransferTest,
@@ -214,8 +216,13 @@ TEST_F(TunnelTest, FiveHundredConcurrentStreamsShareOnePooledConnection) {
   }
   for (int i = 0; i < kStreams; ++i) {
     ASSERT_EQ(read_string(apps[i].app.get(), kBytes), pattern(1000 + i, kBytes)) << "stream " << i;
-    apps[i].app.shutdown_write();
   }
+  // 500 open, idle streams hold no buffer memory on either side.
+  EXPECT_TRUE(wait_until([&] {
+    return client->stats().buffer_memory == 0 && server->stats().buffer_memory == 0;
+  })) << "client "
+      << client->stats().buffer_memory << ", server " << server->stats().buffer_memory;
+  for (int i = 0; i < kStreams; ++i) apps[i].app.shutdown_write();
   for (auto &d : dests) {
     ASSERT_EQ(read_to_end(d.get()), End::kEof);
     d.close();
@@ -309,10 +316,17 @@ TEST_F(TunnelTest, SlowDestinationThrottlesTheApplicationWithBoundedMemory) {
   EXPECT_EQ(r.outcome, Outcome::kClosed) << r.detail;
   EXPECT_LE(client->stats().buffered_bytes_peak, limits.stream_buffer_bound());
   EXPECT_LE(server->stats().buffered_bytes_peak, limits.stream_buffer_bound());
-  std::printf("[ memory   ] peak buffered: client %llu, server %llu (bound %zu per stream)\n",
-              static_cast<unsigned long long>(client->stats().buffered_bytes_peak),
-              static_cast<unsigned long long>(server->stats().buffered_bytes_peak),
-              limits.stream_buffer_bound());
+  EXPECT_LE(client->stats().buffer_memory_peak, limits.stream_memory_bound());
+  EXPECT_LE(server->stats().buffer_memory_peak, limits.stream_memory_bound());
+  std::printf(
+      "[ memory   ] peak buffered: client %llu, server %llu (bound %zu); chunks: client %llu, "
+      "server %llu (bound %zu)\n",
+      static_cast<unsigned long long>(client->stats().buffered_bytes_peak),
+      static_cast<unsigned long long>(server->stats().buffered_bytes_peak),
+      limits.stream_buffer_bound(),
+      static_cast<unsigned long long>(client->stats().buffer_memory_peak),
+      static_cast<unsigned long long>(server->stats().buffer_memory_peak),
+      limits.stream_memory_bound());
 }
 
 TEST_F(TunnelTest, BytesDroppedByAResetGiveTheConnectionWindowBack) {
