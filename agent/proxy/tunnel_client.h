@@ -49,7 +49,8 @@ using CarryResult = StreamEnd;
 class TunnelClient {
  public:
   TunnelClient(asio::io_context &io, CredentialSource credentials, TunnelLimits limits = {});
-  // stop()s. Destroy it after the io_context stopped running, or from its thread after stop().
+  // stop()s. The internals live on until the io_context has run what is queued, so it may go
+  // from any thread; callbacks given to it may still run after (with streams reset).
   ~TunnelClient();
   TunnelClient(const TunnelClient &) = delete;
   TunnelClient &operator=(const TunnelClient &) = delete;

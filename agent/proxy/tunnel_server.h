@@ -58,7 +58,8 @@ class TunnelServer {
   TunnelServer(asio::io_context &io, const asio::ip::tcp::endpoint &listen,
                std::function<SslCtx()> server_context, Authorizer authorize,
                TunnelLimits limits = {});
-  // stop()s. Destroy it after the io_context stopped running, or from its thread after stop().
+  // stop()s. The internals live on until the io_context has run what is queued, so it may go
+  // from any thread; callbacks given to it may still run after (with streams reset).
   ~TunnelServer();
   TunnelServer(const TunnelServer &) = delete;
   TunnelServer &operator=(const TunnelServer &) = delete;
@@ -67,8 +68,8 @@ class TunnelServer {
   TunnelStats stats() const;
   std::vector<InboundConnection> connections() const;
   // Closes the listener, then resets every relayed connection (destination sockets get
-  // SO_LINGER{1,0}) and closes every tunnel connection with GOAWAY. Asynchronous: done on the
-  // strand. Idempotent.
+  // SO_LINGER{1,0}) and closes every tunnel connection at once (the clients see it lost and
+  // reset their applications). Asynchronous: done on the strand. Idempotent.
   void stop();
 
  private:
