@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "sockmesh/common/atomic_file.h"
 #include "sockmesh/resources/resource_set.h"
 #include "sockmesh/resources/validate.h"
 
@@ -21,43 +22,13 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char *kSuffix = ".json";
+// What write_file_atomically() leaves behind when a crash interrupts it.
 constexpr const char *kTempSuffix = ".tmp";
 
 void make_dirs(const fs::path &dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
-}
-
-std::string read_file(const fs::path &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path.string() + ": cannot read: " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Temp file, fsync, rename: a reader sees the old or the new content, never a part.
-void write_atomically(const fs::path &path, const std::string &content) {
-  make_dirs(path.parent_path());
-  const std::string temp = path.string() + kTempSuffix;
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error("cannot write " + temp + ": " + std::strerror(err));
-    }
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
-  if (::rename(temp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error("cannot rename " + temp + ": " + std::strerror(errno));
 }
 
 std::string to_json(const v1::Resource &resource) {
@@ -74,7 +45,7 @@ std::string to_json(const v1::Resource &resource) {
 
 uint64_t read_version(const fs::path &path) {
   if (!fs::exists(path)) return 0;
-  const std::string text = read_file(path);
+  const std::string text = read_whole_file(path);
   size_t end = text.find_last_not_of(" \n");
   const std::string digits = end == std::string::npos ? "" : text.substr(0, end + 1);
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos ||
@@ -121,7 +92,7 @@ StoredState Store::load() const {
       v1::Resource resource;
       google::protobuf::util::JsonParseOptions options;
       auto status =
-          google::protobuf::util::JsonStringToMessage(read_file(path), &resource, options);
+          google::protobuf::util::JsonStringToMessage(read_whole_file(path), &resource, options);
       if (!status.ok())
         throw std::runtime_error(path.string() +
                                  ": not a resource: " + std::string(status.message()));
@@ -147,12 +118,12 @@ StoredState Store::load() const {
 
 void Store::write(const Resources &changed, const std::vector<std::string> &removed,
                   uint64_t version) {
-  for (const auto &[name, resource] : changed) write_atomically(path_of(name), to_json(resource));
+  for (const auto &[name, resource] : changed) write_file_atomically(path_of(name), to_json(resource));
   for (const auto &name : removed) {
     if (::unlink(path_of(name).c_str()) != 0 && errno != ENOENT)
       throw std::runtime_error("cannot remove " + path_of(name) + ": " + std::strerror(errno));
   }
-  write_atomically(fs::path(dir_) / "version", std::to_string(version) + "\n");
+  write_file_atomically(fs::path(dir_) / "version", std::to_string(version) + "\n");
 }
 
 }  // namespace sockmesh::controlplane

@@ -44,6 +44,23 @@ std::string hex(const unsigned char *d, size_t n) {
   return out;
 }
 
+// SHA-256 of a byte stream, fed as it goes.
+class Sha256 {
+ public:
+  Sha256() : md_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(md_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(md_); }
+  void update(const char *data, size_t n) { EVP_DigestUpdate(md_, data, n); }
+  std::string hex_digest() {
+    unsigned char digest[32];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(md_, digest, &len);
+    return hex(digest, len);
+  }
+
+ private:
+  EVP_MD_CTX *md_;
+};
+
 int connect_to(const std::string &ip, uint16_t port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -82,8 +99,7 @@ std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::stri
         int fd = connect_to(ip, port);
         if (fd < 0) return std::printf("error connect %d\n", errno), 0;
         const std::string peer = peer_of(fd);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+        Sha256 sha;
         std::vector<char> buf(1 << 20);
         uint64_t state = 0x9e3779b97f4a7c15ull;
         for (size_t sent = 0; sent < bytes;) {
@@ -93,7 +109,7 @@ std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::stri
           } else {
             for (size_t i = 0; i < n; ++i) buf[i] = marker[(sent + i) % marker.size()];
           }
-          EVP_DigestUpdate(md, buf.data(), n);
+          sha.update(buf.data(), n);
           for (size_t done = 0; done < n;) {
             ssize_t w = ::write(fd, buf.data() + done, n - done);
             if (w <= 0) return std::printf("error write %d\n", errno), 0;
@@ -101,17 +117,14 @@ std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::stri
           }
           sent += n;
         }
-        unsigned char digest[32];
-        unsigned int len = 0;
-        EVP_DigestFinal_ex(md, digest, &len);
-        EVP_MD_CTX_free(md);
+        const std::string sent_sha = sha.hex_digest();
         ::shutdown(fd, SHUT_WR);  // the server answers only after our end of the stream
         std::string reply;
         char chunk[256];
         ssize_t r;
         while ((r = ::read(fd, chunk, sizeof(chunk))) > 0) reply.append(chunk, size_t(r));
         if (r < 0) return std::printf("error read %d\n", errno), 0;
-        std::printf("%s %s %s\n", hex(digest, len).c_str(), reply.substr(0, 64).c_str(), peer.c_str());
+        std::printf("%s %s %s\n", sent_sha.c_str(), reply.substr(0, 64).c_str(), peer.c_str());
         ::close(fd);
         return 0;
       },
@@ -129,21 +142,16 @@ std::string half_close_then_read(lab::Lab &lab, const std::string &pod, const st
         int fd = connect_to(ip, port);
         if (fd < 0) return std::printf("error connect %d\n", errno), 0;
         ::shutdown(fd, SHUT_WR);
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+        Sha256 sha;
         std::vector<char> buf(1 << 16);
         size_t total = 0;
         ssize_t r;
         while ((r = ::read(fd, buf.data(), buf.size())) > 0) {
-          EVP_DigestUpdate(md, buf.data(), size_t(r));
+          sha.update(buf.data(), size_t(r));
           total += size_t(r);
         }
         if (r < 0) return std::printf("error read %d\n", errno), 0;
-        unsigned char digest[32];
-        unsigned int len = 0;
-        EVP_DigestFinal_ex(md, digest, &len);
-        EVP_MD_CTX_free(md);
-        std::printf("%zu %s\n", total, hex(digest, len).c_str());
+        std::printf("%zu %s\n", total, sha.hex_digest().c_str());
         return 0;
       },
       &out);
@@ -173,10 +181,9 @@ std::string connect_and_read(lab::Lab &lab, const std::string &pod, const std::s
 }
 
 std::string sha256_of_text(const std::string &text) {
-  unsigned char digest[32];
-  unsigned int len = 0;
-  EVP_Digest(text.data(), text.size(), digest, &len, EVP_sha256(), nullptr);
-  return hex(digest, len);
+  Sha256 sha;
+  sha.update(text.data(), text.size());
+  return sha.hex_digest();
 }
 
 std::vector<std::string> words(const std::string &line) {
