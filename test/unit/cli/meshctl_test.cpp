@@ -311,6 +311,69 @@ TEST_F(MeshctlTest, StatusInControlPlaneMode) {
             std::string::npos);
 }
 
+TEST_F(MeshctlTest, StatusShowsTheMeshPart) {
+  auto &agent = start_agent("n1");
+  auto *m = agent.status.mutable_mesh();
+  m->set_trust_domain("cluster.local");
+  m->set_node_spiffe_id("spiffe://cluster.local/sockmesh/node/n1");
+  m->set_node_certificate_not_after_unix_ms(kNow + 86'000'000);
+  m->set_identity_error("ok");
+  auto *svid = m->add_svids();
+  svid->set_spiffe_id("spiffe://cluster.local/ns/demo/sa/client");
+  svid->set_workload("demo/client");
+  svid->set_generation(2);
+  svid->set_serial("f92c1c64a87307601234");
+  svid->set_not_after_unix_ms(kNow + 3'540'000);
+  svid->set_renew_at_unix_ms(kNow + 1'740'000);
+  m->set_captured_accepted(389);
+  (*m->mutable_outbound_dropped())["no_svid"] = 1;
+  auto *out = m->mutable_outbound();
+  out->set_connections_opened(1);
+  out->set_connections_active(1);
+  out->set_streams_opened(389);
+  out->set_streams_closed(388);
+  out->set_streams_reset(1);
+  out->set_bytes_to_tunnel(29000);
+  out->set_bytes_from_tunnel(39435);
+  auto *in = m->mutable_inbound();
+  in->set_streams_refused(2);
+  (*in->mutable_refusals())["unknown_ca"] = 3;
+  (*in->mutable_denials())["default deny"] = 2;
+  auto *peer = m->add_inbound_connections();
+  peer->set_peer("spiffe://cluster.local/ns/demo/sa/web");
+  peer->set_peer_certificate("sha256:0123456789abcdef0123456789");
+  peer->set_remote("10.77.0.2:41234");
+  peer->set_streams_total(9);
+  peer->set_streams_active(1);
+  auto *denial = m->add_kernel_denials();
+  denial->set_rule("DENY demo/no-legacy rules[0]");
+  denial->set_count(4);
+  const auto r = run({"status"});
+  EXPECT_EQ(r.code, 0);
+  const std::string expected =
+      "\nMesh:\n"
+      "Domain:      cluster.local\n"
+      "Node ID:     spiffe://cluster.local/sockmesh/node/n1\n"
+      "Node cert:   expires in 23h53m\n"
+      "Identity:    ok\n"
+      "\n"
+      "SVIDs:\n"
+      "SPIFFE-ID                                  WORKLOAD      GEN   SERIAL             EXPIRES   RENEWS\n"
+      "spiffe://cluster.local/ns/demo/sa/client   demo/client   2     f92c1c64a8730760   in 59m    in 29m\n"
+      "\n"
+      "Tunnel:\n"
+      "END        CONNECTIONS(ACTIVE/ALL)   STREAMS(OPEN/CLOSED/RESET/REFUSED)   BYTES(OUT/IN)   PEERS-REFUSED   DENIED\n"
+      "outbound   1/1                       389/388/1/0                          29000/39435     -               -\n"
+      "inbound    0/0                       0/0/0/2                              0/0             unknown_ca=3    default deny=2\n"
+      "Captured:    389 accepted, dropped: no_svid=1\n";
+  EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Same-node denials (kernel, at connect):\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("DENY demo/no-legacy rules[0]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("spiffe://cluster.local/ns/demo/sa/web   sha256:0123456789abcdef   10.77.0.2:41234   1/9\n"),
+            std::string::npos)
+      << r.out;
+}
+
 TEST_F(MeshctlTest, StatusOfAFreshAgent) {
   auto &agent = start_agent("n1");
   agent.status = v1::AgentStatus();
