@@ -50,6 +50,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# Whether others ran (a build, a lab test) at the start and end of the run: recorded, never ignored.
+busy() { jq -n --argjson cc "$(pgrep -fc cc1plus || true)" --argjson lab "$(pgrep -fc lb_lab_test || true)" \
+  --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '{cc1plus: $cc, lb_lab_test: $lab, loadavg: $load}'; }
+busy_start=$(busy)
+
 # --- lab -------------------------------------------------------------------------------------------
 log "lab: 2 nodes; client, plain, sidecar on node 1; server on node 2"
 "$meshlab" up --nodes 2 --owner-pid $$ --pod client@1:10.78.1.10 --pod plain@1:10.78.1.11 \
@@ -264,7 +269,8 @@ if [ -n "$profile_dir" ]; then
 fi
 
 # --- result ----------------------------------------------------------------------------------------
-result=$(jq -s --arg rev "$rev" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --argjson rounds "$rounds" \
+busy_end=$(busy)
+result=$(jq -s --argjson bs "$busy_start" --argjson be "$busy_end" --arg rev "$rev" --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --argjson rounds "$rounds" \
   --argjson duration "$duration" --argjson wt "$wrk_threads" --argjson wc "$wrk_conns" --argjson mem "$memory" \
   --arg haproxy "$(haproxy -v | head -n1)" --arg nginx "$(nginx -v 2>&1)" --arg stamp "$(date -u +%Y%m%dT%H%M%SZ)" '
   def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
@@ -278,6 +284,7 @@ result=$(jq -s --arg rev "$rev" --arg kernel "$(uname -r)" --arg cpus "$(nproc)"
               variants: {"no-mesh": "pod plain, Workload captured: false (agents running)",
                          sockmesh: "pod client, captured Workload: the agents mTLS tunnel",
                          haproxy: "pod sidecar, iptables REDIRECT to haproxy, mTLS to haproxy in the server pod"}},
+     others_running: {start: $bs, end: $be},
      all_carried_as_claimed: ([$s[].carried_as_claimed] | all),
      memory: $mem,
      summary: ([$s[] | .variant] | unique | map(. as $v | {key: $v, value: (
@@ -317,6 +324,7 @@ jq -r '
     "| CPU µs/req churn (mesh processes) | - | \(cell($m.sockmesh.churn_meshd_cpu_us_per_req)) | \(cell($m.haproxy.churn_haproxy_cpu_us_per_req)) | | | \(f($m.sockmesh.churn_meshd_cpu_us_per_req.median / $m.haproxy.churn_haproxy_cpu_us_per_req.median)) |",
     "",
     "memory (KiB): \(.memory | tostring)",
+    "others running (start, end): \(.others_running | tostring)",
     "all samples carried as claimed: \(.all_carried_as_claimed); wrk errors: \([.summary[].wrk_errors] | add)"
 ' <<< "$result"
 ok=true
