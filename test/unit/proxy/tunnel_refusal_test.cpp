@@ -152,6 +152,33 @@ TEST_F(TunnelTest, RefusingDestinationIsAnswered502AndResetsTheApplication) {
   EXPECT_EQ(server->stats().responses[502], 1u);
 }
 
+TEST_F(TunnelTest, SilentDestinationIsAnswered504) {
+  TunnelLimits quick;
+  quick.connect_timeout = 300ms;
+  start_server(quick);
+  // A listener whose accept queue is full drops further SYNs: connecting to it hangs.
+  Fd full(socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(full.get(), reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(full.get(), 0), 0);
+  getsockname(full.get(), reinterpret_cast<sockaddr *>(&a), &len);
+  uint16_t port = ntohs(a.sin_port);
+  std::vector<Fd> queued;
+  for (int i = 0; i < 2; ++i) {
+    queued.emplace_back(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+    connect(queued.back().get(), reinterpret_cast<sockaddr *>(&a), sizeof a);
+  }
+  Carried c = carry("127.0.0.1:" + std::to_string(port), node(), source_id);
+  EXPECT_EQ(end_name(read_to_end(c.app.get())), std::string("ECONNRESET"));
+  CarryResult r = c.wait();
+  EXPECT_EQ(r.outcome, Outcome::kRefused);
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(server->stats().responses[504], 1u);
+}
+
 TEST_F(TunnelTest, MalformedAuthorityIsAnswered400) {
   Carried c = carry("db.shop.svc:5432", node(), source_id);
   EXPECT_EQ(end_name(read_to_end(c.app.get())), std::string("ECONNRESET"));
