@@ -255,6 +255,8 @@ if [ -n "$profile_dir" ]; then
     for n in 1 2; do
       perf record -F 499 --call-graph dwarf,16384 -p "${meshd_pid[$n]}" -o "$profile_dir/$t-n$n.data" \
         -- sleep "$duration" > /dev/null 2>&1 &
+      perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock -p "${meshd_pid[$n]}" \
+        -o "$profile_dir/$t-n$n.stat.csv" -- sleep "$duration" > /dev/null 2>&1 &
     done
     sleep 0.5
     measure sockmesh "$t" "$duration" > "$profile_dir/$t.json"
