@@ -499,11 +499,11 @@ void Agent::stop_persisting() {
 Agent::~Agent() {
   stop_persisting();
   client_.reset();  // its thread calls back into the agent
-  proxy_.reset();   // capture off first: new connects stay untouched while the agent is gone
+  admin_.reset();   // its threads read the proxy and the identities (status)
+  proxy_.reset();   // uses the maps and the identities; capture stays on (fail closed)
   capture_maps_.reset();
   policy_maps_.reset();
   rotator_.reset();
-  admin_.reset();
   release_node();
 }
 
