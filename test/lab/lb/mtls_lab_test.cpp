@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -88,96 +89,89 @@ std::string peer_of(int fd) {
   return std::string(text) + ":" + std::to_string(ntohs(addr.sin_port));
 }
 
-// In a pod: sends `bytes` of the pattern to a `sha256sum` server, half-closes, and prints
-// "<sha256 sent> <sha256 the server computed> <getpeername>" (or "error <errno>").
-std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::string &ip, uint16_t port,
-                          size_t bytes, const std::string &marker = "") {
+// In a pod: connects to ip:port and runs `body` on the socket (closed after it); prints
+// "error connect <errno>" when the connect fails. Returns what was printed.
+std::string with_connection(lab::Lab &lab, const std::string &pod, const std::string &ip, uint16_t port,
+                            const std::function<void(int fd)> &body) {
   std::string out;
   lab.call_in_pod(
       pod,
       [&] {
-        int fd = connect_to(ip, port);
+        const int fd = connect_to(ip, port);
         if (fd < 0) return std::printf("error connect %d\n", errno), 0;
-        const std::string peer = peer_of(fd);
-        Sha256 sha;
-        std::vector<char> buf(1 << 20);
-        uint64_t state = 0x9e3779b97f4a7c15ull;
-        for (size_t sent = 0; sent < bytes;) {
-          const size_t n = std::min(buf.size(), bytes - sent);
-          if (marker.empty()) {
-            fill_pattern(state, buf.data(), n);
-          } else {
-            for (size_t i = 0; i < n; ++i) buf[i] = marker[(sent + i) % marker.size()];
-          }
-          sha.update(buf.data(), n);
-          for (size_t done = 0; done < n;) {
-            ssize_t w = ::write(fd, buf.data() + done, n - done);
-            if (w <= 0) return std::printf("error write %d\n", errno), 0;
-            done += size_t(w);
-          }
-          sent += n;
-        }
-        const std::string sent_sha = sha.hex_digest();
-        ::shutdown(fd, SHUT_WR);  // the server answers only after our end of the stream
-        std::string reply;
-        char chunk[256];
-        ssize_t r;
-        while ((r = ::read(fd, chunk, sizeof(chunk))) > 0) reply.append(chunk, size_t(r));
-        if (r < 0) return std::printf("error read %d\n", errno), 0;
-        std::printf("%s %s %s\n", sent_sha.c_str(), reply.substr(0, 64).c_str(), peer.c_str());
+        body(fd);
         ::close(fd);
         return 0;
       },
       &out);
   return out;
+}
+
+// In a pod: sends `bytes` of the pattern (or the marker repeated) to a `sha256sum` server,
+// half-closes, and prints "<sha256 sent> <sha256 the server computed> <getpeername>" (or
+// "error <step> <errno>").
+std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::string &ip, uint16_t port,
+                          size_t bytes, const std::string &marker = "") {
+  return with_connection(lab, pod, ip, port, [&](int fd) {
+    const std::string peer = peer_of(fd);
+    Sha256 sha;
+    std::vector<char> buf(1 << 20);
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    for (size_t sent = 0; sent < bytes;) {
+      const size_t n = std::min(buf.size(), bytes - sent);
+      if (marker.empty()) {
+        fill_pattern(state, buf.data(), n);
+      } else {
+        for (size_t i = 0; i < n; ++i) buf[i] = marker[(sent + i) % marker.size()];
+      }
+      sha.update(buf.data(), n);
+      for (size_t done = 0; done < n;) {
+        const ssize_t w = ::write(fd, buf.data() + done, n - done);
+        if (w <= 0) return void(std::printf("error write %d\n", errno));
+        done += size_t(w);
+      }
+      sent += n;
+    }
+    const std::string sent_sha = sha.hex_digest();
+    ::shutdown(fd, SHUT_WR);  // the server answers only after our end of the stream
+    std::string reply;
+    char chunk[256];
+    ssize_t r;
+    while ((r = ::read(fd, chunk, sizeof(chunk))) > 0) reply.append(chunk, size_t(r));
+    if (r < 0) return void(std::printf("error read %d\n", errno));
+    std::printf("%s %s %s\n", sent_sha.c_str(), reply.substr(0, 64).c_str(), peer.c_str());
+  });
 }
 
 // In a pod: half-closes at once and reads what the server sends until it closes; prints
 // "<bytes> <sha256>" or "error <step> <errno>".
 std::string half_close_then_read(lab::Lab &lab, const std::string &pod, const std::string &ip, uint16_t port) {
-  std::string out;
-  lab.call_in_pod(
-      pod,
-      [&] {
-        int fd = connect_to(ip, port);
-        if (fd < 0) return std::printf("error connect %d\n", errno), 0;
-        ::shutdown(fd, SHUT_WR);
-        Sha256 sha;
-        std::vector<char> buf(1 << 16);
-        size_t total = 0;
-        ssize_t r;
-        while ((r = ::read(fd, buf.data(), buf.size())) > 0) {
-          sha.update(buf.data(), size_t(r));
-          total += size_t(r);
-        }
-        if (r < 0) return std::printf("error read %d\n", errno), 0;
-        std::printf("%zu %s\n", total, sha.hex_digest().c_str());
-        return 0;
-      },
-      &out);
-  return out;
+  return with_connection(lab, pod, ip, port, [&](int fd) {
+    ::shutdown(fd, SHUT_WR);
+    Sha256 sha;
+    std::vector<char> buf(1 << 16);
+    size_t total = 0;
+    ssize_t r;
+    while ((r = ::read(fd, buf.data(), buf.size())) > 0) {
+      sha.update(buf.data(), size_t(r));
+      total += size_t(r);
+    }
+    if (r < 0) return void(std::printf("error read %d\n", errno));
+    std::printf("%zu %s\n", total, sha.hex_digest().c_str());
+  });
 }
 
-// In a pod: connects and reads; prints "connected <n bytes> <errno of the read>" or
-// "error connect <errno>".
+// In a pod: connects, writes a line and reads; prints "connected <n bytes> <errno of the read>"
+// or "error connect <errno>".
 std::string connect_and_read(lab::Lab &lab, const std::string &pod, const std::string &ip, uint16_t port) {
-  std::string out;
-  lab.call_in_pod(
-      pod,
-      [&] {
-        int fd = connect_to(ip, port);
-        if (fd < 0) return std::printf("error connect %d\n", errno), 0;
-        const char hello[] = "hello\n";
-        ssize_t w = ::write(fd, hello, sizeof(hello) - 1);
-        (void)w;
-        char buf[64];
-        ssize_t r = ::read(fd, buf, sizeof(buf));
-        std::printf("connected %zd %d\n", r, r < 0 ? errno : 0);
-        ::close(fd);
-        return 0;
-      },
-      &out);
-  return out;
+  return with_connection(lab, pod, ip, port, [&](int fd) {
+    const char hello[] = "hello\n";
+    const ssize_t w = ::write(fd, hello, sizeof(hello) - 1);
+    (void)w;
+    char buf[64];
+    const ssize_t r = ::read(fd, buf, sizeof(buf));
+    std::printf("connected %zd %d\n", r, r < 0 ? errno : 0);
+  });
 }
 
 std::string sha256_of_text(const std::string &text) {
