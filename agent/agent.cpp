@@ -739,4 +739,11 @@ v1::ListEndpointsResponse Agent::endpoints() {
   return out;
 }
 
+// M6 work in progress: filled by agent/telemetry.
+v1::TrafficReport Agent::traffic() { return {}; }
+v1::ListMapsResponse Agent::maps() { return {}; }
+v1::DumpMapResponse Agent::dump_map(const std::string &name, uint32_t) {
+  throw std::out_of_range("no map " + name + " on this node");
+}
+
 }  // namespace sockmesh

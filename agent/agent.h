@@ -77,6 +77,9 @@ class Agent : public admin::AdminState {
   v1::AgentStatus status() override;
   v1::ListServicesResponse services() override;
   v1::ListEndpointsResponse endpoints() override;
+  v1::TrafficReport traffic() override;
+  v1::ListMapsResponse maps() override;
+  v1::DumpMapResponse dump_map(const std::string &name, uint32_t limit) override;
   bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) override;
 
  private:

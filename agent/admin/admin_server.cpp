@@ -45,6 +45,25 @@ class AdminService final : public v1::Admin::Service {
                              v1::ListEndpointsResponse *reply) override {
     return guarded([&] { *reply = state_.endpoints(); });
   }
+  grpc::Status GetTraffic(grpc::ServerContext *, const v1::GetTrafficRequest *,
+                          v1::TrafficReport *reply) override {
+    return guarded([&] { *reply = state_.traffic(); });
+  }
+  grpc::Status ListMaps(grpc::ServerContext *, const v1::ListMapsRequest *,
+                        v1::ListMapsResponse *reply) override {
+    return guarded([&] { *reply = state_.maps(); });
+  }
+  grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
+                       v1::DumpMapResponse *reply) override {
+    try {
+      *reply = state_.dump_map(request->name(), request->limit());
+      return grpc::Status::OK;
+    } catch (const std::out_of_range &e) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
+    } catch (const std::exception &e) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+  }
 
  private:
   template <typename Fn>
