@@ -21,6 +21,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "lib/maps.h"
+#include "lib/telemetry.h"
 #include "sockmesh/capture.h"
 // clang-format on
 
@@ -56,38 +57,57 @@ static __always_inline void sm_ops_flow_key(const struct bpf_sock_ops *skops, in
     sm_capture_flow_key(key, family, remote, remote_port, local, local_port);
 }
 
-/* Client: the SYN is about to leave. */
-static __always_inline void sm_ops_client_connect(struct bpf_sock_ops *skops) {
+/* Client: the SYN is about to leave. Returns the callbacks the capture record needs. */
+static __always_inline __u32 sm_ops_client_connect(struct bpf_sock_ops *skops) {
   struct bpf_sock *sk = skops->sk;
-  if (!sk) return;
+  if (!sk) return 0;
   struct sm_capture_info *info = bpf_sk_storage_get(&sm_capture_store, sk, 0, 0);
-  if (!info) return; /* not captured: the common case, one lookup */
+  if (!info) return 0; /* not captured: the common case, one lookup */
   struct sm_flow_key key = {};
   sm_ops_flow_key(skops, 1, &key);
   if (bpf_map_update_elem(&sm_capture_flows, &key, info, BPF_ANY) != 0) {
     sm_count(SM_CNT_CAPTURE_RECORD_LOST);
-    return;
+    return 0;
   }
-  bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+  return BPF_SOCK_OPS_STATE_CB_FLAG;
 }
 
 /* Client: closed (after the agent took the record over, a no-op). */
-static __always_inline void sm_ops_client_state(struct bpf_sock_ops *skops) {
-  if (skops->args[1] != BPF_TCP_CLOSE) return;
+static __always_inline void sm_ops_client_closed(struct bpf_sock_ops *skops) {
   struct sm_flow_key key = {};
   sm_ops_flow_key(skops, 1, &key);
   bpf_map_delete_elem(&sm_capture_flows, &key);
 }
 
+/* Workload sockets: capture records on their way to the agent, and the telemetry of counted
+ * connections (lib/telemetry.h). */
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops) {
+  struct sm_conn *conn;
   switch (skops->op) {
-    case BPF_SOCK_OPS_TCP_CONNECT_CB:
-      sm_ops_client_connect(skops);
+    case BPF_SOCK_OPS_TCP_CONNECT_CB: {
+      __u32 flags = sm_ops_client_connect(skops);
+      if (sm_tm_record(skops)) flags |= BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG;
+      if (flags) bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | flags);
       break;
-    case BPF_SOCK_OPS_STATE_CB:
-      sm_ops_client_state(skops);
+    }
+    case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+      conn = sm_tm_record(skops);
+      if (conn) sm_tm_established(skops, conn);
       break;
+    case BPF_SOCK_OPS_RTT_CB:
+      conn = sm_tm_record(skops);
+      if (conn) sm_tm_rtt(skops, conn);
+      break;
+    case BPF_SOCK_OPS_STATE_CB: {
+      /* Both read once, at constant offsets (the verifier refuses a computed context offset). */
+      __u32 old_state = skops->args[0], new_state = skops->args[1];
+      if (new_state != BPF_TCP_CLOSE) break;
+      sm_ops_client_closed(skops);
+      conn = sm_tm_record(skops);
+      if (conn) sm_tm_closed(skops, conn, old_state);
+      break;
+    }
     default:
       break;
   }

@@ -14,6 +14,7 @@
 #include "lib/maps.h"
 #include "lib/policy.h"
 #include "lib/sock_addr.h"
+#include "lib/telemetry.h"
 
 /* Documented in docs/datapath.md: a VIP without a usable backend refuses, as kube-proxy's REJECT
  * rule does, so clients fail fast instead of timing out; so does a connect that policy denies. */
@@ -52,6 +53,45 @@ static __always_inline void sm_remember_reverse(struct bpf_sock_addr *ctx, int v
     sm_count(SM_CNT_REVERSE_LOST);
 }
 
+/* A TCP connect to a VIP (`be` chosen, or 0 when it has no usable backend) or straight to a
+ * workload's address (`via_vip` 0): authorized, captured or left to go where it goes, and counted
+ * under its tuple. Returns the hook's verdict; SM_ALLOW with *rewrite set when the hook must
+ * still be pointed at `be`. */
+static __always_inline int sm_connect_tcp(struct bpf_sock_addr *ctx, int v6,
+                                          const struct sm_orig_dst *orig, int via_vip,
+                                          const struct sm_backend *be, int *rewrite) {
+  struct sm_connect_dest dest = {};
+  const struct sm_endpoint *ep = sm_connect_dest_of(orig, be, &dest);
+  if (!via_vip && !ep) {
+    sm_count(SM_CNT_CONNECT_PASSTHROUGH); /* no mesh destination: not ours to count */
+    return SM_ALLOW;
+  }
+  const struct sm_telemetry_config *tm = sm_tm_config();
+  /* The caller's workload, looked up once for policy, capture and telemetry, and only when one
+   * of them needs it (the lookup walks the caller's cgroup ancestors). */
+  const struct sm_workload *wl = ep || sm_tm_on(tm) ? sm_current_workload() : 0;
+  if (via_vip && !be) {
+    sm_count(SM_CNT_CONNECT_NO_BACKEND);
+    sm_tm_refused(ctx, tm, &dest.asked, 1, 0, wl, 0, SM_CLOSE_NO_BACKEND);
+    return sm_refuse();
+  }
+  if (sm_policy_connect(&dest, ep, wl) == SM_POLICY_DENIED) {
+    sm_tm_refused(ctx, tm, &dest.asked, via_vip, &dest.dest, wl, ep, SM_CLOSE_DENIED);
+    return sm_refuse();
+  }
+  int captured = sm_capture_connect(ctx, v6, orig, &dest, ep, wl);
+  if (captured == SM_CAPTURE_LOST) return sm_refuse();
+  sm_tm_connect(ctx, tm, &dest.asked, via_vip, &dest.dest, wl, ep,
+                captured == SM_CAPTURE_REDIRECTED);
+  if (captured == SM_CAPTURE_REDIRECTED) {
+    if (via_vip) sm_count(SM_CNT_CONNECT_BALANCED);
+    return SM_ALLOW;
+  }
+  if (!via_vip) sm_count(SM_CNT_CONNECT_PASSTHROUGH);
+  *rewrite = via_vip;
+  return SM_ALLOW;
+}
+
 static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
   __u8 proto = sm_proto_of(ctx);
   if (!proto)
@@ -68,35 +108,22 @@ static __always_inline int sm_connect(struct bpf_sock_addr *ctx, int v6) {
       sm_count(SM_CNT_CONNECT_PASSTHROUGH);
       return SM_ALLOW;
     }
-    /* A direct connect to a pod address is authorized and captured as a VIP's backend would be. */
-    struct sm_connect_dest dest = {};
-    const struct sm_endpoint *ep = sm_connect_dest_of(&orig, 0, &dest);
-    if (sm_policy_connect(&dest, ep) == SM_POLICY_DENIED)
-      return sm_refuse();
-    int captured = sm_capture_connect(ctx, v6, &orig, &dest, ep);
-    if (captured == SM_CAPTURE_LOST)
-      return sm_refuse();
-    if (captured == SM_CAPTURE_NOT_APPLIED)
-      sm_count(SM_CNT_CONNECT_PASSTHROUGH);
-    return SM_ALLOW;
+    int rewrite = 0;
+    return sm_connect_tcp(ctx, v6, &orig, 0, 0, &rewrite);
   }
   if (result != SM_LB_CHOSEN || !be) {
+    if (proto == SM_IPPROTO_TCP) {
+      int rewrite = 0;
+      return sm_connect_tcp(ctx, v6, &orig, 1, 0, &rewrite);
+    }
     sm_count(SM_CNT_CONNECT_NO_BACKEND);
     return sm_refuse();
   }
 
   if (proto == SM_IPPROTO_TCP) {
-    struct sm_connect_dest dest = {};
-    const struct sm_endpoint *ep = sm_connect_dest_of(&orig, be, &dest);
-    if (sm_policy_connect(&dest, ep) == SM_POLICY_DENIED)
-      return sm_refuse();
-    int captured = sm_capture_connect(ctx, v6, &orig, &dest, ep);
-    if (captured == SM_CAPTURE_LOST)
-      return sm_refuse();
-    if (captured == SM_CAPTURE_REDIRECTED) {
-      sm_count(SM_CNT_CONNECT_BALANCED);
-      return SM_ALLOW;
-    }
+    int rewrite = 0;
+    int verdict = sm_connect_tcp(ctx, v6, &orig, 1, be, &rewrite);
+    if (!rewrite) return verdict;
   }
 
   sm_remember_orig(ctx, &orig);

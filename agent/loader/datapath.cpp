@@ -24,6 +24,7 @@
 #include "sock_lb.skel.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/counters.h"
+#include "sockmesh/telemetry.h"
 
 namespace sockmesh::loader {
 namespace {
@@ -81,18 +82,34 @@ uint64_t cgroup_id_of(const std::string &path) {
 // A pinned map whose layout the new object no longer shares cannot be reused (libbpf refuses
 // the load). Maps that hold only what the agent rebuilds or recounts are dropped from the pins
 // instead: programs of the earlier agent keep their own reference until their links are
-// switched. Today that is sm_counters, which grows when a counter is added.
+// switched. Those are the counters (sm_counters grows when a counter is added) and the traffic
+// telemetry, which an agent restarts from zero anyway (bpf/include/sockmesh/telemetry.h).
 void drop_incompatible_pins(const std::string &pin_dir) {
-  std::string pin = pin_dir + "/sm_counters";
-  UniqueFd map(bpf_obj_get(pin.c_str()));
-  if (!map.valid()) return;
-  bpf_map_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(map.get(), &info, &len) != 0) fail("inspect pinned map " + pin, errno);
-  if (info.max_entries == SM_CNT__MAX) return;
-  if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove outdated pin " + pin, errno);
-  spdlog::info("event=pin_replaced map=sm_counters entries={} now={}", info.max_entries,
-               unsigned(SM_CNT__MAX));
+  struct Layout {
+    const char *name;
+    uint32_t key_size, value_size, max_entries;
+  };
+  const Layout layouts[] = {
+      {"sm_counters", sizeof(uint32_t), sizeof(uint64_t), SM_CNT__MAX},
+      {"sm_traffic", sizeof(sm_traffic_key), sizeof(sm_traffic_value), SM_MAX_TRAFFIC_TUPLES},
+      {"sm_telemetry", sizeof(uint32_t), sizeof(sm_telemetry_config), 1},
+      {"sm_conn_store", sizeof(int), sizeof(sm_conn), 0},
+  };
+  for (const auto &layout : layouts) {
+    std::string pin = pin_dir + "/" + layout.name;
+    UniqueFd map(bpf_obj_get(pin.c_str()));
+    if (!map.valid()) continue;
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(map.get(), &info, &len) != 0)
+      fail("inspect pinned map " + pin, errno);
+    if (info.key_size == layout.key_size && info.value_size == layout.value_size &&
+        info.max_entries == layout.max_entries)
+      continue;
+    if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove outdated pin " + pin, errno);
+    spdlog::info("event=pin_replaced map={} value_size={} now={} entries={} now={}", layout.name,
+                 info.value_size, layout.value_size, info.max_entries, layout.max_entries);
+  }
 }
 
 // The canonical form of a cgroup directory, for comparing two of them.
@@ -126,6 +143,12 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   skel_ = sock_lb__open_opts(&opts);
   if (!skel_) fail("open BPF object sock_lb", errno);
   skel_->rodata->sm_has_set_retval = options.set_retval;
+  if (int err = bpf_map__set_max_entries(skel_->maps.sm_events, options.events_ring_bytes);
+      err != 0) {
+    destroy();
+    fail("size the event ring buffer to " + std::to_string(options.events_ring_bytes) + " bytes",
+         -err);
+  }
   if (int err = sock_lb__load(skel_); err != 0) {
     destroy();
     fail("load BPF object sock_lb (the verifier's log is above)", -err);
@@ -138,6 +161,13 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   }
   long page = sysconf(_SC_PAGESIZE);
   capture_->rodata->sm_page_size = page > 0 ? uint32_t(page) : 4096;
+  // The event ring buffer is not pinned (bpf/lib/maps.h): the capture object writes into the one
+  // sock_lb made.
+  if (int err = bpf_map__reuse_fd(capture_->maps.sm_events, bpf_map__fd(skel_->maps.sm_events));
+      err != 0) {
+    destroy();
+    fail("share the event ring buffer with the capture object", -err);
+  }
   if (int err = capture__load(capture_); err != 0) {
     destroy();
     fail("load BPF object capture (the verifier's log is above)", -err);
@@ -290,6 +320,15 @@ int Datapath::agent_config_fd() const {
 }
 int Datapath::capture_flows_fd() const {
   return bpf_map__fd(capture_->maps.sm_capture_flows);
+}
+int Datapath::traffic_fd() const {
+  return bpf_map__fd(skel_->maps.sm_traffic);
+}
+int Datapath::telemetry_fd() const {
+  return bpf_map__fd(skel_->maps.sm_telemetry);
+}
+int Datapath::events_fd() const {
+  return bpf_map__fd(skel_->maps.sm_events);
 }
 int Datapath::policy_fd() const {
   return bpf_map__fd(skel_->maps.sm_policy);

@@ -39,6 +39,8 @@ struct DatapathOptions {
   // bpf_set_retval: ECONNREFUSED on a VIP without backends and on a connect policy denies, else
   // EPERM
   bool set_retval = true;
+  // Size of the connection-event ring buffer (sm_events): a power of two, at least a page.
+  uint32_t events_ring_bytes = 4u << 20;
 };
 
 class Datapath {
@@ -71,6 +73,11 @@ class Datapath {
   // Same-node authorization (bpf/include/sockmesh/policy.h): the compiled decisions and the
   // per-rule denial counters.
   int policy_fd() const;
+  // Traffic telemetry (bpf/include/sockmesh/telemetry.h): the per-tuple counters, the switch
+  // and epoch, and the connection-event ring buffer.
+  int traffic_fd() const;
+  int telemetry_fd() const;
+  int events_fd() const;
   int policy_denials_fd() const;
 
   const std::string &pin_dir() const { return pin_dir_; }

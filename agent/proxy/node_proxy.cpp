@@ -18,6 +18,7 @@
 #include "reconcile/mesh_view.h"
 #include "reconcile/policy_maps.h"
 #include "sockmesh/policy/authorize.h"
+#include "telemetry/names.h"
 
 namespace sockmesh::proxy {
 namespace {
@@ -36,6 +37,7 @@ struct Tables {
   std::map<std::string, asio::ip::tcp::endpoint>
       tunnels;  // node name -> its agent's tunnel listener
   std::map<asio::ip::address, uint32_t> local_by_address;  // this node's workloads, for inbound
+  std::map<uint64_t, uint32_t> cgroups;  // this node's workloads' cgroup ids -> number
   policy::PolicyIndex policies;
 };
 
@@ -288,6 +290,7 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
         const std::string dir = d.options.workload_cgroup + "/" + w.cgroup_path;
         try {
           captured.push_back({reconcile::CaptureMaps::cgroup_id_of(dir), n, w.captured});
+          tables->cgroups[captured.back().cgroup_id] = n;
         } catch (const std::exception &e) {
           spdlog::warn("event=workload_cgroup_missing workload={} cgroup={} reason=\"{}\"", id, dir,
                        e.what());
@@ -341,6 +344,19 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   } catch (const std::exception &e) {
     spdlog::error("event=capture_sync_failed reason=\"{}\"", e.what());
   }
+}
+
+void NodeProxy::name_numbers(telemetry::Names *names) const {
+  auto &d = *impl_;
+  std::shared_ptr<const Tables> tables;
+  {
+    std::lock_guard lock(d.mu);
+    tables = d.tables;
+  }
+  if (!tables) return;
+  for (const auto &[n, w] : tables->workloads) names->workloads[n] = {w.id, w.spiffe.str()};
+  names->nodes.insert(tables->node_names.begin(), tables->node_names.end());
+  names->workload_by_cgroup.insert(tables->cgroups.begin(), tables->cgroups.end());
 }
 
 NodeProxyStats NodeProxy::stats() const {

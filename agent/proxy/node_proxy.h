@@ -20,6 +20,9 @@
 namespace sockmesh::identity {
 class Rotator;
 }
+namespace sockmesh::telemetry {
+struct Names;
+}
 namespace sockmesh::reconcile {
 class CaptureMaps;
 class PolicyMaps;
@@ -59,6 +62,8 @@ class NodeProxy {
   // the kernel's policy and capture maps follow it.
   void set_view(std::shared_ptr<const reconcile::MeshView> view);
   NodeProxyStats stats() const;
+  // The workload and node numbers the kernel's maps hold, with their names and SPIFFE IDs.
+  void name_numbers(telemetry::Names *names) const;
 
  private:
   struct Impl;

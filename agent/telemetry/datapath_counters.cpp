@@ -29,11 +29,14 @@ constexpr const char *kNames[] = {
     "getsockopt_answered",  // SM_CNT_GETSOCKOPT_ANSWERED
     "getsockopt_miss",      // SM_CNT_GETSOCKOPT_MISS
     "connect_denied",       // SM_CNT_CONNECT_DENIED
+    "traffic_untracked",    // SM_CNT_TRAFFIC_UNTRACKED
+    "events_lost",          // SM_CNT_EVENTS_LOST
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
 static_assert(SM_CNT_REVERSE_LOST == 8);
 static_assert(SM_CNT_GETSOCKOPT_MISS == 13);
 static_assert(SM_CNT_CONNECT_DENIED == 14);
+static_assert(SM_CNT_EVENTS_LOST == 16);
 
 }  // namespace
 

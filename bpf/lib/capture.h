@@ -82,19 +82,19 @@ static __always_inline const struct sm_endpoint *sm_connect_dest_of(const struct
 }
 
 /* A TCP connect to `orig` (what the application asked for) going to `d->dest`, whose endpoint
- * entry is `ep`: captures it when the destination is a mesh workload on another node, capture is
+ * entry is `ep`, by the caller's workload `wl` (0 for none): captures it when the destination is a mesh workload on another node, capture is
  * on and the caller is a captured workload. A destination outside the mesh or on this node costs
  * nothing more here; capture off one array lookup. */
 static __always_inline int sm_capture_connect(struct bpf_sock_addr *ctx, int v6,
                                               const struct sm_orig_dst *orig,
                                               const struct sm_connect_dest *d,
-                                              const struct sm_endpoint *ep) {
+                                              const struct sm_endpoint *ep,
+                                              const struct sm_workload *wl) {
   if (!ep || !(ep->flags & SM_EP_REMOTE)) return SM_CAPTURE_NOT_APPLIED;
   __u32 zero = 0;
   const struct sm_agent_config *agent = bpf_map_lookup_elem(&sm_agent, &zero);
   if (!agent || !(agent->flags & SM_AGENT_CAPTURE_ON)) return SM_CAPTURE_NOT_APPLIED;
 
-  const struct sm_workload *wl = sm_current_workload();
   struct sm_capture_addr listener = {};
   int verdict = sm_capture_decide(agent, ep, wl, d->dest.family, &listener);
   if (verdict == SM_CAPTURE_PASS_NO_LISTENER) sm_count(SM_CNT_CAPTURE_NO_LISTENER);

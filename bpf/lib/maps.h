@@ -10,6 +10,7 @@
 #include "sockmesh/counters.h"
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/policy.h"
+#include "sockmesh/telemetry.h"
 
 /* VIP:port/proto -> slot of the service's backend set. Pinned: survives agent restarts. */
 struct {
@@ -162,6 +163,41 @@ struct {
   __type(value, __u64);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_policy_denials SEC(".maps");
+
+/* Traffic telemetry (layouts and roles: include/sockmesh/telemetry.h). */
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_conn);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_conn_store SEC(".maps");
+
+/* No prealloc: memory follows the tuples in use. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, SM_MAX_TRAFFIC_TUPLES);
+  __type(key, struct sm_traffic_key);
+  __type(value, struct sm_traffic_value);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_traffic SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sm_telemetry_config);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_telemetry SEC(".maps");
+
+/* Connection events for the access log. Not pinned: each agent sizes its own at load
+ * (--access-log-ring-bytes) and hands it to both objects; programs of an earlier agent write into
+ * theirs until their links are switched, and nobody reads it (those events are lost, not misread). */
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, SM_EVENTS_RING_BYTES);
+} sm_events SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
 struct {

@@ -16,13 +16,14 @@
 // clang-format on
 
 /* The decision for a TCP connect going to `d->dest`, whose sm_endpoints entry is `ep` (0 when it
- * is no mesh workload). Destinations outside the mesh or on other nodes cost nothing here; a
- * local destination costs the caller's workload lookup and one or two sm_policy lookups. A
+ * is no mesh workload), asked by the caller's workload `wl` (sm_current_workload(), 0 for none).
+ * Destinations outside the mesh or on other nodes cost nothing here; a local destination one or
+ * two sm_policy lookups. A
  * denial is counted (connect_denied, and the deciding rule's slot of sm_policy_denials). */
 static __always_inline int sm_policy_connect(const struct sm_connect_dest *d,
-                                             const struct sm_endpoint *ep) {
+                                             const struct sm_endpoint *ep,
+                                             const struct sm_workload *wl) {
   if (!ep || (ep->flags & SM_EP_REMOTE)) return SM_POLICY_NOT_APPLIED;
-  const struct sm_workload *wl = sm_current_workload();
   if (!sm_policy_applies(ep, wl)) return SM_POLICY_NOT_APPLIED;
   struct sm_policy_key key = {};
   sm_policy_key_of(&key, wl->id, ep->workload_id, bpf_ntohs(d->dest.port));

@@ -21,7 +21,11 @@ enum sm_counter {
   SM_CNT_GETSOCKOPT_MISS = 13,     /* the agent's getsockopt() found no record: kernel's answer */
   /* Authorization (docs/datapath.md, "Authorization"). */
   SM_CNT_CONNECT_DENIED = 14, /* same-node TCP connect() denied by policy: ECONNREFUSED */
-  SM_CNT__MAX = 15,
+  /* Telemetry (docs/metrics.md). */
+  SM_CNT_TRAFFIC_UNTRACKED = 15, /* a connection counted under no tuple: sm_traffic full, or its
+                                    record is from before the agent's restart */
+  SM_CNT_EVENTS_LOST = 16,       /* a connection event the ring buffer had no room for */
+  SM_CNT__MAX = 17,
 };
 
 #endif

@@ -6,7 +6,7 @@
  * sm_conn_store  SK_STORAGE     client socket      -> sm_conn            connect4/6, sock_ops
  * sm_traffic     PERCPU_HASH    sm_traffic_key     -> sm_traffic_value   connect4/6, sock_ops (sk_msg, M7)
  * sm_telemetry   ARRAY[1]       0                  -> sm_telemetry_config  agent writes
- * sm_events      RINGBUF                              struct sm_conn_event  sock_ops, connect4/6
+ * sm_events      RINGBUF (not pinned; shared by fd)  struct sm_conn_event  sock_ops, connect4/6
  *
  * A TCP connect() from the node's workload cgroup to a VIP or to a mesh workload's address gets a
  * record on the client's socket: which tuple it counts under, when it started, and how many of
@@ -35,7 +35,8 @@
 #define SM_TELEMETRY_FLUSH_NS 1000000000ull
 
 /* sm_telemetry_config.flags */
-#define SM_TELEMETRY_EVENTS 0x1 /* connection events go to sm_events (sampled) */
+#define SM_TELEMETRY_EVENTS 0x1   /* connection events go to sm_events (sampled) */
+#define SM_TELEMETRY_COUNTERS 0x2 /* connections are counted per tuple (off: no record at all) */
 
 struct sm_telemetry_config {
   __u32 flags;           /* SM_TELEMETRY_* */
