@@ -22,6 +22,8 @@ packages=(
   iptables haproxy sockperf wrk iperf3 nginx jq
   # vmtests: boot Debian's kernels under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static cpio
+  # metrics (docs/metrics.md): Prometheus endpoints of meshd and meshcp; promtool checks them
+  prometheus-cpp-dev prometheus
 )
 
 missing=()
