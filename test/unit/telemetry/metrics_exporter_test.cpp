@@ -1,0 +1,337 @@
+// meshd's Prometheus endpoint against a fake admin state with known numbers: the live HTTP
+// endpoint is scraped, sample lines are compared exactly, and promtool checks the exposition.
+#include "telemetry/metrics_exporter.h"
+
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <stdexcept>
+
+#include "admin/admin_state.h"
+#include "metrics_scrape.h"
+
+namespace sockmesh::telemetry {
+namespace {
+
+using sockmesh::testing::http_get;
+using sockmesh::testing::sample_lines;
+
+class FakeAdminState : public admin::AdminState {
+ public:
+  v1::AgentStatus status() override {
+    std::lock_guard lock(mu);
+    return status_;
+  }
+  v1::ListServicesResponse services() override { return {}; }
+  v1::ListEndpointsResponse endpoints() override { return {}; }
+  v1::TrafficReport traffic() override {
+    std::lock_guard lock(mu);
+    return traffic_;
+  }
+  v1::ListMapsResponse maps() override {
+    std::lock_guard lock(mu);
+    return maps_;
+  }
+  v1::DumpMapResponse dump_map(const std::string &name, uint32_t) override {
+    throw std::out_of_range(name);
+  }
+  bool wait_for_change(uint64_t, std::chrono::milliseconds) override { return false; }
+
+  std::mutex mu;
+  v1::AgentStatus status_;
+  v1::TrafficReport traffic_;
+  v1::ListMapsResponse maps_;
+};
+
+v1::TrafficPair *pair(v1::TrafficReport &r, const std::string &service, const std::string &vip,
+                      const std::string &backend) {
+  auto *p = r.add_pairs();
+  p->set_service(service);
+  p->set_vip(vip);
+  p->set_backend(backend);
+  p->set_source_workload("demo/client");
+  p->set_source_principal("spiffe://cluster.local/ns/demo/sa/client");
+  p->set_destination_workload("demo/web-v1-a");
+  p->set_destination_principal("spiffe://cluster.local/ns/demo/sa/web");
+  return p;
+}
+
+void fill(FakeAdminState &s) {
+  auto &st = s.status_;
+  st.set_node("n1");
+  st.set_version("0.1.0");
+  auto *c = st.add_counters();
+  c->set_name("connect_balanced");
+  c->set_value(42);
+  c = st.add_counters();
+  c->set_name("connect_no_backend");
+  c->set_value(3);
+  auto *config = st.mutable_config();
+  config->set_source("controlplane:unix:/run/sockmesh/meshcp/xds.sock");
+  config->set_generation(7);
+  config->set_applied_unix_ms(1700000000500);
+  config->set_services(4);
+  config->set_workloads(5);
+  config->set_stream_state("connected");
+  config->set_map_writes(99);
+  auto *mesh = st.mutable_mesh();
+  mesh->set_identity_error("ok");
+  mesh->set_node_certificate_not_after_unix_ms(1700003600000);
+  auto *d = mesh->add_kernel_denials();
+  d->set_rule("DENY demo/deny-legacy rules[1]");
+  d->set_count(6);
+  (*mesh->mutable_inbound()->mutable_denials())["ALLOW demo/web (no rule matched)"] = 2;
+  mesh->mutable_outbound()->set_connections_opened(11);
+  mesh->mutable_outbound()->set_bytes_to_tunnel(1000);
+  mesh->mutable_inbound()->set_streams_opened(8);
+  (*mesh->mutable_inbound()->mutable_refusals())["unknown_ca"] = 1;
+  mesh->set_captured_accepted(12);
+  auto *svid = mesh->add_svids();
+  svid->set_spiffe_id("spiffe://cluster.local/ns/demo/sa/client");
+  svid->set_workload("demo/client");
+  svid->set_not_after_unix_ms(1700001800000);
+
+  auto &t = s.traffic_;
+  auto *p = pair(t, "demo/web", "10.96.0.10:80/tcp", "10.78.1.10:8080");
+  p->set_balanced(10);
+  p->set_denied(1);
+  p->set_opened(9);
+  p->set_closed(7);
+  p->set_active(2);
+  p->set_failed(1);
+  p->set_reset(1);
+  p->set_bytes_sent(123456);
+  p->set_bytes_received(654321);
+  p->set_fastpath_bytes_sent(100000);
+  p->set_fastpath_bytes_received(600000);
+  p->set_retransmits(3);
+  p->set_srtt_samples(4);
+  p->set_srtt_us_sum(2000);
+  // The same labels through another VIP of the service: summed into one series.
+  p = pair(t, "demo/web", "10.96.0.10:8080/tcp", "10.78.1.10:8080");
+  p->set_balanced(5);
+  p->set_opened(5);
+  p->set_active(1);
+  p->set_srtt_samples(1);
+  p->set_srtt_us_sum(500);
+  // A connect straight to a workload's address: no service.
+  p = pair(t, "", "", "10.78.1.11:9090");
+  p->set_opened(1);
+  t.set_untracked(4);
+  auto *log = t.mutable_access_log();
+  log->set_events_read(100);
+  log->set_lines_written(98);
+  log->set_events_lost(2);
+  log->set_write_errors(0);
+
+  auto *m = s.maps_.add_maps();
+  m->set_name("sm_services");
+  m->set_max_entries(65536);
+  m->set_entries(4);
+  m->set_entries_known(true);
+  m->set_memory_bytes(5242880);
+  m = s.maps_.add_maps();
+  m->set_name("sm_sock_storage");
+  m->set_entries_known(false);
+  m->set_memory_bytes(4096);
+}
+
+const std::string kPair =
+    "source_workload=\"demo/client\",source_principal=\"spiffe://cluster.local/ns/demo/sa/client\","
+    "destination_service=\"demo/web\",destination_workload=\"demo/web-v1-a\","
+    "destination_principal=\"spiffe://cluster.local/ns/demo/sa/web\","
+    "destination_backend=\"10.78.1.10:8080\"";
+const std::string kNoService =
+    "source_workload=\"demo/client\",source_principal=\"spiffe://cluster.local/ns/demo/sa/client\","
+    "destination_service=\"unknown\",destination_workload=\"demo/web-v1-a\","
+    "destination_principal=\"spiffe://cluster.local/ns/demo/sa/web\","
+    "destination_backend=\"10.78.1.11:9090\"";
+
+class MetricsExporterTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fill(state); }
+  FakeAdminState state;
+};
+
+TEST_F(MetricsExporterTest, ServesTheAdminStateAsPrometheusText) {
+  MetricsServer server({"127.0.0.1:0", false}, state);
+  ASSERT_GT(server.port(), 0);
+  server.observe_apply(0.003);
+  server.observe_apply(0.2);
+  const auto response = http_get(server.port());
+  ASSERT_EQ(response.status, 200) << response.headers;
+  const auto lines = sample_lines(response.body);
+  const std::string expected[] = {
+      "sockmesh_tcp_connections_opened_total{" + kPair + "} 14",
+      "sockmesh_tcp_connections_opened_total{" + kNoService + "} 1",
+      "sockmesh_tcp_connections_closed_total{" + kPair + "} 7",
+      "sockmesh_tcp_connections_failed_total{" + kPair + "} 1",
+      "sockmesh_tcp_connections_reset_total{" + kPair + "} 1",
+      "sockmesh_tcp_connections_active{" + kPair + "} 3",
+      "sockmesh_tcp_sent_bytes_total{" + kPair + "} 123456",
+      "sockmesh_tcp_received_bytes_total{" + kPair + "} 654321",
+      "sockmesh_tcp_fastpath_sent_bytes_total{" + kPair + "} 100000",
+      "sockmesh_tcp_fastpath_received_bytes_total{" + kPair + "} 600000",
+      "sockmesh_tcp_retransmits_total{" + kPair + "} 3",
+      "sockmesh_tcp_srtt_seconds_count{" + kPair + "} 5",
+      "sockmesh_tcp_srtt_seconds_sum{" + kPair + "} 0.0025",
+      "sockmesh_connect_decisions_total{" + kPair + ",decision=\"balanced\"} 15",
+      "sockmesh_connect_decisions_total{" + kPair + ",decision=\"denied\"} 1",
+      "sockmesh_connect_decisions_total{" + kPair + ",decision=\"captured\"} 0",
+      "sockmesh_datapath_events_total{counter=\"connect_balanced\"} 42",
+      "sockmesh_datapath_events_total{counter=\"connect_no_backend\"} 3",
+      "sockmesh_policy_denials_total{rule=\"DENY demo/deny-legacy "
+      "rules[1]\",enforced_by=\"kernel\"} 6",
+      "sockmesh_policy_denials_total{rule=\"ALLOW demo/web (no rule "
+      "matched)\",enforced_by=\"tunnel\"} 2",
+      "sockmesh_traffic_untracked_total 4",
+      "sockmesh_access_log_events_read_total 100",
+      "sockmesh_access_log_lines_written_total 98",
+      "sockmesh_access_log_events_lost_total 2",
+      "sockmesh_access_log_write_errors_total 0",
+      "sockmesh_bpf_map_entries{map=\"sm_services\"} 4",
+      "sockmesh_bpf_map_max_entries{map=\"sm_services\"} 65536",
+      "sockmesh_bpf_map_memory_bytes{map=\"sm_services\"} 5242880",
+      "sockmesh_bpf_map_memory_bytes{map=\"sm_sock_storage\"} 4096",
+      "sockmesh_config_generation 7",
+      "sockmesh_config_last_apply_timestamp_seconds 1700000000.5",
+      "sockmesh_config_services 4",
+      "sockmesh_config_workloads 5",
+      "sockmesh_config_map_writes_total 99",
+      "sockmesh_controlplane_stream_up 1",
+      "sockmesh_tunnel_connections_opened_total{direction=\"outbound\"} 11",
+      "sockmesh_tunnel_sent_bytes_total{direction=\"outbound\"} 1000",
+      "sockmesh_tunnel_streams_opened_total{direction=\"inbound\"} 8",
+      "sockmesh_tunnel_peer_refusals_total{direction=\"inbound\",reason=\"unknown_ca\"} 1",
+      "sockmesh_tunnel_captured_accepted_total 12",
+      "sockmesh_identity_renewal_ok 1",
+      "sockmesh_identity_svid_expiry_timestamp_seconds{spiffe_id=\"spiffe://cluster.local/ns/demo/"
+      "sa/client\",workload=\"demo/client\"} 1700001800",
+      "sockmesh_agent_info{node=\"n1\",version=\"0.1.0\"} 1",
+      "sockmesh_config_apply_duration_seconds_count 2",
+      "sockmesh_config_apply_duration_seconds_bucket{le=\"0.0025\"} 0",
+      "sockmesh_config_apply_duration_seconds_bucket{le=\"0.005\"} 1",
+      "sockmesh_config_apply_duration_seconds_bucket{le=\"0.25\"} 2",
+  };
+  for (const auto &line : expected) EXPECT_TRUE(lines.contains(line)) << "missing: " << line;
+  // Maps without a count or a capacity have no such sample.
+  EXPECT_EQ(response.body.find("sockmesh_bpf_map_entries{map=\"sm_sock_storage\"}"),
+            std::string::npos);
+  EXPECT_EQ(response.body.find("sockmesh_bpf_map_max_entries{map=\"sm_sock_storage\"}"),
+            std::string::npos);
+  for (const char *process : {"process_resident_memory_bytes ", "process_open_fds ",
+                              "process_cpu_seconds_total ", "process_start_time_seconds "})
+    EXPECT_NE(response.body.find(std::string("\n") + process), std::string::npos) << process;
+
+  const auto check = sockmesh::testing::promtool_check(response.body);
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "") << "promtool complained:\n" << check.output;
+
+  // Every family it serves is documented.
+  const std::string doc = sockmesh::testing::metrics_doc();
+  for (const auto &family : sockmesh::testing::family_names(response.body))
+    EXPECT_TRUE(sockmesh::testing::documented(doc, family))
+        << family << " is not in docs/metrics.md";
+}
+
+TEST_F(MetricsExporterTest, ReadsTheStateAtEveryScrape) {
+  MetricsServer server({"127.0.0.1:0", false}, state);
+  {
+    std::lock_guard lock(state.mu);
+    state.status_.mutable_config()->set_generation(8);
+    state.status_.mutable_config()->set_stream_state("backoff");
+    state.traffic_.Clear();
+  }
+  const auto lines = sample_lines(http_get(server.port()).body);
+  EXPECT_TRUE(lines.contains("sockmesh_config_generation 8"));
+  EXPECT_TRUE(lines.contains("sockmesh_controlplane_stream_up 0"));
+  for (const auto &line : lines)
+    EXPECT_EQ(line.rfind("sockmesh_tcp_", 0), std::string::npos) << line;
+}
+
+TEST_F(MetricsExporterTest, FileModeHasNoStreamOrTunnel) {
+  {
+    std::lock_guard lock(state.mu);
+    state.status_.mutable_config()->set_source("file:/etc/sockmesh/config.yaml");
+    state.status_.clear_mesh();
+  }
+  MetricsServer server({"127.0.0.1:0", false}, state);
+  const std::string body = http_get(server.port()).body;
+  EXPECT_EQ(body.find("sockmesh_controlplane_stream_up"), std::string::npos);
+  EXPECT_EQ(body.find("sockmesh_tunnel_"), std::string::npos);
+  EXPECT_NE(body.find("# TYPE sockmesh_policy_denials_total counter"), std::string::npos);
+  const auto check = sockmesh::testing::promtool_check(body);
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "") << check.output;
+}
+
+TEST_F(MetricsExporterTest, BindFailureSaysWhyInOneLine) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  try {
+    MetricsServer server({address, false}, state);
+    ADD_FAILURE() << "bound a port in use";
+  } catch (const std::runtime_error &e) {
+    EXPECT_EQ(std::string(e.what()), "cannot serve metrics on " + address +
+                                         ": Address already in use (choose another "
+                                         "--metrics-address, or \"off\")");
+  }
+  close(fd);
+  for (const char *bad : {"15020", "localhost:", "0.0.0.0:http", "0.0.0.0:70000"})
+    EXPECT_THROW(MetricsServer({bad, false}, state), std::runtime_error) << bad;
+}
+
+// A real BPF program run with statistics held on: its runs show by name.
+TEST_F(MetricsExporterTest, CountsProgramRunsWhileStatsAreHeld) {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  const int prog = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "sm_test", "GPL", insns, 2, nullptr);
+  if (prog < 0) GTEST_SKIP() << "cannot load a BPF program here (needs root)";
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  ASSERT_EQ(bpf_obj_get_info_by_fd(prog, &info, &len), 0);
+  {
+    std::lock_guard lock(state.mu);
+    auto *p = state.status_.add_programs();
+    p->set_name("sm_test");
+    p->set_id(info.id);
+    p = state.status_.add_programs();  // the same program listed twice counts once
+    p->set_name("sm_test");
+    p->set_id(info.id);
+  }
+  {
+    MetricsServer server({"127.0.0.1:0", true}, state);
+    EXPECT_TRUE(server.bpf_stats_held());
+    char packet[64] = {};
+    LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet, .data_size_in = sizeof(packet),
+                .repeat = 5);
+    ASSERT_EQ(bpf_prog_test_run_opts(prog, &run), 0);
+    const auto lines = sample_lines(http_get(server.port()).body);
+    EXPECT_TRUE(lines.contains("sockmesh_bpf_program_runs_total{program=\"sm_test\"} 5"));
+    EXPECT_TRUE(lines.contains("sockmesh_bpf_stats_enabled 1"));
+    bool has_seconds = false;
+    for (const auto &line : lines)
+      has_seconds |=
+          line.rfind("sockmesh_bpf_program_run_seconds_total{program=\"sm_test\"} ", 0) == 0;
+    EXPECT_TRUE(has_seconds);
+  }
+  close(prog);
+}
+
+}  // namespace
+}  // namespace sockmesh::telemetry
