@@ -73,6 +73,31 @@ v1::ListEndpointsResponse AdminClient::list_endpoints() {
   return rpc::call(impl_->peer, *impl_->stub, "ListEndpoints", &v1::Admin::Stub::ListEndpoints);
 }
 
+v1::TrafficReport AdminClient::get_traffic() {
+  return rpc::call(impl_->peer, *impl_->stub, "GetTraffic", &v1::Admin::Stub::GetTraffic);
+}
+
+v1::ListMapsResponse AdminClient::list_maps() {
+  return rpc::call(impl_->peer, *impl_->stub, "ListMaps", &v1::Admin::Stub::ListMaps);
+}
+
+v1::DumpMapResponse AdminClient::dump_map(const std::string &name, std::uint32_t limit) {
+  v1::DumpMapRequest request;
+  request.set_name(name);
+  request.set_limit(limit);
+  v1::DumpMapResponse response;
+  const grpc::Status status =
+      rpc::invoke(impl_->peer, *impl_->stub, &v1::Admin::Stub::DumpMap, request, response);
+  if (status.ok()) return response;
+  // The agent's message names the map and what lists them: it is the whole error.
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND &&
+      !impl_->peer.interrupted.stop_requested())
+    throw CliError(status.error_message().empty()
+                       ? fmt::format("no map {} on {}", name, impl_->peer.socket.describe)
+                       : rpc::one_line(status.error_message()));
+  rpc::fail(impl_->peer, "DumpMap", status);
+}
+
 void AdminClient::watch_services(
     const std::function<void(const v1::ListServicesResponse &)> &on_update) {
   grpc::ClientContext context;

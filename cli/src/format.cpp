@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <ctime>
+#include <iterator>
 
 namespace sockmesh::cli {
 
@@ -28,6 +29,18 @@ std::string format_utc(std::int64_t unix_ms) {
 std::string format_host_port(std::string_view address, std::uint32_t port) {
   if (address.find(':') != std::string_view::npos) return fmt::format("[{}]:{}", address, port);
   return fmt::format("{}:{}", address, port);
+}
+
+std::string format_bytes(double bytes) {
+  if (bytes < 1024) return fmt::format("{:.0f} B", bytes < 0 ? 0 : bytes);
+  constexpr const char *kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  std::size_t unit = 0;
+  bytes /= 1024;
+  while (bytes >= 1024 && unit + 1 < std::size(kUnits)) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.1f} {}", bytes, kUnits[unit]);
 }
 
 std::string field_line(std::string_view label, std::string_view value) {

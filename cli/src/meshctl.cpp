@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 
 #include "sockmesh/cli/admin_client.h"
@@ -14,6 +16,7 @@
 #include "sockmesh/cli/error.h"
 #include "sockmesh/cli/format.h"
 #include "sockmesh/cli/manifest.h"
+#include "sockmesh/cli/observe_views.h"
 #include "sockmesh/cli/output.h"
 #include "sockmesh/cli/policy_views.h"
 #include "sockmesh/cli/target.h"
@@ -54,13 +57,21 @@ struct Options {
   std::string check_destination;                  // `check DST:PORT`
   std::string node_name;                          // `node add NAME`, `get identities --for-node`
   std::int64_t token_ttl_seconds = 0;             // `node add --ttl`
+  std::string map_name;                           // `bpf dump MAP`
+  std::uint32_t dump_limit = 0;                   // `bpf dump --limit`; 0: the agent's 1000
+  double stats_interval_seconds = 2;              // `stats --interval`
+  std::size_t stats_top = 10;                     // `stats --top`
+  bool stats_once = false;                        // `stats --once`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
 
+std::chrono::milliseconds timeout_of_seconds(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000)));
+}
+
 std::chrono::milliseconds timeout_of(const Options &options) {
-  return std::chrono::milliseconds(
-      static_cast<std::int64_t>(std::ceil(options.timeout_seconds * 1000)));
+  return timeout_of_seconds(options.timeout_seconds);
 }
 
 CLI::Validator positive_seconds() {
@@ -351,6 +362,63 @@ void cmd_controlplane_status(const Options &options, const Environment &env, std
   print_document(out, options.format(), status, DocumentLayout::single);
 }
 
+void cmd_bpf_maps(const Options &options, const Environment &env, std::ostream &out) {
+  const auto maps = connect(options, env).list_maps();
+  if (options.format() == OutputFormat::table) return void(out << render_maps(maps));
+  print_document(out, options.format(), maps, DocumentLayout::single);
+}
+
+void cmd_bpf_dump(const Options &options, const Environment &env, std::ostream &out) {
+  auto dump = connect(options, env).dump_map(options.map_name, options.dump_limit);
+  if (options.format() == OutputFormat::table) return void(out << render_dump(dump));
+  dump.mutable_map();  // documents keep one shape
+  print_document(out, options.format(), dump, DocumentLayout::single);
+}
+
+// Waits `duration`; false when the operator interrupted the wait.
+bool wait_for(std::chrono::milliseconds duration, const std::stop_token &interrupted) {
+  std::mutex mutex;
+  std::unique_lock lock(mutex);
+  std::condition_variable_any().wait_for(lock, interrupted, duration, [] { return false; });
+  return !interrupted.stop_requested();
+}
+
+// Clears the terminal and moves the cursor home (ANSI), before each frame of the live view.
+constexpr std::string_view kClearScreen = "\x1b[H\x1b[2J";
+
+// `meshctl stats`: frames of rates between consecutive reports until Ctrl-C (exit 0); --once
+// draws one frame from two reports an interval apart (Ctrl-C there exits 130, as any call).
+void cmd_stats(const Options &options, const Environment &env, std::ostream &out) {
+  auto client = connect(options, env);
+  if (options.format() != OutputFormat::table) {
+    auto report = client.get_traffic();
+    report.mutable_access_log();  // documents keep one shape
+    return print_document(out, options.format(), report, DocumentLayout::single);
+  }
+  const std::string node = client.get_status().node();
+  const auto interval = timeout_of_seconds(options.stats_interval_seconds);
+  auto before = client.get_traffic();
+  for (;;) {
+    if (!wait_for(interval, env.interrupted)) {
+      if (options.stats_once) throw Interrupted();
+      return;
+    }
+    v1::TrafficReport after;
+    try {
+      after = client.get_traffic();
+    } catch (const Interrupted &) {
+      if (options.stats_once) throw;
+      return;
+    }
+    const std::string frame =
+        render_stats(node, after, traffic_stats(before, after), options.stats_top);
+    if (options.stats_once) return void(out << frame);
+    out << kClearScreen << frame;
+    out.flush();
+    before = std::move(after);
+  }
+}
+
 void cmd_version(std::ostream &out) {
   out << "meshctl " << SOCKMESH_VERSION << '\n';
 }
@@ -381,6 +449,10 @@ struct CommandLine {
       "a node agent's admin API (meshd).",
       "meshctl"};
   CLI::App *status = nullptr;
+  CLI::App *stats = nullptr;
+  CLI::App *bpf = nullptr;
+  CLI::App *bpf_maps = nullptr;
+  CLI::App *bpf_dump = nullptr;
   CLI::App *get = nullptr;
   CLI::App *get_services = nullptr;
   CLI::App *get_endpoints = nullptr;
@@ -404,9 +476,9 @@ struct CommandLine {
   explicit CommandLine(Options &options) : options(options) {
     app.footer(
         "apply, delete, describe, check, controlplane, get workloads|nodes|policies and get "
-        "services --from-controlplane talk to meshcp (--controlplane); status and the other gets "
-        "talk to a node agent: without --node or --admin-socket, the only one whose socket exists "
-        "under /run/sockmesh.\n"
+        "services --from-controlplane talk to meshcp (--controlplane); status, stats, bpf and the "
+        "other gets talk to a node agent: without --node or --admin-socket, the only one whose "
+        "socket exists under /run/sockmesh.\n"
         "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 3 "
         "denied (check), 130 interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
@@ -435,6 +507,41 @@ struct CommandLine {
 
     status = app.add_subcommand(
         "status", "Agent health, config or stream state, programs, maps and counters");
+    stats = app.add_subcommand(
+        "stats",
+        "Live traffic of the node (like top): connections, failures, bytes and RTT per service and "
+        "per workload pair, redrawn every --interval until Ctrl-C");
+    stats
+        ->add_option("--interval", options.stats_interval_seconds,
+                     fmt::format("Seconds (> 0, <= {}) between two reads of the kernel's counters",
+                                 kMaxTimeoutSeconds))
+        ->type_name("SECONDS")
+        ->check(positive_seconds())
+        ->capture_default_str();
+    stats
+        ->add_option("--top", options.stats_top,
+                     "Show the N busiest services and workload pairs (by bytes/s, then conn/s)")
+        ->type_name("N")
+        ->check(CLI::Validator(CLI::PositiveNumber).description(""))
+        ->capture_default_str();
+    stats->add_flag("--once", options.stats_once,
+                    "Draw one frame, from two reads --interval apart, without clearing the screen, "
+                    "and exit (for scripts)");
+    bpf = app.add_subcommand("bpf", "The node's BPF maps: what they hold and how full they are");
+    bpf->require_subcommand(0, 1);
+    bpf_maps = bpf->add_subcommand(
+        "maps",
+        "Every BPF map of the node: type, entries in use and capacity, memory, what it holds");
+    bpf_dump = bpf->add_subcommand(
+        "dump", "One BPF map's entries, decoded into services, workloads, nodes and rules");
+    bpf_dump->add_option("MAP", options.map_name, "The map's name, as `meshctl bpf maps` lists it")
+        ->type_name("")
+        ->required();
+    bpf_dump
+        ->add_option("--limit", options.dump_limit,
+                     "List at most N entries (default 0: the agent's limit, 1000)")
+        ->type_name("N")
+        ->check(CLI::Validator(CLI::NonNegativeNumber).description(""));
     get = app.add_subcommand("get", "List resources");
     get->require_subcommand(0, 1);
     get_services = get->add_subcommand(
@@ -549,8 +656,8 @@ struct CommandLine {
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{604800}));
     version = app.add_subcommand("version", "Print meshctl's version");
     for (auto *command :
-         {status, get_services, get_endpoints, get_workloads, get_nodes, get_identities, node_add,
-          controlplane_status, get_policies, check}) {
+         {status, stats, bpf_maps, bpf_dump, get_services, get_endpoints, get_workloads, get_nodes,
+          get_identities, node_add, controlplane_status, get_policies, check}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -559,7 +666,7 @@ struct CommandLine {
           ->check(output_format())
           ->capture_default_str();
     }
-    for (auto *parent : {&app, get, describe, controlplane, node_cmd}) {
+    for (auto *parent : {&app, get, describe, controlplane, node_cmd, bpf}) {
       for (auto *sub : parent->get_subcommands({})) sub->group("Commands");
     }
   }
@@ -576,7 +683,7 @@ struct CommandLine {
           CLI::ExitCodes::RequiredError);
     };
     if (app.get_subcommands().empty()) throw missing(app);
-    for (const auto *parent : {get, describe, controlplane, node_cmd}) {
+    for (const auto *parent : {get, describe, controlplane, node_cmd, bpf}) {
       if (parent->parsed() && parent->get_subcommands().empty()) throw missing(*parent);
     }
     if (remove->parsed()) check_delete();
@@ -606,6 +713,9 @@ struct CommandLine {
       return;
     }
     if (status->parsed()) return cmd_status(options, env, out);
+    if (stats->parsed()) return cmd_stats(options, env, out);
+    if (bpf_maps->parsed()) return cmd_bpf_maps(options, env, out);
+    if (bpf_dump->parsed()) return cmd_bpf_dump(options, env, out);
     if (get_services->parsed()) {
       if (options.from_controlplane) return cmd_get_desired_services(options, env, out);
       return options.watch ? cmd_watch_services(options, env, out)

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 
@@ -29,6 +30,33 @@ struct FakeAdmin::Server final : v1::Admin::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetTraffic(grpc::ServerContext *, const v1::GetTrafficRequest *,
+                          v1::TrafficReport *out) override {
+    std::lock_guard lock(owner.mutex_);
+    if (owner.traffic.empty()) return grpc::Status::OK;
+    *out = owner.traffic[std::min(owner.traffic_served_, owner.traffic.size() - 1)];
+    ++owner.traffic_served_;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListMaps(grpc::ServerContext *, const v1::ListMapsRequest *,
+                        v1::ListMapsResponse *out) override {
+    *out = owner.maps;
+    return grpc::Status::OK;
+  }
+  grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
+                       v1::DumpMapResponse *out) override {
+    std::lock_guard lock(owner.mutex_);
+    owner.dump_requests.push_back(*request);
+    const auto it = owner.dumps.find(request->name());
+    if (it == owner.dumps.end()) {
+      return grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          "no map " + request->name() + " on this node; `meshctl bpf maps` lists them");
+    }
+    *out = it->second;
+    return grpc::Status::OK;
+  }
+
   grpc::Status WatchServices(grpc::ServerContext *context, const v1::ListServicesRequest *,
                              grpc::ServerWriter<v1::ListServicesResponse> *writer) override {
     for (const auto &update : owner.watch_updates) writer->Write(update);
@@ -49,6 +77,11 @@ FakeAdmin::FakeAdmin(const std::filesystem::path &socket_path)
   server_->server = builder.BuildAndStart();
   if (!server_->server)
     throw std::runtime_error("fake admin: cannot listen on " + socket_path.string());
+}
+
+int FakeAdmin::traffic_calls() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<int>(traffic_served_);
 }
 
 FakeAdmin::~FakeAdmin() {

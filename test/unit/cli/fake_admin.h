@@ -5,7 +5,10 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "sockmesh/v1/admin.pb.h"
@@ -22,6 +25,13 @@ class FakeAdmin {
   v1::AgentStatus status;
   v1::ListServicesResponse services;
   v1::ListEndpointsResponse endpoints;
+  // GetTraffic answers these in turn, then the last one again (none: an empty report).
+  std::vector<v1::TrafficReport> traffic;
+  v1::ListMapsResponse maps;
+  // DumpMap answers dumps[name] as is, NOT_FOUND with the agent's message for any other name.
+  // dump_requests records every request (read it once the command has returned).
+  std::map<std::string, v1::DumpMapResponse> dumps;
+  std::vector<v1::DumpMapRequest> dump_requests;
   // How long GetStatus takes to answer.
   std::chrono::milliseconds status_delay{0};
   // WatchServices sends these, then ends the stream with watch_end, or, with watch_holds_open,
@@ -29,8 +39,13 @@ class FakeAdmin {
   std::vector<v1::ListServicesResponse> watch_updates;
   grpc::Status watch_end;
   bool watch_holds_open = false;
+  // How many GetTraffic calls were answered.
+  int traffic_calls() const;
 
  private:
+  mutable std::mutex mutex_;
+  std::size_t traffic_served_ = 0;
+
   struct Server;
   std::unique_ptr<Server> server_;
 };

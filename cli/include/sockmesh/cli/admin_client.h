@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <stop_token>
+#include <string>
 
 #include "sockmesh/cli/target.h"
 #include "sockmesh/v1/admin.pb.h"
@@ -27,6 +28,11 @@ class AdminClient {
   v1::AgentStatus get_status();
   v1::ListServicesResponse list_services();
   v1::ListEndpointsResponse list_endpoints();
+  v1::TrafficReport get_traffic();
+  v1::ListMapsResponse list_maps();
+  // limit 0: the agent's default (1000). A map the agent does not have (NOT_FOUND) throws
+  // CliError with the agent's message ("no map X on this node; `meshctl bpf maps` lists them").
+  v1::DumpMapResponse dump_map(const std::string &name, std::uint32_t limit);
 
   // Calls on_update with each answer of WatchServices until the operator interrupts (then returns)
   // or the agent ends the stream (then throws CliError "<agent> closed the watch: <reason>").
