@@ -27,6 +27,7 @@ void Agents::connected(const std::string &node, const VersionMap &holds) {
   std::lock_guard lock(mu_);
   Agent &a = agent(node);
   ++a.streams;
+  ++counters_.streams;
   a.view.set_connected(true);
   a.view.set_connected_unix_ms(now_unix_ms());
   set_holds(&a.view, holds);
@@ -43,6 +44,7 @@ void Agents::acked(const std::string &node, const std::string &version, const Ve
                    const std::vector<std::string> &unset) {
   std::lock_guard lock(mu_);
   Agent &a = agent(node);
+  ++counters_.acks;
   a.view.set_acked_version(version);
   a.view.clear_nacked_version();
   a.view.clear_last_nack();
@@ -56,8 +58,21 @@ void Agents::nacked(const std::string &node, const std::string &version,
                     const v1::ErrorDetail &detail) {
   std::lock_guard lock(mu_);
   Agent &a = agent(node);
+  ++counters_.nacks;
   a.view.set_nacked_version(version);
   *a.view.mutable_last_nack() = detail;
+}
+
+void Agents::pushed(size_t resources, size_t removed) {
+  std::lock_guard lock(mu_);
+  ++counters_.pushes;
+  counters_.pushed_resources += resources;
+  counters_.pushed_removals += removed;
+}
+
+Agents::Counters Agents::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
 }
 
 void Agents::fill(v1::ControlPlaneStatus *status) const {

@@ -151,6 +151,8 @@ class Stream final : public grpc::ServerBidiReactor<v1::DiscoveryRequest, v1::Di
     spdlog::info("event=push node={} version={} nonce={} resources={} removed={}", node_,
                  push.version, flight.nonce, response_.resources_size(),
                  response_.removed_resources_size());
+    state_.agents().pushed(size_t(response_.resources_size()),
+                           size_t(response_.removed_resources_size()));
     pushed_version_ = push.version;
     in_flight_ = std::move(flight);
     writing_ = true;

@@ -45,6 +45,7 @@ void IdentityAuthority::record(const std::string &node, const std::string &workl
   issued.set_not_after_unix(unix_seconds(cert.not_after()));
   std::lock_guard lock(mu_);
   issued_[{node, workload}] = std::move(issued);
+  ++issued_by_kind_[workload.empty() ? "node" : "workload"];
 }
 
 v1::JoinNodeResponse IdentityAuthority::issue_node(const std::string &node, const std::string &csr_pem) {
@@ -165,6 +166,11 @@ v1::ListIdentitiesResponse IdentityAuthority::list(const v1::ListIdentitiesReque
 std::map<std::string, uint64_t> IdentityAuthority::refusals() const {
   std::lock_guard lock(mu_);
   return refusals_;
+}
+
+std::map<std::string, uint64_t> IdentityAuthority::issued() const {
+  std::lock_guard lock(mu_);
+  return issued_by_kind_;
 }
 
 }  // namespace sockmesh::controlplane

@@ -56,6 +56,8 @@ class IdentityAuthority {
   v1::ListIdentitiesResponse list(const v1::ListIdentitiesRequest &request) const;
   // reason -> refusals since start.
   std::map<std::string, uint64_t> refusals() const;
+  // Certificates issued since start, by kind: "node" (joins and renewals) and "workload" (SVIDs).
+  std::map<std::string, uint64_t> issued() const;
 
  private:
   [[noreturn]] void refuse(IdentityRefused::Code code, const std::string &reason,
@@ -70,6 +72,7 @@ class IdentityAuthority {
   pki::Clock clock_;
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> refusals_;
+  std::map<std::string, uint64_t> issued_by_kind_;
   // (node, workload) -> the newest certificate issued; workload "" for the node's own.
   std::map<std::pair<std::string, std::string>, v1::IssuedCertificate> issued_;
 };

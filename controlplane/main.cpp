@@ -8,6 +8,7 @@
 
 #include "bootstrap_tokens.h"
 #include "identity_authority.h"
+#include "metrics_exporter.h"
 #include "server.h"
 #include "sockmesh/common/atomic_file.h"
 #include "state.h"
@@ -54,6 +55,11 @@ int main(int argc, char **argv) {
   app.add_option("--watch-dir", watch_dir,
                  "Apply the *.yaml files of this directory on start and on every change (resources "
                  "missing from it are not deleted)");
+  std::string metrics_address = "0.0.0.0:15014";
+  app.add_option("--metrics-address", metrics_address,
+                 "Serve Prometheus metrics (sockmesh_cp_*, docs/metrics.md) at "
+                 "http://ADDR:PORT/metrics; \"off\" disables it")
+      ->capture_default_str();
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
@@ -89,6 +95,13 @@ int main(int argc, char **argv) {
     const View view = state.view();
     spdlog::info("event=start state_dir={} version={} resources={}", state_dir, view.version,
                  view.resources->size());
+    // Before the servers: a port in use stops meshcp before agents can reach it.
+    std::unique_ptr<MetricsServer> metrics;
+    if (metrics_address != "off") {
+      metrics =
+          std::make_unique<MetricsServer>(metrics_address, state, authority, SOCKMESH_VERSION);
+      spdlog::info("event=metrics_listen address={} port={}", metrics_address, metrics->port());
+    }
     Servers servers(state, authority, listen, api_socket);
     for (const auto &address : listen) spdlog::info("event=listen address={}", address);
     spdlog::info("event=api_listen socket={}", api_socket);
@@ -98,6 +111,7 @@ int main(int argc, char **argv) {
     sigwait(&stop_signals, &signal);
     spdlog::info("event=stop signal={}", signal);
     watcher.reset();
+    metrics.reset();
     servers.shutdown();
     return 0;
   } catch (const std::exception &e) {

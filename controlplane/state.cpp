@@ -225,6 +225,7 @@ grpc::Status State::apply(const v1::ApplyRequest &request, v1::ApplyResponse *re
   }
   if (errors.empty()) errors = check(changed, {});
   if (!errors.empty()) {
+    if (!request.dry_run()) ++changes_[{"apply", "refused"}];
     spdlog::info("event=apply_refused errors={} first=\"{}\"", errors.size(), errors.front());
     return {grpc::StatusCode::INVALID_ARGUMENT, join_lines(errors)};
   }
@@ -237,6 +238,7 @@ grpc::Status State::apply(const v1::ApplyRequest &request, v1::ApplyResponse *re
   }
   grpc::Status status = commit(changed, {});
   response->set_version(std::to_string(version_));
+  ++changes_[{"apply", !status.ok() ? "failed" : changed.empty() ? "unchanged" : "applied"}];
   if (!status.ok()) return status;
   spdlog::info("event=apply version={} created={} configured={} unchanged={}", version_, created,
                configured, unchanged);
@@ -256,15 +258,20 @@ grpc::Status State::remove(const v1::DeleteRequest &request, v1::ApplyResponse *
       unknown.push_back("no resource \"" + name + "\"");
     }
   }
-  if (!unknown.empty()) return {grpc::StatusCode::NOT_FOUND, join_lines(unknown)};
+  if (!unknown.empty()) {
+    ++changes_[{"delete", "refused"}];
+    return {grpc::StatusCode::NOT_FOUND, join_lines(unknown)};
+  }
   auto errors = check({}, removed);
   if (!errors.empty()) {
+    ++changes_[{"delete", "refused"}];
     spdlog::info("event=delete_refused errors={} first=\"{}\"", errors.size(), errors.front());
     return {grpc::StatusCode::INVALID_ARGUMENT, join_lines(errors)};
   }
   grpc::Status status = commit({}, removed);
   response->set_deleted(uint32_t(removed.size()));
   response->set_version(std::to_string(version_));
+  ++changes_[{"delete", status.ok() ? "applied" : "failed"}];
   if (!status.ok()) return status;
   spdlog::info("event=delete version={} deleted={}", version_, removed.size());
   lock.unlock();
@@ -369,6 +376,18 @@ void State::status(v1::ControlPlaneStatus *status) const {
   }
   status->set_state_dir(store_.dir());
   agents_.fill(status);
+}
+
+std::map<std::string, uint64_t> State::resources_by_kind() const {
+  const View v = view();
+  std::map<std::string, uint64_t> out;
+  for (const auto &[name, resource] : *v.resources) ++out[kind_of(name)];
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, uint64_t> State::changes() const {
+  std::lock_guard lock(mu_);
+  return changes_;
 }
 
 void State::subscribe(Subscriber *s) {

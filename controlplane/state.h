@@ -68,6 +68,12 @@ class State {
   View view() const;
   uint64_t version() const;
   Agents &agents() { return agents_; }
+  const Agents &agents() const { return agents_; }
+  // Resources in the state by kind ("workload", "service", "node", "authorizationpolicy").
+  std::map<std::string, uint64_t> resources_by_kind() const;
+  // Apply and Delete requests since start, by (operation "apply"|"delete", result "applied"|
+  // "unchanged"|"refused"|"failed"); dry runs are not counted.
+  std::map<std::pair<std::string, std::string>, uint64_t> changes() const;
 
   // The push for the agent of `node` that holds `holds`, which was the node's whole need at state
   // version `holds_version` (nullopt: not known, e.g. what a connecting agent reports).
@@ -108,6 +114,7 @@ class State {
     std::vector<std::string> names;
   };
   std::deque<Change> log_;
+  std::map<std::pair<std::string, std::string>, uint64_t> changes_;  // mu_
   Agents agents_;
 
   // Recursive: a subscriber told to stop may end its stream, and gRPC may then unsubscribe it on
