@@ -81,8 +81,10 @@ done
 step "Control plane: meshcp, its store in a temporary state directory"
 api=$work/meshcp/api.sock
 xds=unix:$work/meshcp/xds.sock
+# meshcp runs in the host's network namespace: a free loopback port for its metrics, so that it never
+# collides with another meshcp (or anything else) on 15014.
 "$meshcp" --state-dir "$work/meshcp/state" --listen "$xds" --api-socket "$api" \
-  >"$work/meshcp.log" 2>&1 &
+  --metrics-address 127.0.0.1:0 >"$work/meshcp.log" 2>&1 &
 meshcp_pid=$!
 mctl() { "$meshctl" --controlplane "$api" "$@"; }
 for _ in $(seq 100); do

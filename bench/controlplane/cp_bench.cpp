@@ -323,8 +323,9 @@ int run(const Options &o, const std::string &invoked_as) {
   };
 
   try {
+    // On the host's network namespace: a free loopback port for metrics (on, as by default).
     meshcp = spawn({o.meshcp, "--state-dir", dir + "/meshcp", "--listen", xds, "--api-socket", api,
-                    "--log-level", "warn"},
+                    "--metrics-address", "127.0.0.1:0", "--log-level", "warn"},
                    dir + "/meshcp.log");
     auto cp = controlplane_stub(api);
     for (int i = 0;; ++i) {
