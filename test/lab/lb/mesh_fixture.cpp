@@ -55,8 +55,9 @@ void wait_until(const std::function<bool()> &done, std::chrono::milliseconds lim
 }  // namespace
 
 MeshLab::MeshLab(Subsets subsets, Source source, std::vector<lab::PodSpec> extra_pods,
-                 std::vector<std::string> meshcp_args)
-    : source_(source), meshcp_args_(std::move(meshcp_args)) {
+                 std::vector<std::string> meshcp_args,
+                 std::map<int, std::vector<std::string>> meshd_args)
+    : source_(source), meshcp_args_(std::move(meshcp_args)), meshd_args_(std::move(meshd_args)) {
   lab::LabSpec spec;
   spec.nodes = 2;
   spec.pods = {{"client", 1, ""}};
@@ -114,6 +115,11 @@ void MeshLab::start_agent(int node) {
       argv.insert(argv.end(), {"--join-token", added.token(), "--ca-cert-hash", added.ca_cert_hash()});
     }
   }
+  if (auto it = meshd_args_.find(node); it != meshd_args_.end())
+    for (std::string arg : it->second) {
+      if (auto at = arg.find("{dir}"); at != std::string::npos) arg.replace(at, 5, dir_);
+      argv.push_back(arg);
+    }
   agents_[node] =
       lab_->spawn_in_node(node, argv, dir_ + "/meshd-n" + std::to_string(node) + ".log");
 }
@@ -280,6 +286,18 @@ v1::AgentStatus MeshLab::status(int node) {
   v1::AgentStatus reply;
   auto result = stub->GetStatus(&context, v1::GetStatusRequest(), &reply);
   if (!result.ok()) throw std::runtime_error("GetStatus: " + result.error_message());
+  return reply;
+}
+
+v1::TrafficReport MeshLab::traffic(int node) {
+  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::TrafficReport reply;
+  auto result = stub->GetTraffic(&context, v1::GetTrafficRequest(), &reply);
+  if (!result.ok()) throw std::runtime_error("GetTraffic: " + result.error_message());
   return reply;
 }
 

@@ -33,11 +33,16 @@ class MeshLab {
   // use --controlplane; the config is applied through meshcp's API.
   // extra_pods: more pods (no echo server, no workload resource: the test declares them);
   // meshcp_args: more flags for meshcp (e.g. --svid-ttl).
+  // meshd_args: more flags for the agent of each node (e.g. the access log's); "{dir}" in one
+  // stands for dir().
   explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile,
-                   std::vector<lab::PodSpec> extra_pods = {}, std::vector<std::string> meshcp_args = {});
+                   std::vector<lab::PodSpec> extra_pods = {}, std::vector<std::string> meshcp_args = {},
+                   std::map<int, std::vector<std::string>> meshd_args = {});
   ~MeshLab();
 
   lab::Lab &lab() { return *lab_; }
+  // The test's directory (configs, logs); removed with the lab.
+  const std::string &dir() const { return dir_; }
   std::string config_path(int node) const;
   // The config text for a given split (and optionally an extra YAML fragment appended).
   std::string config_text(Subsets subsets) const;
@@ -45,6 +50,7 @@ class MeshLab {
   void write_config(int node, const std::string &text);
   const std::string &written_config(int node) { return written_[node]; }
   v1::AgentStatus status(int node);
+  v1::TrafficReport traffic(int node);
   // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
   v1::AgentStatus wait_generation(int node, uint64_t after);
   v1::AgentStatus wait_error(int node);
@@ -80,6 +86,7 @@ class MeshLab {
   Source source_;
   pid_t controlplane_ = 0;
   std::vector<std::string> meshcp_args_;
+  std::map<int, std::vector<std::string>> meshd_args_;
   std::map<int, std::string> written_;  // last text written per node
 };
 
