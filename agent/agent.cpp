@@ -26,21 +26,27 @@
 #include "admin/mesh_status.h"
 #include "config/file_watcher.h"
 #include "identity/rotator.h"
-#include "proxy/node_proxy.h"
-#include "reconcile/capture_maps.h"
-#include "reconcile/policy_maps.h"
 #include "loader/datapath.h"
 #include "loader/features.h"
+#include "proxy/node_proxy.h"
 #include "reconcile/bpf_lb_maps.h"
+#include "reconcile/capture_maps.h"
 #include "reconcile/mesh_view.h"
+#include "reconcile/policy_maps.h"
 #include "reconcile/reconciler.h"
 #include "reconcile/translate.h"
+#include "sockmesh/capture_maps.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/resources/load.h"
 #include "sockmesh/resources/resource_set.h"
 #include "sockmesh/resources/validate.h"
 #include "telemetry/datapath_counters.h"
+#include "telemetry/map_decode.h"
+#include "telemetry/map_inspector.h"
+#include "telemetry/metrics_exporter.h"
+#include "telemetry/names.h"
+#include "telemetry/traffic_counters.h"
 #include "xds/discovery_client.h"
 #include "xds/error_detail.h"
 #include "xds/last_known_good.h"
@@ -184,6 +190,7 @@ void Agent::start() {
   }
   loader::DatapathOptions datapath_options;
   datapath_options.set_retval = loader::has(features_, "helper:bpf_set_retval");
+  datapath_options.events_ring_bytes = options_.events_ring_bytes;
   datapath_ =
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
@@ -191,6 +198,7 @@ void Agent::start() {
   reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
   spdlog::info("event=datapath_ready node={} pin_dir={} adopted={} adopted_services={}",
                options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services());
+  start_telemetry();
 
   if (controlplane_mode()) {
     xds::KnownGood held;
@@ -208,24 +216,27 @@ void Agent::start() {
     auto join = options_.join;
     join.controlplane = options_.controlplane;
     const std::string identity_dir = options_.state_dir + "/identity";
-    auto node_identity = identity::NodeIdentity::load_or_join(identity_dir, options_.node, join, pki::system_clock());
+    auto node_identity = identity::NodeIdentity::load_or_join(identity_dir, options_.node, join,
+                                                              pki::system_clock());
     trust_domain_ = node_identity.trust_domain;
     const identity::ChannelSecurity security{node_identity.bundle_pem, node_identity.key.pem(),
                                              node_identity.certificate_pem};
     rotator_ = std::make_unique<identity::Rotator>(
-        options_.controlplane, identity_dir, std::move(node_identity), [this](const identity::NodeIdentity &renewed) {
-          if (client_) client_->set_security({renewed.bundle_pem, renewed.key.pem(), renewed.certificate_pem});
+        options_.controlplane, identity_dir, std::move(node_identity),
+        [this](const identity::NodeIdentity &renewed) {
+          if (client_)
+            client_->set_security({renewed.bundle_pem, renewed.key.pem(), renewed.certificate_pem});
         });
     // Capture: the agent's end of it in the kernel (its own cgroup), the maps, and the proxy that
     // carries captured connections over the tunnel.
     datapath_->attach_agent(loader::cgroup2_mount() + loader::own_cgroup());
     capture_maps_ = std::make_unique<reconcile::CaptureMaps>(
         datapath_->workloads_fd(), datapath_->endpoints_fd(), datapath_->agent_config_fd());
-    policy_maps_ =
-        std::make_unique<reconcile::PolicyMaps>(datapath_->policy_fd(), datapath_->policy_denials_fd());
+    policy_maps_ = std::make_unique<reconcile::PolicyMaps>(datapath_->policy_fd(),
+                                                           datapath_->policy_denials_fd());
     proxy_ = std::make_unique<proxy::NodeProxy>(
-        proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup, options_.outbound_port,
-                                options_.tunnel_port},
+        proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
+                                options_.outbound_port, options_.tunnel_port},
         *rotator_, *capture_maps_, policy_maps_.get());
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
@@ -242,6 +253,7 @@ void Agent::start() {
     applied_text_ = text_digest(text);
     apply_locked(loaded.snapshot);
   }
+  refresh_log_names();
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
 }
 
@@ -286,6 +298,7 @@ std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &cand
   }
   if (delta) request_persist();
   if (rotator_) mesh_state_applied(candidate, delta);
+  refresh_log_names();
   return std::nullopt;
 }
 
@@ -295,11 +308,15 @@ void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *de
   std::vector<identity::LocalWorkload> local;
   for (const auto &[id, workload] : view->workloads)
     if (workload.node == options_.node)
-      local.push_back({id, pki::SpiffeId::workload(trust_domain_, workload.ns, workload.service_account)});
+      local.push_back(
+          {id, pki::SpiffeId::workload(trust_domain_, workload.ns, workload.service_account)});
   rotator_->set_workloads(std::move(local));
   proxy_->set_view(view);
-  std::lock_guard lock(mu_);
-  mesh_view_ = std::move(view);
+  {
+    std::lock_guard lock(mu_);
+    mesh_view_ = std::move(view);
+  }
+  refresh_log_names();
 }
 
 std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &state,
@@ -439,6 +456,7 @@ void Agent::record_applied(const reconcile::ApplyStats &stats, int64_t micros,
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();
+  if (metrics_) metrics_->observe_apply(double(micros) / 1e6);
   last_error_.clear();
   spdlog::info(
       "event=config_applied generation={} services={} vips={} added={} updated={} removed={} "
@@ -498,9 +516,11 @@ void Agent::stop_persisting() {
 
 Agent::~Agent() {
   stop_persisting();
-  client_.reset();  // its thread calls back into the agent
-  admin_.reset();   // its threads read the proxy and the identities (status)
-  proxy_.reset();   // uses the maps and the identities; capture stays on (fail closed)
+  client_.reset();      // its thread calls back into the agent
+  metrics_.reset();     // its threads read the agent's state at every scrape
+  admin_.reset();       // its threads read the proxy and the identities (status)
+  access_log_.reset();  // writes what the ring buffer still holds
+  proxy_.reset();       // uses the maps and the identities; capture stays on (fail closed)
   capture_maps_.reset();
   policy_maps_.reset();
   rotator_.reset();
@@ -604,6 +624,7 @@ void Agent::run() {
     if (ready == 0 && pending) {
       pending = false;
       reload();
+      refresh_log_names();
       continue;
     }
     if (fds[0].revents & POLLIN) {
@@ -649,7 +670,8 @@ v1::AgentStatus Agent::status() {
     c->set_name(name);
     c->set_value(value);
   }
-  if (proxy_) *out.mutable_mesh() = admin::mesh_status(*rotator_, *proxy_, trust_domain_, policy_maps_.get());
+  if (proxy_)
+    *out.mutable_mesh() = admin::mesh_status(*rotator_, *proxy_, trust_domain_, policy_maps_.get());
   std::lock_guard lock(mu_);
   for (const auto &map : datapath_->maps()) {
     auto *m = out.add_maps();
@@ -739,11 +761,81 @@ v1::ListEndpointsResponse Agent::endpoints() {
   return out;
 }
 
-// M6 work in progress: filled by agent/telemetry.
-v1::TrafficReport Agent::traffic() { return {}; }
-v1::ListMapsResponse Agent::maps() { return {}; }
-v1::DumpMapResponse Agent::dump_map(const std::string &name, uint32_t) {
-  throw std::out_of_range("no map " + name + " on this node");
+void Agent::start_telemetry() {
+  telemetry::TelemetrySettings settings;
+  settings.counters = options_.traffic_counters;
+  settings.events = options_.access_log.mode != "off";
+  settings.sampling = telemetry::sampling_of(options_.access_log);
+  traffic_ = std::make_unique<telemetry::TrafficCounters>(datapath_->traffic_fd(),
+                                                          datapath_->telemetry_fd());
+  traffic_->start(settings);
+  if (settings.events)
+    access_log_ = std::make_unique<telemetry::AccessLog>(
+        options_.access_log, datapath_->events_fd(), datapath_->counters_fd(),
+        options_.events_ring_bytes);
+  inspector_ = std::make_unique<telemetry::MapInspector>(datapath_->maps(), datapath_->pin_dir());
+  spdlog::info("event=telemetry_ready counters={} access_log={} sampling={} ring_bytes={} epoch={}",
+               settings.counters, options_.access_log.mode, settings.sampling,
+               options_.events_ring_bytes, traffic_->epoch());
+  if (options_.metrics_address != "off") {
+    telemetry::MetricsOptions metrics;
+    metrics.address = options_.metrics_address;
+    metrics.bpf_run_stats = options_.bpf_run_stats;
+    metrics_ = std::make_unique<telemetry::MetricsServer>(metrics, *this);
+    spdlog::info("event=metrics_listening address={} port={} bpf_run_stats={}",
+                 options_.metrics_address, metrics_->port(), metrics_->bpf_stats_held());
+  }
+}
+
+std::shared_ptr<const telemetry::Names> Agent::names() {
+  auto names = std::make_shared<telemetry::Names>();
+  {
+    std::lock_guard lock(mu_);
+    for (const auto &[key, service] : desired_) {
+      uint32_t addr[4] = {};
+      std::memcpy(addr, key.addr.bytes.data(), key.addr.family == AF_INET ? 4 : 16);
+      const std::string vip = telemetry::vip_text(
+          addr, htons(key.port), key.proto, key.addr.family == AF_INET ? SM_AF_INET : SM_AF_INET6);
+      names->service_by_vip[vip] = service.service;
+      const int64_t slot = reconciler_->slot_of(key);
+      if (slot >= 0) names->service_by_slot[uint32_t(slot)] = service.service + " " + vip;
+    }
+  }
+  if (proxy_) proxy_->name_numbers(names.get());
+  if (policy_maps_) {
+    const auto rules = policy_maps_->rules();
+    for (size_t i = 0; i < rules.size(); i++)
+      if (!rules[i].empty()) names->policy_rules[uint32_t(i)] = rules[i];
+  }
+  return names;
+}
+
+void Agent::refresh_log_names() {
+  if (access_log_) access_log_->set_names(names());
+}
+
+v1::TrafficReport Agent::traffic() {
+  v1::TrafficReport report;
+  const auto tuples = traffic_->read();
+  report.set_unix_ms(now_ms());
+  telemetry::fill_report(tuples, *names(), &report);
+  if (access_log_) {
+    *report.mutable_access_log() = access_log_->status();
+  } else {
+    report.mutable_access_log()->set_mode("off");
+    report.mutable_access_log()->set_path(options_.access_log.path);
+  }
+  for (const auto &[name, value] : telemetry::read_datapath_counters(datapath_->counters_fd()))
+    if (name == "traffic_untracked") report.set_untracked(value);
+  return report;
+}
+
+v1::ListMapsResponse Agent::maps() {
+  return inspector_->list();
+}
+
+v1::DumpMapResponse Agent::dump_map(const std::string &name, uint32_t limit) {
+  return inspector_->dump(name, limit, *names());
 }
 
 }  // namespace sockmesh

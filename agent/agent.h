@@ -18,6 +18,7 @@
 #include "identity/node_identity.h"
 #include "loader/features.h"
 #include "reconcile/desired_state.h"
+#include "telemetry/access_log.h"
 #include "sockmesh/v1/discovery.pb.h"
 #include "sockmesh/v1/resources.pb.h"
 
@@ -45,6 +46,13 @@ class CaptureMaps;
 class PolicyMaps;
 struct MeshView;
 }
+namespace telemetry {
+class AccessLog;
+class MapInspector;
+class MetricsServer;
+class TrafficCounters;
+struct Names;
+}  // namespace telemetry
 namespace xds {
 struct Delta;
 struct KnownGood;
@@ -61,6 +69,13 @@ struct AgentOptions {
   identity::JoinOptions join;   // control-plane mode: how a node that has not joined joins
   uint16_t outbound_port = 15001;  // control-plane mode: captured connections land here
   uint16_t tunnel_port = 15008;    // control-plane mode: the tunnel from other nodes' agents
+  // Telemetry (docs/metrics.md): per-connection counters in the kernel, the access log, the
+  // Prometheus endpoint ("off": none).
+  bool traffic_counters = true;
+  telemetry::AccessLogOptions access_log;
+  uint32_t events_ring_bytes = 4u << 20;
+  std::string metrics_address = "0.0.0.0:15020";
+  bool bpf_run_stats = false;
 };
 
 class Agent : public admin::AdminState {
@@ -113,6 +128,12 @@ class Agent : public admin::AdminState {
   // After a state was applied: when it may have changed workloads or nodes (delta null: all),
   // rebuilds the mesh view and hands it to identities (and, with it, capture and the tunnel).
   void mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta);
+  // Telemetry: the kernel's switch, the access log and the metrics endpoint (after the data path).
+  void start_telemetry();
+  // The numbers and addresses of the kernel's maps, named from the applied state.
+  std::shared_ptr<const telemetry::Names> names();
+  // Hands the access log the names of the state just applied.
+  void refresh_log_names();
 
   AgentOptions options_;
   int lock_fd_ = -1;
@@ -129,6 +150,10 @@ class Agent : public admin::AdminState {
   std::unique_ptr<reconcile::CaptureMaps> capture_maps_;  // control-plane mode
   std::unique_ptr<reconcile::PolicyMaps> policy_maps_;    // control-plane mode
   std::unique_ptr<proxy::NodeProxy> proxy_;               // control-plane mode
+  std::unique_ptr<telemetry::TrafficCounters> traffic_;
+  std::unique_ptr<telemetry::AccessLog> access_log_;     // when its mode is not off
+  std::unique_ptr<telemetry::MapInspector> inspector_;
+  std::unique_ptr<telemetry::MetricsServer> metrics_;    // unless its address is "off"
   std::string trust_domain_;                    // control-plane mode, from the node certificate
   std::shared_ptr<const reconcile::MeshView> mesh_view_;  // under mu_
   std::thread persist_thread_;

@@ -45,25 +45,73 @@ int main(int argc, char **argv) {
                  "unix:/run/sockmesh/meshcp/xds.sock or host:port (mutual TLS with the node's "
                  "certificate)");
   sockmesh::identity::JoinOptions join;
-  app.add_option("--join-token", join.token,
-                 "Control-plane mode: the one-time token of `meshctl node add NODE`, for a node that "
-                 "has not joined yet (its identity is then kept in <state-dir>/identity)");
-  app.add_option("--ca-cert-hash", join.ca_cert_hash,
-                 "With --join-token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
-                 "add` printed; meshd refuses a control plane that does not present it");
+  app.add_option(
+      "--join-token", join.token,
+      "Control-plane mode: the one-time token of `meshctl node add NODE`, for a node that "
+      "has not joined yet (its identity is then kept in <state-dir>/identity)");
+  app.add_option(
+      "--ca-cert-hash", join.ca_cert_hash,
+      "With --join-token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
+      "add` printed; meshd refuses a control plane that does not present it");
   uint16_t outbound_port = 15001, tunnel_port = 15008;
   app.add_option("--outbound-port", outbound_port,
                  "Control-plane mode: port of the listener captured connections are redirected to "
                  "(on the node's address)")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
-  app.add_option("--tunnel-port", tunnel_port,
-                 "Control-plane mode: port of the mTLS tunnel listener other nodes' agents connect to")
+  app.add_option(
+         "--tunnel-port", tunnel_port,
+         "Control-plane mode: port of the mTLS tunnel listener other nodes' agents connect to")
       ->check(CLI::Range(1, 65535))
       ->capture_default_str();
   app.add_option("--state-dir", state_dir,
                  "Control-plane mode: where the last-known-good state is kept "
                  "(default /var/lib/sockmesh/<node>)");
+  // Telemetry (docs/metrics.md).
+  sockmesh::AgentOptions defaults;
+  std::string traffic_counters = "on";
+  app.add_option("--traffic-counters", traffic_counters,
+                 "Count every mesh connection in the kernel per service, backend and workload pair "
+                 "(connections, bytes, RTT, retransmits): on or off. Off also turns the access log "
+                 "off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  auto access_log = defaults.access_log;
+  app.add_option("--access-log-mode", access_log.mode,
+                 "Connection events (open, close) as JSON lines: off, sampled (a share of the "
+                 "connections, --access-log-sampling) or all")
+      ->check(CLI::IsMember({"off", "sampled", "all"}))
+      ->capture_default_str();
+  app.add_option("--access-log-sampling", access_log.sampling,
+                 "With --access-log-mode sampled: the share of connections logged, in (0, 1)")
+      ->capture_default_str();
+  app.add_option("--access-log", access_log.path,
+                 "File the access log is appended to; - for standard output")
+      ->capture_default_str();
+  uint32_t ring_bytes = defaults.events_ring_bytes;
+  app.add_option("--access-log-ring-bytes", ring_bytes,
+                 "Size of the kernel's event ring buffer: a power of two from 4096. Events that "
+                 "find it full are counted as lost and reported in the log")
+      ->check([](const std::string &text) -> std::string {
+        unsigned long long v = 0;
+        try {
+          v = std::stoull(text);
+        } catch (...) {
+          return "not a number";
+        }
+        if (v < 4096 || v > (1ull << 30) || (v & (v - 1)) != 0)
+          return "must be a power of two from 4096 to 1073741824";
+        return "";
+      })
+      ->capture_default_str();
+  std::string metrics_address = defaults.metrics_address;
+  app.add_option("--metrics-address", metrics_address,
+                 "host:port of the Prometheus endpoint (/metrics), or off")
+      ->capture_default_str();
+  bool bpf_run_stats = false;
+  app.add_flag("--bpf-run-stats", bpf_run_stats,
+               "Have the kernel count run time and runs of every BPF program while meshd runs "
+               "(sockmesh_bpf_program_run*; costs two clock reads per program run)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
@@ -85,7 +133,19 @@ int main(int argc, char **argv) {
     if (state_dir.empty()) state_dir = "/var/lib/sockmesh/" + node;
     if (!join.token.empty() && controlplane.empty())
       throw std::runtime_error("--join-token needs --controlplane");
-    sockmesh::Agent agent({node, cgroup, config, controlplane, state_dir, join, outbound_port, tunnel_port});
+    sockmesh::telemetry::check_access_log_options(access_log);
+    if (traffic_counters == "off" && access_log.mode != "off")
+      throw std::runtime_error("--access-log-mode " + access_log.mode +
+                               " needs --traffic-counters on (events come from the counted "
+                               "connections)");
+    sockmesh::AgentOptions options{node,      cgroup, config,        controlplane,
+                                   state_dir, join,   outbound_port, tunnel_port};
+    options.traffic_counters = traffic_counters == "on";
+    options.access_log = access_log;
+    options.events_ring_bytes = ring_bytes;
+    options.metrics_address = metrics_address;
+    options.bpf_run_stats = bpf_run_stats;
+    sockmesh::Agent agent(options);
     agent.run();
     return 0;
   } catch (const std::exception &e) {

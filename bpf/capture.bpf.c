@@ -102,9 +102,12 @@ int sm_sockops(struct bpf_sock_ops *skops) {
     case BPF_SOCK_OPS_STATE_CB: {
       /* Both read once, at constant offsets (the verifier refuses a computed context offset). */
       __u32 old_state = skops->args[0], new_state = skops->args[1];
-      if (new_state != BPF_TCP_CLOSE) break;
-      sm_ops_client_closed(skops);
       conn = sm_tm_record(skops);
+      if (new_state != BPF_TCP_CLOSE) {
+        if (conn) sm_tm_state(conn, new_state);
+        break;
+      }
+      sm_ops_client_closed(skops);
       if (conn) sm_tm_closed(skops, conn, old_state);
       break;
     }

@@ -185,6 +185,13 @@ std::vector<FeatureProbe> feature_table() {
        [] { return sock_ops_has_helper(BPF_FUNC_sock_ops_cb_flags_set); }},
       {required("helper:getsockopt:bpf_sk_storage_get", "5.3"),
        [] { return getsockopt_has_helper(BPF_FUNC_sk_storage_get); }},
+      // Telemetry (bpf/lib/telemetry.h): per-tuple counters, connection events, FIN detection.
+      {required("map:percpu_hash", "4.6"), [] { return has_map(BPF_MAP_TYPE_PERCPU_HASH); }},
+      {required("map:ringbuf", "5.8"), [] { return has_map(BPF_MAP_TYPE_RINGBUF); }},
+      {required("helper:sockops:bpf_ringbuf_reserve", "5.8"),
+       [] { return sock_ops_has_helper(BPF_FUNC_ringbuf_reserve); }},
+      {required("helper:sockops:bpf_skc_to_tcp_sock", "5.9"),
+       [] { return sock_ops_has_helper(BPF_FUNC_skc_to_tcp_sock); }},
       {optional("helper:bpf_set_retval", "5.18",
                 "a connect() or sendto() to a VIP with no usable endpoint fails with EPERM instead "
                 "of ECONNREFUSED"),

@@ -8,6 +8,7 @@
 /* vmlinux.h must come first. */
 // clang-format off
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "lib/maps.h"
@@ -188,6 +189,36 @@ static __always_inline __u16 sm_tm_local(const struct bpf_sock_ops *skops, __u32
   return bpf_htons((__u16)port);
 }
 
+/* Whether the peer's FIN has arrived: the kernel marks the socket SOCK_DONE when it takes a FIN
+ * (tcp_fin), and not for a reset. Read through the socket's BTF (CO-RE). */
+struct sock___flags_in_sock {
+  unsigned long sk_flags; /* kernels that keep sk_flags in struct sock itself */
+} __attribute__((preserve_access_index));
+
+static __always_inline int sm_tm_fin_in(struct bpf_sock_ops *skops) {
+  struct bpf_sock *sk = skops->sk;
+  if (!sk) return 0;
+  struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+  if (!tp) return 0;
+  struct sock *s = &tp->inet_conn.icsk_inet.sk;
+  unsigned long flags = 0;
+  if (bpf_core_field_exists(s->__sk_common.skc_flags))
+    flags = s->__sk_common.skc_flags;
+  else
+    flags = ((struct sock___flags_in_sock *)s)->sk_flags;
+  return (flags >> SOCK_DONE) & 1;
+}
+
+/* The connection's payload totals now, both paths of the stack (the fast path adds its own). */
+static __always_inline void sm_tm_payload(struct bpf_sock_ops *skops, const struct sm_conn *c,
+                                          __u64 *sent, __u64 *received) {
+  __u64 acked = skops->bytes_acked, in = skops->bytes_received;
+  __u32 una = skops->snd_una, nxt = skops->snd_nxt;
+  int fin_acked = (c->flags & SM_CONN_FIN_OUT) && una == nxt;
+  *sent = sm_tm_payload_sent(acked, (c->flags & SM_CONN_ESTABLISHED) != 0, fin_acked);
+  *received = sm_tm_payload_received(in, sm_tm_fin_in(skops));
+}
+
 /* ACTIVE_ESTABLISHED_CB */
 static __always_inline void sm_tm_established(struct bpf_sock_ops *skops, struct sm_conn *c) {
   if (c->flags & SM_CONN_ESTABLISHED) return;
@@ -214,16 +245,24 @@ static __always_inline void sm_tm_rtt(struct bpf_sock_ops *skops, struct sm_conn
   c->flushed_ns = now;
   struct sm_traffic_value *v = sm_tm_value_of(c);
   if (!v) return;
-  sm_tm_flush(c, v, skops->bytes_acked, skops->bytes_received, skops->total_retrans);
+  __u64 sent = 0, received = 0;
+  sm_tm_payload(skops, c, &sent, &received);
+  sm_tm_flush(c, v, sent, received, skops->total_retrans);
   v->srtt_samples += 1;
   v->srtt_us_sum += skops->srtt_us >> 3; /* the kernel keeps srtt << 3 */
+}
+
+/* STATE_CB to another state than CLOSE: remembers that this end sent its FIN. */
+static __always_inline void sm_tm_state(struct sm_conn *c, __u32 new_state) {
+  if (sm_tm_fin_out_state(new_state)) c->flags |= SM_CONN_FIN_OUT;
 }
 
 /* STATE_CB to CLOSE: the rest of the bytes, the connection's outcome, its close event. */
 static __always_inline void sm_tm_closed(struct bpf_sock_ops *skops, struct sm_conn *c,
                                          __u32 old_state) {
   int established = (c->flags & SM_CONN_ESTABLISHED) != 0;
-  __u64 acked = skops->bytes_acked, received = skops->bytes_received;
+  __u64 acked = 0, received = 0; /* payload */
+  sm_tm_payload(skops, c, &acked, &received);
   __u32 retrans = skops->total_retrans, srtt = skops->srtt_us >> 3;
   int reason = sm_tm_close_reason(old_state, established);
   if (!sm_tm_current(c)) {

@@ -83,14 +83,15 @@ struct sm_traffic_value {
 #define SM_CONN_SAMPLED 0x1     /* its events go to the access log */
 #define SM_CONN_ESTABLISHED 0x2 /* counted as opened */
 #define SM_CONN_CAPTURED 0x4    /* sent through the agent */
+#define SM_CONN_FIN_OUT 0x8     /* this end sent its FIN (FIN_WAIT1, LAST_ACK or CLOSING seen) */
 
 /* The record on the client's socket. */
 struct sm_conn {
   struct sm_traffic_key key;
   __u64 start_ns;        /* bpf_ktime_get_ns() at connect() */
   __u64 flushed_ns;      /* last flush of bytes into the tuple */
-  __u64 sent_counted;    /* bytes_acked already added to the tuple */
-  __u64 received_counted;
+  __u64 sent_counted;    /* payload sent (and acknowledged) already added to the tuple */
+  __u64 received_counted; /* payload received already added */
   __u64 fastpath_sent;   /* bytes the fast path carried (M7 adds; flushed like the others) */
   __u64 fastpath_received;
   __u64 fastpath_sent_counted;
@@ -145,7 +146,28 @@ static inline int sm_tm_sampled(const struct sm_telemetry_config *cfg, __u32 dra
 /* TCP states as sock_ops reports them (BPF_TCP_*). */
 #define SM_TCP_ESTABLISHED 1
 #define SM_TCP_SYN_SENT 2
+#define SM_TCP_FIN_WAIT1 4
 #define SM_TCP_CLOSE 7
+#define SM_TCP_LAST_ACK 9
+#define SM_TCP_CLOSING 11
+
+/* Whether entering `state` means this end has sent its FIN. */
+static inline int sm_tm_fin_out_state(__u32 state) {
+  return state == SM_TCP_FIN_WAIT1 || state == SM_TCP_LAST_ACK || state == SM_TCP_CLOSING;
+}
+
+/* Payload bytes from TCP's sequence-space counters: bytes_acked counts the SYN once established
+ * and this end's FIN once acknowledged (`fin_acked`: FIN sent and snd_una == snd_nxt);
+ * bytes_received counts the peer's FIN once received (`fin_in`). */
+static inline __u64 sm_tm_payload_sent(__u64 bytes_acked, int established, int fin_acked) {
+  __u64 overhead = (established ? 1 : 0) + (fin_acked ? 1 : 0);
+  return bytes_acked > overhead ? bytes_acked - overhead : 0;
+}
+
+static inline __u64 sm_tm_payload_received(__u64 bytes_received, int fin_in) {
+  if (fin_in && bytes_received > 0) return bytes_received - 1;
+  return bytes_received;
+}
 
 /* Why a connection reached CLOSE from `old_state`, given whether it was ever established. */
 static inline int sm_tm_close_reason(__u32 old_state, int established) {
@@ -159,14 +181,14 @@ static inline int sm_tm_flush_due(const struct sm_conn *c, __u64 now) {
   return now - c->flushed_ns >= SM_TELEMETRY_FLUSH_NS;
 }
 
-/* Adds what `c` has not yet counted, given the socket's totals now, to `v`; marks it counted.
- * TCP's counters never go down, but a wrapped or reused value must not add 2^64: a total below
- * what was counted adds nothing. */
-static inline void sm_tm_flush(struct sm_conn *c, struct sm_traffic_value *v, __u64 bytes_acked,
+/* Adds what `c` has not yet counted, given the socket's payload totals now (sm_tm_payload_*),
+ * to `v`; marks it counted. The totals never go down, but a value below what was counted must
+ * not add 2^64: it adds nothing. */
+static inline void sm_tm_flush(struct sm_conn *c, struct sm_traffic_value *v, __u64 sent,
                                __u64 bytes_received, __u32 total_retrans) {
-  if (bytes_acked > c->sent_counted) {
-    v->bytes_sent += bytes_acked - c->sent_counted;
-    c->sent_counted = bytes_acked;
+  if (sent > c->sent_counted) {
+    v->bytes_sent += sent - c->sent_counted;
+    c->sent_counted = sent;
   }
   if (bytes_received > c->received_counted) {
     v->bytes_received += bytes_received - c->received_counted;

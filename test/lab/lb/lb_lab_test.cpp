@@ -77,7 +77,7 @@ TEST_F(LbLabTest, NonVipTrafficIsUntouched) {
 // there, so the refused connect of the next test is ECONNREFUSED (bpf_set_retval) and not EPERM.
 TEST_F(LbLabTest, StatusListsTheProbedKernelFeatures) {
   const auto status = mesh_->status(1);
-  ASSERT_EQ(status.features_size(), 24);  // 18 until M5 added capture's (docs/kernels.md)
+  ASSERT_EQ(status.features_size(), 28);  // 18, 24 with M5's capture, 28 with M6's telemetry (docs/kernels.md)
   for (const auto &f : status.features()) {
     EXPECT_TRUE(f.present()) << f.name();
     EXPECT_FALSE(f.since().empty()) << f.name();
