@@ -72,6 +72,7 @@ step "Lab: 2 nodes, a client pod and web-v1-a (n1), web-v1-b (n2), web-v2-a (n2)
 run=$(sed -n 's/^RUN_ID=//p' "$work/lab.txt")
 node_name() { echo "sm$run-n$1"; }
 workload_cgroup() { sed -n "s/^node $1 .*workload_cgroup=\([^ ]*\).*/\1/p" "$work/lab.txt"; }
+node_address() { sed -n "s/^node $1 .* address=\([^ ]*\).*/\1/p" "$work/lab.txt"; }
 
 for pod in web-v1-a web-v1-b web-v2-a; do
   "$meshlab" exec "$run" --pod "$pod" --background --log "$work/$pod.log" -- \
@@ -106,7 +107,8 @@ for node in 1 2; do
   "$meshlab" exec "$run" --node "$node" --background --log "$work/meshd-n$node.log" -- \
     "$meshd" --node "$(node_name "$node")" --cgroup "$(workload_cgroup "$node")" \
     --controlplane "$xds" --state-dir "$work/state-n$node" \
-    --join-token "$token" --ca-cert-hash "$ca_hash" >/dev/null
+    --join-token "$token" --ca-cert-hash "$ca_hash" \
+    --access-log-mode all --access-log "$work/access-n$node.jsonl" >/dev/null
 done
 # wait_acked SERVICE: until every agent holds the service's current version (describe says ACKed).
 wait_acked() {
@@ -241,6 +243,44 @@ echo "client: $ok of 20 answered; intruder: $denied of 20 refused"
 "$meshctl" --node "$(node_name 1)" status | grep -A3 '^Tunnel:'
 "$meshctl" --node "$(node_name 2)" status | sed -n '/^Same-node denials/,/^$/p'
 echo "the intruder was denied on both paths: by node 1's agent (tunnel) and by node 2's kernel"
+
+step "Observability (node $(node_name 1)): meshctl stats, the access log, BPF maps, Prometheus"
+# Traffic while `meshctl stats` takes its two reads a second apart.
+"$meshlab" exec "$run" --pod client -- sh -c \
+  'for i in $(seq 60); do curl -s --max-time 2 http://10.96.0.10/ >/dev/null; sleep 0.02; done' &
+traffic=$!
+sleep 0.3
+"$meshctl" --node "$(node_name 1)" stats --once --interval 1 --top 5
+wait "$traffic"
+sleep 0.5  # the access log is written as the agent reads the kernel's ring buffer
+echo "access log ($work/access-n1.jsonl), one connection:"
+grep '"source":{[^}]*"workload":"demo/client"' "$work/access-n1.jsonl" | grep '"service":"demo/web"' \
+  | tail -n 2 | jq -c '{time, event, reason, connection, source: .source.principal,
+      destination: .destination.address, route, bytes_sent, bytes_received, srtt_us}
+    | with_entries(select(.value != null))'
+# The kernel's counters and the access log agree on every connection from the client to demo/web.
+"$meshctl" --node "$(node_name 1)" stats -o json > "$work/traffic.json"
+counted=$(jq '[.pairs[] | select(.service == "demo/web" and .sourceWorkload == "demo/client")
+  | (.closed // "0" | tonumber)] | add' "$work/traffic.json")
+opens=$(jq -c 'select(.source.workload == "demo/client" and .destination.service == "demo/web"
+  and .event == "open")' "$work/access-n1.jsonl" | wc -l)
+closes=$(jq -c 'select(.source.workload == "demo/client" and .destination.service == "demo/web"
+  and .event == "close" and .reason == "closed")' "$work/access-n1.jsonl" | wc -l)
+lost=$(jq -r '.accessLog.eventsLost // "0"' "$work/traffic.json")
+echo "demo/client -> demo/web: kernel counted $counted closed connections; access log: $opens open, $closes closed, $lost lost"
+[ "$counted" -gt 0 ] && [ "$opens" -eq "$counted" ] && [ "$closes" -eq "$counted" ] && [ "$lost" -eq 0 ] ||
+  { echo "demo: the access log and the kernel's counters disagree" >&2; exit 1; }
+echo "access log and kernel counters agree"
+"$meshctl" --node "$(node_name 1)" bpf maps
+"$meshctl" --node "$(node_name 1)" bpf dump sm_services
+echo "Prometheus, http://$(node_address 1):15020/metrics (scraped from the client pod):"
+"$meshlab" exec "$run" --pod client -- curl -s --max-time 5 "http://$(node_address 1):15020/metrics" \
+  > "$work/metrics.txt"
+grep -E '^sockmesh_tcp_connections_opened_total\{.*destination_service="demo/web"' "$work/metrics.txt" | head -n 3
+grep -E '^sockmesh_bpf_map_(entries|max_entries)\{map="sm_services"\}' "$work/metrics.txt"
+if command -v promtool >/dev/null; then
+  promtool check metrics < "$work/metrics.txt" && echo "promtool check metrics: ok"
+fi
 
 step "Counters (node $(node_name 1))"
 "$meshctl" --node "$(node_name 1)" status | sed -n '/^Counters/,$p'

@@ -24,7 +24,7 @@ expect '^demo +dns +10\.96\.0\.53:53/UDP,\[fd00:96::35\]:53/UDP +ROUND_ROBIN +3/
 expect '^demo +sticky +10\.96\.0\.20:80/TCP +MAGLEV\(4093\) +3/3$'
 expect '^demo/web +web-v2-a +10\.78\.2\.11:8080 +v2 +[0-9]+ +20\.0%$'
 expect '^demo/web +web-v2-a +\[fd00:78:2::11\]:8080 +v2 +[0-9]+ +20\.0%$'
-expect '^connect_balanced +670$'
+expect '^connect_balanced +730$'
 expect '^connect_no_backend +0$'
 expect '^sendmsg_balanced +60$'
 expect '^service/demo/web configured$'
@@ -42,6 +42,10 @@ expect '^denied: 3 of 3 endpoints of service demo/web deny spiffe://cluster\.loc
 expect '^client: 20 of 20 answered; intruder: 20 of 20 refused$'
 expect '^inbound .*default deny \(ALLOW policies select the workload but none matched\)=[1-9]'
 expect '^default deny \(ALLOW policies select the workload but none matched\) +[1-9]'
+expect '^access log and kernel counters agree$'
+expect '^sm_services +hash +[0-9]+/16384 '
+expect '^sockmesh_tcp_connections_opened_total\{.*source_workload="demo/client"'
+expect '^promtool check metrics: ok$'
 expect '^demo: ok$'
 # Nothing of the lab may remain.
 if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then
