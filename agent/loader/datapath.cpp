@@ -143,6 +143,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   skel_ = sock_lb__open_opts(&opts);
   if (!skel_) fail("open BPF object sock_lb", errno);
   skel_->rodata->sm_has_set_retval = options.set_retval;
+  skel_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
   if (int err = bpf_map__set_max_entries(skel_->maps.sm_events, options.events_ring_bytes);
       err != 0) {
     destroy();
@@ -161,6 +162,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   }
   long page = sysconf(_SC_PAGESIZE);
   capture_->rodata->sm_page_size = page > 0 ? uint32_t(page) : 4096;
+  capture_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
   // The event ring buffer is not pinned (bpf/lib/maps.h): the capture object writes into the one
   // sock_lb made.
   if (int err = bpf_map__reuse_fd(capture_->maps.sm_events, bpf_map__fd(skel_->maps.sm_events));

@@ -258,6 +258,9 @@ void AccessLog::write_batch_end() {
 }
 
 void AccessLog::run() {
+  // The programs wake this thread only when the ring buffer is a quarter full
+  // (bpf/lib/telemetry.h): otherwise the events wait for the next read, at most kReadEveryMs.
+  constexpr int kReadEveryMs = 100;
   for (;;) {
     const bool last = stop_.load();
     {
@@ -265,7 +268,8 @@ void AccessLog::run() {
       batch_names_ = names_;
     }
     batch_offset_ns_ = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
-    int n = last ? ring_buffer__consume(ring_) : ring_buffer__poll(ring_, 200);
+    int n = last ? 0 : ring_buffer__poll(ring_, kReadEveryMs);
+    if (n >= 0) n = ring_buffer__consume(ring_);  // what was queued without a wake-up
     if (n < 0 && n != -EINTR) spdlog::warn("event=access_log_read_failed error={}", n);
     write_batch_end();
     if (last) break;

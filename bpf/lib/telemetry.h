@@ -16,6 +16,12 @@
 #include "sockmesh/telemetry.h"
 // clang-format on
 
+/* Set by the loader (a quarter of the ring buffer): below this much unread data, an event is
+ * queued without waking the agent's reader, which reads every 100 ms anyway; above it, the reader
+ * is woken at once. Waking the reader for every event cost a context switch per connection on a
+ * busy node (docs/telemetry.md, "Cost"). */
+const volatile __u32 sm_events_wakeup_bytes = 1u << 20;
+
 static __always_inline const struct sm_telemetry_config *sm_tm_config(void) {
   __u32 zero = 0;
   return bpf_map_lookup_elem(&sm_telemetry, &zero);
@@ -91,7 +97,8 @@ static __always_inline void sm_tm_emit(const struct sm_traffic_key *key, __u8 ki
   e->srtt_us = srtt_us;
   e->retransmits = retrans;
   e->flags = flags;
-  bpf_ringbuf_submit(e, 0);
+  __u64 pending = bpf_ringbuf_query(&sm_events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e, pending >= sm_events_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* `cfg` is sm_tm_config(), looked up once per connect(). */
