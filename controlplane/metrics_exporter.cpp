@@ -1,147 +1,26 @@
 #include "metrics_exporter.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
 #include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
-#include <prometheus/metric_type.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
+#include <exception>
+#include <string>
 #include <vector>
 
 #include "identity_authority.h"
+#include "sockmesh/common/metrics_support.h"
 #include "state.h"
 
 namespace sockmesh::controlplane {
 namespace {
 
-using prometheus::ClientMetric;
+using metrics::Families;
+using metrics::kCounter;
+using metrics::kGauge;
 using prometheus::MetricFamily;
-using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-constexpr auto kCounter = MetricType::Counter;
-constexpr auto kGauge = MetricType::Gauge;
-
-class Families {
- public:
-  MetricFamily &add(std::string name, std::string help, MetricType type) {
-    out_.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
-    return out_.back();
-  }
-  void single(std::string name, std::string help, MetricType type, double value) {
-    sample(add(std::move(name), std::move(help), type), {}, value);
-  }
-  static void sample(MetricFamily &family, Labels labels, double value) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (family.type == MetricType::Counter)
-      m.counter.value = value;
-    else
-      m.gauge.value = value;
-    family.metric.push_back(std::move(m));
-  }
-  std::vector<MetricFamily> take() { return std::move(out_); }
-
- private:
-  std::vector<MetricFamily> out_;
-};
-
-int parse_port(const std::string &address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
-    throw std::runtime_error("metrics address \"" + address + "\" is not host:port");
-  const std::string port = address.substr(colon + 1);
-  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-      std::stoi(port) > 65535)
-    throw std::runtime_error("metrics address \"" + address + "\" has no valid port");
-  return std::stoi(port);
-}
-
-// Why binding `address` fails, as the kernel says it ("" when the probe binds).
-std::string bind_error(const std::string &address, int port) {
-  std::string host = address.substr(0, address.rfind(':'));
-  const bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  int rc = -1;
-  sockaddr_in6 sa6{};
-  sockaddr_in sa4{};
-  if (v6) {
-    sa6.sin6_family = AF_INET6;
-    sa6.sin6_port = htons(uint16_t(port));
-    if (inet_pton(AF_INET6, host.c_str(), &sa6.sin6_addr) == 1)
-      rc = bind(fd, reinterpret_cast<sockaddr *>(&sa6), sizeof(sa6));
-    else
-      errno = EINVAL;
-  } else {
-    sa4.sin_family = AF_INET;
-    sa4.sin_port = htons(uint16_t(port));
-    if (inet_pton(AF_INET, host.c_str(), &sa4.sin_addr) == 1)
-      rc = bind(fd, reinterpret_cast<sockaddr *>(&sa4), sizeof(sa4));
-    else
-      errno = EINVAL;
-  }
-  const std::string why = rc == 0           ? ""
-                          : errno == EINVAL ? "not an IP address"
-                                            : std::strerror(errno);
-  close(fd);
-  return why;
-}
-
-// process_* from /proc/self, as the Prometheus client libraries name them (the same as meshd's,
-// agent/telemetry/metrics_exporter.cpp).
-void add_process_metrics(Families &f) {
-  const long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
-  {
-    std::ifstream statm("/proc/self/statm");
-    uint64_t size = 0, resident = 0;
-    if (statm >> size >> resident) {
-      f.single("process_resident_memory_bytes", "Resident memory size in bytes.", kGauge,
-               double(resident) * double(page));
-      f.single("process_virtual_memory_bytes", "Virtual memory size in bytes.", kGauge,
-               double(size) * double(page));
-    }
-  }
-  if (DIR *dir = opendir("/proc/self/fd")) {
-    int fds = 0;
-    while (const dirent *e = readdir(dir))
-      if (e->d_name[0] != '.') ++fds;
-    closedir(dir);
-    f.single("process_open_fds", "Number of open file descriptors.", kGauge, fds - 1);  // less ours
-  }
-  std::ifstream stat_file("/proc/self/stat");
-  const std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
-  const auto close_paren = stat.rfind(')');
-  if (close_paren == std::string::npos) return;
-  // Fields after "(comm)": state is field 3; utime 14, stime 15, starttime 22.
-  std::istringstream in(stat.substr(close_paren + 2));
-  std::vector<std::string> fields;
-  for (std::string s; in >> s;) fields.push_back(s);
-  if (fields.size() <= 19) return;
-  f.single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-           kCounter, (std::stod(fields[11]) + std::stod(fields[12])) / double(ticks));
-  std::ifstream proc_stat("/proc/stat");
-  for (std::string line; std::getline(proc_stat, line);)
-    if (line.rfind("btime ", 0) == 0) {
-      f.single("process_start_time_seconds",
-               "Start time of the process since unix epoch in seconds.", kGauge,
-               std::stod(line.substr(6)) + std::stod(fields[19]) / double(ticks));
-      break;
-    }
-}
 
 double number(const std::string &s) {
   try {
@@ -253,19 +132,12 @@ struct MetricsServer::Impl {
 MetricsServer::MetricsServer(const std::string &address, const State &state,
                              const IdentityAuthority &authority, const std::string &version)
     : impl_(std::make_unique<Impl>()) {
-  const int port = parse_port(address);
+  const int port = metrics::parse_port(address);
   impl_->collector = std::make_shared<Collector>(state, authority, version);
-  try {
-    impl_->exposer = std::make_unique<prometheus::Exposer>(address, 2);
-  } catch (const std::exception &) {
-    const std::string why = bind_error(address, port);
-    throw std::runtime_error("cannot serve metrics on " + address + ": " +
-                             (why.empty() ? "the HTTP server did not start" : why) +
-                             " (choose another --metrics-address, or \"off\")");
-  }
+  auto endpoint = metrics::start_exposer(address, port);
+  impl_->exposer = std::move(endpoint.exposer);
+  impl_->port = endpoint.port;
   impl_->exposer->RegisterCollectable(impl_->collector);
-  const auto ports = impl_->exposer->GetListeningPorts();
-  impl_->port = ports.empty() ? port : ports.front();
 }
 
 MetricsServer::~MetricsServer() = default;

@@ -1,163 +1,36 @@
 #include "telemetry/metrics_exporter.h"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <dirent.h>
-#include <netinet/in.h>
 #include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/metric_type.h>
-#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <tuple>
 #include <vector>
 
 #include "admin/admin_state.h"
+#include "sockmesh/common/metrics_support.h"
 
 namespace sockmesh::telemetry {
 namespace {
 
+using metrics::Families;
+using metrics::kCounter;
+using metrics::kGauge;
+using metrics::Labels;
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
-
-// Families in the order they are added; samples set by the family's type.
-class Families {
- public:
-  MetricFamily &add(std::string name, std::string help, MetricType type) {
-    out_.push_back(MetricFamily{std::move(name), std::move(help), type, {}});
-    return out_.back();
-  }
-  // A family with one sample and no labels.
-  void single(std::string name, std::string help, MetricType type, double value) {
-    sample(add(std::move(name), std::move(help), type), {}, value);
-  }
-  static void sample(MetricFamily &family, Labels labels, double value) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (family.type == MetricType::Counter)
-      m.counter.value = value;
-    else if (family.type == MetricType::Gauge)
-      m.gauge.value = value;
-    else
-      m.untyped.value = value;
-    family.metric.push_back(std::move(m));
-  }
-  std::vector<MetricFamily> take() { return std::move(out_); }
-
- private:
-  std::vector<MetricFamily> out_;
-};
-
-constexpr auto kCounter = MetricType::Counter;
-constexpr auto kGauge = MetricType::Gauge;
-
-// "host:port" (host may be "[v6]"): the port, or throws with the reason.
-int parse_port(const std::string &address) {
-  const auto colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
-    throw std::runtime_error("metrics address \"" + address + "\" is not host:port");
-  const std::string port = address.substr(colon + 1);
-  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-      std::stoi(port) > 65535)
-    throw std::runtime_error("metrics address \"" + address + "\" has no valid port");
-  return std::stoi(port);
-}
-
-// Why binding `address` fails, as the kernel says it (best effort: "" when the probe binds).
-std::string bind_error(const std::string &address, int port) {
-  std::string host = address.substr(0, address.rfind(':'));
-  const bool v6 = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-  if (v6) host = host.substr(1, host.size() - 2);
-  const int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return std::strerror(errno);
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  int rc = -1;
-  if (v6) {
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    sa.sin6_port = htons(uint16_t(port));
-    if (inet_pton(AF_INET6, host.c_str(), &sa.sin6_addr) != 1) {
-      close(fd);
-      return "not an IP address";
-    }
-    rc = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
-  } else {
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(uint16_t(port));
-    if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-      close(fd);
-      return "not an IP address";
-    }
-    rc = bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa));
-  }
-  const std::string why = rc == 0 ? "" : std::strerror(errno);
-  close(fd);
-  return why;
-}
-
-// process_* from /proc/self, as the Prometheus client libraries name them.
-void add_process_metrics(Families &f) {
-  const long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
-  {
-    std::ifstream statm("/proc/self/statm");
-    uint64_t size = 0, resident = 0;
-    if (statm >> size >> resident) {
-      f.single("process_resident_memory_bytes", "Resident memory size in bytes.", kGauge,
-               double(resident) * double(page));
-      f.single("process_virtual_memory_bytes", "Virtual memory size in bytes.", kGauge,
-               double(size) * double(page));
-    }
-  }
-  if (DIR *dir = opendir("/proc/self/fd")) {
-    int fds = 0;
-    while (const dirent *e = readdir(dir))
-      if (e->d_name[0] != '.') ++fds;
-    closedir(dir);
-    f.single("process_open_fds", "Number of open file descriptors.", kGauge, fds - 1);  // less ours
-  }
-  {
-    std::ifstream stat_file("/proc/self/stat");
-    std::string stat((std::istreambuf_iterator<char>(stat_file)), {});
-    // Fields after "(comm)": state is field 3; utime 14, stime 15, starttime 22.
-    const auto close_paren = stat.rfind(')');
-    if (close_paren != std::string::npos) {
-      std::istringstream in(stat.substr(close_paren + 2));
-      std::vector<std::string> fields;
-      for (std::string s; in >> s;) fields.push_back(s);
-      if (fields.size() > 19) {
-        const double utime = std::stod(fields[11]), stime = std::stod(fields[12]);
-        const double start_ticks = std::stod(fields[19]);
-        f.single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-                 kCounter, (utime + stime) / double(ticks));
-        std::ifstream proc_stat("/proc/stat");
-        for (std::string line; std::getline(proc_stat, line);) {
-          if (line.rfind("btime ", 0) == 0) {
-            f.single("process_start_time_seconds",
-                     "Start time of the process since unix epoch in seconds.", kGauge,
-                     std::stod(line.substr(6)) + start_ticks / double(ticks));
-            break;
-          }
-        }
-      }
-    }
-  }
-}
 
 bool kernel_stats_enabled() {
   std::ifstream in("/proc/sys/kernel/bpf_stats_enabled");
@@ -509,7 +382,7 @@ struct MetricsServer::Impl {
 
 MetricsServer::MetricsServer(const MetricsOptions &opts, admin::AdminState &state)
     : impl_(std::make_unique<Impl>()) {
-  const int port = parse_port(opts.address);
+  const int port = metrics::parse_port(opts.address);
   if (opts.bpf_run_stats) {
     impl_->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
     if (impl_->stats_fd < 0)
@@ -526,18 +399,11 @@ MetricsServer::MetricsServer(const MetricsOptions &opts, admin::AdminState &stat
                                                                        0.01, 0.025, 0.05, 0.1, 0.25,
                                                                        0.5, 1, 2.5, 5, 10});
   impl_->collector = std::make_shared<ScrapeCollector>(state, impl_->stats_held);
-  try {
-    impl_->exposer = std::make_unique<prometheus::Exposer>(opts.address, 2);
-  } catch (const std::exception &) {
-    const std::string why = bind_error(opts.address, port);
-    throw std::runtime_error("cannot serve metrics on " + opts.address + ": " +
-                             (why.empty() ? "the HTTP server did not start" : why) +
-                             " (choose another --metrics-address, or \"off\")");
-  }
+  auto endpoint = metrics::start_exposer(opts.address, port);
+  impl_->exposer = std::move(endpoint.exposer);
+  impl_->port = endpoint.port;
   impl_->exposer->RegisterCollectable(impl_->registry);
   impl_->exposer->RegisterCollectable(impl_->collector);
-  const auto ports = impl_->exposer->GetListeningPorts();
-  impl_->port = ports.empty() ? port : ports.front();
 }
 
 MetricsServer::~MetricsServer() = default;

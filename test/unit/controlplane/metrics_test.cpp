@@ -1,9 +1,6 @@
 // meshcp's Prometheus endpoint: a state, agents and a CA with known numbers, scraped over HTTP,
 // compared line by line, and checked by promtool and against docs/metrics.md.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "fixture.h"
 #include "identity_authority.h"
@@ -112,40 +109,15 @@ TEST_F(CpMetricsTest, ServesWhatMeshcpKnows) {
            "sockmesh_cp_identity_refusals_total{reason=\"token_malformed\"} 1",
        })
     EXPECT_TRUE(lines.contains(expected)) << "missing: " << expected;
-  for (const char *prefix :
-       {"sockmesh_cp_ca_certificate_expiry_timestamp_seconds ", "process_resident_memory_bytes ",
-        "process_open_fds ", "process_cpu_seconds_total ", "process_start_time_seconds "})
-    EXPECT_NE(scraped.body.find(std::string("\n") + prefix), std::string::npos) << prefix;
-
-  const auto check = sockmesh::testing::promtool_check(scraped.body);
-  EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_EQ(check.output, "") << "promtool complained:\n" << check.output;
-  const std::string doc = sockmesh::testing::metrics_doc();
-  for (const auto &family : sockmesh::testing::family_names(scraped.body))
-    EXPECT_TRUE(sockmesh::testing::documented(doc, family))
-        << family << " is not in docs/metrics.md";
+  EXPECT_NE(scraped.body.find("\nsockmesh_cp_ca_certificate_expiry_timestamp_seconds "),
+            std::string::npos);
+  sockmesh::testing::expect_complete_exposition(scraped.body);
 }
 
 TEST_F(CpMetricsTest, BindFailureSaysWhyInOneLine) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &len);
-  const std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
-  try {
+  sockmesh::testing::expect_port_in_use_error([this](const std::string &address) {
     MetricsServer server(address, *state_, *authority_, "9.9.9");
-    ADD_FAILURE() << "bound a port in use";
-  } catch (const std::runtime_error &e) {
-    EXPECT_EQ(std::string(e.what()), "cannot serve metrics on " + address +
-                                         ": Address already in use (choose another "
-                                         "--metrics-address, or \"off\")");
-  }
-  close(fd);
+  });
   EXPECT_THROW(MetricsServer("15014", *state_, *authority_, "x"), std::runtime_error);
 }
 

@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "names_fixture.h"
+
 namespace sockmesh::telemetry {
 namespace {
 
@@ -24,38 +26,17 @@ namespace {
 constexpr int64_t kUnixOffsetNs = 1714564800ll * 1000000000 - 5ll * 1000000000;
 constexpr uint64_t kEventNs = 5ull * 1000000000 + 123456789;
 
-void ip4(uint32_t out[4], const char *text) {
-  out[0] = out[1] = out[2] = out[3] = 0;
-  ASSERT_EQ(inet_pton(AF_INET, text, out), 1) << text;
-}
-
-void ip6(uint32_t out[4], const char *text) {
-  ASSERT_EQ(inet_pton(AF_INET6, text, out), 1) << text;
-}
-
-Names names() {
-  Names n;
-  n.service_by_vip["10.96.0.10:80/tcp"] = "demo/server";
-  n.service_by_vip["[fd00:96::10]:80/tcp"] = "demo/server6";
-  n.workloads[3] = {"demo/client", "spiffe://cluster.local/ns/demo/sa/client"};
-  n.workloads[4] = {"demo/server", "spiffe://cluster.local/ns/demo/sa/server"};
-  n.workloads[5] = {"files/web", ""};  // file mode: no identities
-  return n;
-}
+using testing::ip4;
+using testing::ip6;
+using testing::names;
+using testing::tcp_key;
 
 // demo/client 10.78.1.5:43210 -> VIP 10.96.0.10:80 -> demo/server 10.78.2.10:8080.
 sm_conn_event open4() {
   sm_conn_event e{};
   e.time_ns = kEventNs;
   e.cookie = 12345;
-  ip4(e.key.vip, "10.96.0.10");
-  e.key.vip_port = htons(80);
-  ip4(e.key.backend, "10.78.2.10");
-  e.key.backend_port = htons(8080);
-  e.key.family = AF_INET;
-  e.key.proto = IPPROTO_TCP;
-  e.key.src_workload = 3;
-  e.key.dst_workload = 4;
+  e.key = tcp_key(AF_INET, "10.96.0.10", 80, "10.78.2.10", 8080, 3, 4);
   ip4(e.src_addr, "10.78.1.5");
   e.src_port = htons(43210);
   e.kind = SM_EVENT_OPEN;
@@ -73,12 +54,7 @@ sm_conn_event close6() {
   e.cookie = std::numeric_limits<uint64_t>::max();
   e.bytes_sent = 1000;
   e.bytes_received = 123456789012ull;
-  ip6(e.key.backend, "fd00:78:2::9");
-  e.key.backend_port = htons(9000);
-  e.key.family = AF_INET6;
-  e.key.proto = IPPROTO_TCP;
-  e.key.src_workload = 0;
-  e.key.dst_workload = 9;
+  e.key = tcp_key(AF_INET6, nullptr, 0, "fd00:78:2::9", 9000, 0, 9);
   ip6(e.src_addr, "fd00:78:1::5");
   e.src_port = htons(50000);
   e.kind = SM_EVENT_CLOSE;
@@ -155,14 +131,7 @@ TEST(AccessLogJson, OpenIpv6ThroughAVipWithAFileModeWorkload) {
   sm_conn_event e{};
   e.time_ns = kEventNs;
   e.cookie = 1;
-  ip6(e.key.vip, "fd00:96::10");
-  e.key.vip_port = htons(80);
-  ip6(e.key.backend, "fd00:78:2::10");
-  e.key.backend_port = htons(8080);
-  e.key.family = AF_INET6;
-  e.key.proto = IPPROTO_TCP;
-  e.key.src_workload = 5;
-  e.key.dst_workload = 0;
+  e.key = tcp_key(AF_INET6, "fd00:96::10", 80, "fd00:78:2::10", 8080, 5, 0);
   ip6(e.src_addr, "fd00:78:1::5");
   e.src_port = htons(1024);
   e.kind = SM_EVENT_OPEN;

@@ -5,8 +5,6 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 #include <linux/filter.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mutex>
@@ -224,19 +222,8 @@ TEST_F(MetricsExporterTest, ServesTheAdminStateAsPrometheusText) {
             std::string::npos);
   EXPECT_EQ(response.body.find("sockmesh_bpf_map_max_entries{map=\"sm_sock_storage\"}"),
             std::string::npos);
-  for (const char *process : {"process_resident_memory_bytes ", "process_open_fds ",
-                              "process_cpu_seconds_total ", "process_start_time_seconds "})
-    EXPECT_NE(response.body.find(std::string("\n") + process), std::string::npos) << process;
-
-  const auto check = sockmesh::testing::promtool_check(response.body);
-  EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_EQ(check.output, "") << "promtool complained:\n" << check.output;
-
-  // Every family it serves is documented.
-  const std::string doc = sockmesh::testing::metrics_doc();
-  for (const auto &family : sockmesh::testing::family_names(response.body))
-    EXPECT_TRUE(sockmesh::testing::documented(doc, family))
-        << family << " is not in docs/metrics.md";
+  // process_*, promtool, and every family it serves documented.
+  sockmesh::testing::expect_complete_exposition(response.body);
 }
 
 TEST_F(MetricsExporterTest, ReadsTheStateAtEveryScrape) {
@@ -265,31 +252,13 @@ TEST_F(MetricsExporterTest, FileModeHasNoStreamOrTunnel) {
   EXPECT_EQ(body.find("sockmesh_controlplane_stream_up"), std::string::npos);
   EXPECT_EQ(body.find("sockmesh_tunnel_"), std::string::npos);
   EXPECT_NE(body.find("# TYPE sockmesh_policy_denials_total counter"), std::string::npos);
-  const auto check = sockmesh::testing::promtool_check(body);
-  EXPECT_EQ(check.exit_code, 0) << check.output;
-  EXPECT_EQ(check.output, "") << check.output;
+  sockmesh::testing::expect_promtool_clean(body);
 }
 
 TEST_F(MetricsExporterTest, BindFailureSaysWhyInOneLine) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &len);
-  const std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
-  try {
+  sockmesh::testing::expect_port_in_use_error([this](const std::string &address) {
     MetricsServer server({address, false}, state);
-    ADD_FAILURE() << "bound a port in use";
-  } catch (const std::runtime_error &e) {
-    EXPECT_EQ(std::string(e.what()), "cannot serve metrics on " + address +
-                                         ": Address already in use (choose another "
-                                         "--metrics-address, or \"off\")");
-  }
-  close(fd);
+  });
   for (const char *bad : {"15020", "localhost:", "0.0.0.0:http", "0.0.0.0:70000"})
     EXPECT_THROW(MetricsServer({bad, false}, state), std::runtime_error) << bad;
 }

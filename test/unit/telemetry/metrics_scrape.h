@@ -1,7 +1,9 @@
-// Test helpers for the Prometheus endpoints: a plain HTTP/1.0 GET and `promtool check metrics`.
+// Test helpers for the Prometheus endpoints of meshd and meshcp: a plain HTTP/1.0 GET,
+// `promtool check metrics`, docs/metrics.md, and the checks both endpoints' tests make.
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -108,6 +110,62 @@ inline std::string metrics_doc() {
 // True when docs/metrics.md names `metric` in backticks.
 inline bool documented(const std::string &doc, const std::string &metric) {
   return doc.find("`" + metric + "`") != std::string::npos;
+}
+
+// promtool checks `text` and has nothing to say.
+inline void expect_promtool_clean(const std::string &text) {
+  const auto check = promtool_check(text);
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(check.output, "") << "promtool complained:\n" << check.output;
+}
+
+// Every family `text` serves is named in docs/metrics.md.
+inline void expect_families_documented(const std::string &text) {
+  const std::string doc = metrics_doc();
+  for (const auto &family : family_names(text))
+    EXPECT_TRUE(documented(doc, family)) << family << " is not in docs/metrics.md";
+}
+
+// `text` has the process_* samples (values vary: only their presence is checked).
+inline void expect_process_metrics(const std::string &text) {
+  for (const char *process : {"process_resident_memory_bytes ", "process_open_fds ",
+                              "process_cpu_seconds_total ", "process_start_time_seconds "})
+    EXPECT_NE(text.find(std::string("\n") + process), std::string::npos) << process;
+}
+
+// What every full scrape of meshd or meshcp must be: with process_*, clean for promtool, and
+// documented family by family.
+inline void expect_complete_exposition(const std::string &text) {
+  expect_process_metrics(text);
+  expect_promtool_clean(text);
+  expect_families_documented(text);
+}
+
+// `serve(address)` starts a metrics server on an address whose port is in use (a loopback socket
+// listens on it meanwhile): it must throw the one-line error that says why.
+template <typename Serve>
+void expect_port_in_use_error(Serve serve) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  if (bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0 || listen(fd, 1) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr *>(&sa), &len) != 0) {
+    close(fd);
+    FAIL() << "cannot listen on a loopback port";
+  }
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  try {
+    serve(address);
+    ADD_FAILURE() << "bound a port in use";
+  } catch (const std::runtime_error &e) {
+    EXPECT_EQ(std::string(e.what()), "cannot serve metrics on " + address +
+                                         ": Address already in use (choose another "
+                                         "--metrics-address, or \"off\")");
+  }
+  close(fd);
 }
 
 }  // namespace sockmesh::testing

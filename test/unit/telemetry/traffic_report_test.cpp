@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "names_fixture.h"
 #include "telemetry/traffic_counters.h"
 
 namespace sockmesh::telemetry {
@@ -42,36 +43,13 @@ TEST(TrafficSampleBelow, JustBelowOneStaysBelowAll) {
 
 // ---- fill_report ----
 
-void ip4(uint32_t out[4], const char *text) {
-  out[0] = out[1] = out[2] = out[3] = 0;
-  ASSERT_EQ(inet_pton(AF_INET, text, out), 1) << text;
-}
-
-void ip6(uint32_t out[4], const char *text) {
-  ASSERT_EQ(inet_pton(AF_INET6, text, out), 1) << text;
-}
-
-Names names() {
-  Names n;
-  n.service_by_vip["10.96.0.10:80/tcp"] = "demo/server";
-  n.service_by_vip["[fd00:96::10]:80/tcp"] = "demo/server6";
-  n.workloads[3] = {"demo/client", "spiffe://cluster.local/ns/demo/sa/client"};
-  n.workloads[4] = {"demo/server", "spiffe://cluster.local/ns/demo/sa/server"};
-  n.workloads[5] = {"files/web", ""};  // file mode: no identities
-  return n;
-}
+using testing::names;
+using testing::tcp_key;
 
 TrafficTuple tuple4(const char *vip, uint16_t vip_port, const char *backend, uint16_t backend_port,
                     uint32_t src, uint32_t dst) {
   TrafficTuple t;
-  if (vip) ip4(t.key.vip, vip);
-  t.key.vip_port = htons(vip_port);
-  if (backend) ip4(t.key.backend, backend);
-  t.key.backend_port = htons(backend_port);
-  t.key.family = AF_INET;
-  t.key.proto = IPPROTO_TCP;
-  t.key.src_workload = src;
-  t.key.dst_workload = dst;
+  t.key = tcp_key(AF_INET, vip, vip_port, backend, backend_port, src, dst);
   return t;
 }
 
@@ -195,14 +173,7 @@ TEST(TrafficReport, AVipNoServiceIsKnownForIsUnknown) {
 
 TEST(TrafficReport, Ipv6) {
   TrafficTuple t;
-  ip6(t.key.vip, "fd00:96::10");
-  t.key.vip_port = htons(80);
-  ip6(t.key.backend, "fd00:78:2::10");
-  t.key.backend_port = htons(8080);
-  t.key.family = AF_INET6;
-  t.key.proto = IPPROTO_TCP;
-  t.key.src_workload = 3;
-  t.key.dst_workload = 4;
+  t.key = tcp_key(AF_INET6, "fd00:96::10", 80, "fd00:78:2::10", 8080, 3, 4);
   TrafficTuple direct = t;
   for (auto &w : direct.key.vip) w = 0;
   direct.key.vip_port = 0;
