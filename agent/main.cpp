@@ -138,8 +138,15 @@ int main(int argc, char **argv) {
       throw std::runtime_error("--access-log-mode " + access_log.mode +
                                " needs --traffic-counters on (events come from the counted "
                                "connections)");
-    sockmesh::AgentOptions options{node,      cgroup, config,        controlplane,
-                                   state_dir, join,   outbound_port, tunnel_port};
+    sockmesh::AgentOptions options;
+    options.node = node;
+    options.workload_cgroup = cgroup;
+    options.config_path = config;
+    options.controlplane = controlplane;
+    options.state_dir = state_dir;
+    options.join = join;
+    options.outbound_port = outbound_port;
+    options.tunnel_port = tunnel_port;
     options.traffic_counters = traffic_counters == "on";
     options.access_log = access_log;
     options.events_ring_bytes = ring_bytes;
