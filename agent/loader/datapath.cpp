@@ -112,6 +112,20 @@ void drop_incompatible_pins(const std::string &pin_dir) {
   }
 }
 
+// The level of a cgroup v2 directory: 0 for the mount's root, 1 for a directory in it, and so on.
+uint32_t cgroup_level(const std::string &dir) {
+  std::error_code ec, ec_root;
+  const auto path = std::filesystem::canonical(dir, ec);
+  const auto root = std::filesystem::canonical(cgroup2_mount(), ec_root);
+  if (ec || ec_root) return 0;  // walk every level: correct, only slower
+  uint32_t level = 0;
+  auto rel = path.lexically_relative(root);
+  for (const auto &part : rel)
+    if (!part.empty() && part != ".") level++;
+  if (!rel.empty() && *rel.begin() == "..") return 0;
+  return level;
+}
+
 // The canonical form of a cgroup directory, for comparing two of them.
 std::string canonical_dir(const std::string &path) {
   std::error_code ec;
@@ -144,6 +158,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   if (!skel_) fail("open BPF object sock_lb", errno);
   skel_->rodata->sm_has_set_retval = options.set_retval;
   skel_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
+  skel_->rodata->sm_workload_root_level = cgroup_level(workload_cgroup);
   if (int err = bpf_map__set_max_entries(skel_->maps.sm_events, options.events_ring_bytes);
       err != 0) {
     destroy();

@@ -21,13 +21,21 @@ enum sm_capture_outcome {
   SM_CAPTURE_LOST = 2,        /* captured, but no record could be stored: refuse the connect */
 };
 
-/* The caller's workload: the entry of its own cgroup, else of its deepest ancestor that has one
- * (a container's cgroup below the pod's cgroup the agent registered). 0 when none has. */
+/* Set by the loader: the level of the node's workload cgroup (the cgroup v2 root is level 0).
+ * Workloads are below it, so the walk up from a caller stops there: the cgroups above are never
+ * workloads, and a caller in no workload (the common case outside the mesh) costs no lookups of
+ * them. */
+const volatile __u32 sm_workload_root_level = 0;
+
+/* The caller's workload: the entry of its own cgroup, else of its deepest ancestor below the
+ * workload cgroup that has one (a container's cgroup below the pod's cgroup the agent
+ * registered). 0 when none has. */
 static __always_inline const struct sm_workload *sm_current_workload(void) {
   __u64 self = bpf_get_current_cgroup_id();
   const struct sm_workload *wl = bpf_map_lookup_elem(&sm_workloads, &self);
   if (wl) return wl;
   for (int level = SM_MAX_CGROUP_LEVEL; level >= 1; level--) {
+    if ((__u32)level <= sm_workload_root_level) break;
     __u64 id = bpf_get_current_ancestor_cgroup_id(level);
     if (id == 0 || id == self) /* deeper than the caller, or the caller itself */
       continue;
