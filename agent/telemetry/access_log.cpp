@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include <cerrno>
@@ -261,15 +262,22 @@ void AccessLog::run() {
   // The programs wake this thread only when the ring buffer is a quarter full
   // (bpf/lib/telemetry.h): otherwise the events wait for the next read, at most kReadEveryMs.
   constexpr int kReadEveryMs = 100;
+  const int epoll_fd = ring_buffer__epoll_fd(ring_);
   for (;;) {
     const bool last = stop_.load();
+    if (!last) {
+      epoll_event ready{};
+      if (epoll_wait(epoll_fd, &ready, 1, kReadEveryMs) < 0 && errno != EINTR)
+        spdlog::warn("event=access_log_wait_failed error=\"{}\"", std::strerror(errno));
+    }
+    // The names as they are now, after the wait: a workload added while this thread waited is
+    // named in the events it already has.
     {
       std::lock_guard lock(names_mu_);
       batch_names_ = names_;
     }
     batch_offset_ns_ = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
-    int n = last ? 0 : ring_buffer__poll(ring_, kReadEveryMs);
-    if (n >= 0) n = ring_buffer__consume(ring_);  // what was queued without a wake-up
+    const int n = ring_buffer__consume(ring_);
     if (n < 0 && n != -EINTR) spdlog::warn("event=access_log_read_failed error={}", n);
     write_batch_end();
     if (last) break;

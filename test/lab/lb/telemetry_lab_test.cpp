@@ -148,8 +148,8 @@ class TelemetryLabTest : public ::testing::Test {
     for (const std::string pod : {"web-v1-a", "web-v1-b", "web-v2-a"})
       lab.spawn_in_pod(pod,
                        {"socat", "TCP-LISTEN:" + std::to_string(kBulkPort) + ",reuseaddr,fork",
-                        "SYSTEM:head -c " + std::to_string(kRequest) +
-                            " >/dev/null; head -c " + std::to_string(kReply) + " /dev/zero"},
+                        "SYSTEM:head -c " + std::to_string(kRequest) + " >/dev/null; head -c " +
+                            std::to_string(kReply) + " /dev/zero"},
                        "/dev/null");
     // client and web-v1-a have their SVIDs on node 1 (capture is on once node 1's address is
     // known); the servers answer.
@@ -208,7 +208,8 @@ TEST_F(TelemetryLabTest, CountersEqualTheTruthPerPair) {
   EXPECT_EQ(remote->bytes_sent(), 4 * kRequest);
   EXPECT_EQ(remote->bytes_received(), 4 * kReply);
 
-  // A smoothed RTT per closed connection, plausible for veths on one machine: above 0, below 100 ms.
+  // A smoothed RTT per closed connection, plausible for veths on one machine: above 0, below 100
+  // ms.
   for (const auto *p : {local, remote}) {
     ASSERT_GE(p->srtt_samples(), p->closed());
     const double avg = double(p->srtt_us_sum()) / double(p->srtt_samples());
@@ -323,7 +324,14 @@ TEST_F(TelemetryLabTest, EventsLostToAFullRingAreCountedAndReported) {
            line["source"]["workload"] == "demo/web-v2-a";
     return n;
   };
-  const size_t logged_before = logged();
+  // Earlier connections' events are written within the reader's 100 ms period: wait until the log
+  // stands still before counting.
+  size_t logged_before = logged();
+  for (size_t again = SIZE_MAX; again != logged_before;) {
+    std::this_thread::sleep_for(250ms);
+    again = logged_before;
+    logged_before = logged();
+  }
   const uint64_t lost_before = mesh_->traffic(2).access_log().events_lost();
   // Node 2's reader stalls; 100 connections make 200 events for a one-page ring.
   const pid_t agent = mesh_->agent_pid(2);
@@ -352,8 +360,8 @@ TEST_F(TelemetryLabTest, EventsLostToAFullRingAreCountedAndReported) {
 
 TEST_F(TelemetryLabTest, BpfMapsShowTheConfiguredServices) {
   // demo/web (2 VIPs), empty, dns (2), sticky, bulk: 7 VIP ports in sm_services.
-  const std::string out = run(std::string(MESHCTL_BIN) + " --node " +
-                              mesh_->lab().node_name(1) + " bpf maps -o json 2>&1");
+  const std::string out = run(std::string(MESHCTL_BIN) + " --node " + mesh_->lab().node_name(1) +
+                              " bpf maps -o json 2>&1");
   const auto at = out.rfind("\nexit ");
   ASSERT_EQ(out.substr(at), "\nexit 0") << out;
   const auto json = nlohmann::json::parse(out.substr(0, at));
@@ -368,6 +376,8 @@ TEST_F(TelemetryLabTest, BpfMapsShowTheConfiguredServices) {
 
 TEST_F(TelemetryLabTest, LiveScrapePassesPromtoolWithDocumentedNames) {
   auto &lab = mesh_->lab();
+  ASSERT_EQ(trimmed(transfers(lab, "client", lab.pod_ip("web-v1-a"), kBulkPort, 1)),
+            "1 0 " + std::to_string(kReply));
   // The scrape is made from a pod: lab addresses mean nothing in the host's network namespace.
   std::string body;
   lab.call_in_pod(

@@ -434,7 +434,7 @@ TEST_F(ObserveTest, StatsUsageAndHelp) {
   }
   auto r = run({"stats", "--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char *word : {"--interval SECONDS=2", "--top N=10", "--once", "-o,--output"})
+  for (const char *word : {"--interval SECONDS=2", "--top N", "=10", "--once", "-o,--output"})
     EXPECT_NE(r.out.find(word), std::string::npos) << word << " missing from:\n" << r.out;
   r = run({"bpf", "dump", "--help"});
   EXPECT_EQ(r.code, 0);
