@@ -374,24 +374,19 @@ TEST_F(TelemetryLabTest, BpfMapsShowTheConfiguredServices) {
   EXPECT_GT(std::stoull(maps["sm_traffic"]["memoryBytes"].get<std::string>()), 0u);
 }
 
-TEST_F(TelemetryLabTest, LiveScrapePassesPromtoolWithDocumentedNames) {
-  auto &lab = mesh_->lab();
-  ASSERT_EQ(trimmed(transfers(lab, "client", lab.pod_ip("web-v1-a"), kBulkPort, 1)),
-            "1 0 " + std::to_string(kReply));
-  // The scrape is made from a pod: lab addresses mean nothing in the host's network namespace.
-  std::string body;
+// In a pod: GET /metrics from addr:port; returns the body ("" when the answer is no HTTP).
+std::string scrape(lab::Lab &lab, const std::string &pod, const std::string &addr, uint16_t port) {
+  std::string response;
   lab.call_in_pod(
-      "client",
+      pod,
       [&] {
-        const std::string url_host = lab.node_address(1);
-        std::string text;
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(15020);
-        inet_pton(AF_INET, url_host.c_str(), &addr.sin_addr);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        inet_pton(AF_INET, addr.c_str(), &sa.sin_addr);
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0) return 1;
-        const std::string req = "GET /metrics HTTP/1.0\r\nHost: meshd\r\n\r\n";
+        if (::connect(fd, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) != 0) return 1;
+        const std::string req = "GET /metrics HTTP/1.0\r\nHost: sockmesh\r\n\r\n";
         if (::write(fd, req.data(), req.size()) != ssize_t(req.size())) return 1;
         char buf[65536];
         ssize_t r;
@@ -399,19 +394,17 @@ TEST_F(TelemetryLabTest, LiveScrapePassesPromtoolWithDocumentedNames) {
         ::close(fd);
         return 0;
       },
-      &body);
-  const auto header_end = body.find("\r\n\r\n");
-  ASSERT_NE(header_end, std::string::npos) << body.substr(0, 300);
-  ASSERT_EQ(body.rfind("HTTP/1.", 0), 0u);
-  const std::string metrics = body.substr(header_end + 4);
-  const std::string file = mesh_->dir() + "/scrape.txt";
+      &response);
+  const auto header_end = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/1.", 0) != 0 || header_end == std::string::npos) return "";
+  return response.substr(header_end + 4);
+}
+
+// promtool's verdict on an exposition, and the families it has that docs/metrics.md does not name.
+void expect_valid_and_documented(const std::string &metrics, const std::string &file) {
   std::ofstream(file) << metrics;
   const std::string promtool = run("promtool check metrics < " + file + " 2>&1");
   EXPECT_EQ(promtool.substr(promtool.rfind("\nexit ")), "\nexit 0") << promtool;
-  // The traffic of the tests above is there under its pair's labels.
-  EXPECT_NE(metrics.find("sockmesh_tcp_connections_opened_total{"), std::string::npos);
-  EXPECT_NE(metrics.find("source_workload=\"demo/client\""), std::string::npos);
-  // Every family is documented in docs/metrics.md.
   std::ifstream doc_in(std::string(SOCKMESH_SOURCE_DIR) + "/docs/metrics.md");
   const std::string doc((std::istreambuf_iterator<char>(doc_in)), std::istreambuf_iterator<char>());
   ASSERT_FALSE(doc.empty());
@@ -425,6 +418,76 @@ TEST_F(TelemetryLabTest, LiveScrapePassesPromtoolWithDocumentedNames) {
   EXPECT_GT(families.size(), 10u);
   for (const auto &family : families)
     EXPECT_NE(doc.find(family), std::string::npos) << family << " is not in docs/metrics.md";
+}
+
+TEST_F(TelemetryLabTest, LiveScrapesOfMeshdAndMeshcpPassPromtoolWithDocumentedNames) {
+  auto &lab = mesh_->lab();
+  ASSERT_EQ(trimmed(transfers(lab, "client", lab.pod_ip("web-v1-a"), kBulkPort, 1)),
+            "1 0 " + std::to_string(kReply));
+  // Scraped from a pod: lab addresses mean nothing in the host's network namespace. meshd on node
+  // 1 serves :15020; meshcp runs in node 1's namespace too, on its default :15014.
+  const std::string agent = scrape(lab, "client", lab.node_address(1), 15020);
+  ASSERT_FALSE(agent.empty());
+  expect_valid_and_documented(agent, mesh_->dir() + "/scrape-meshd.txt");
+  // The traffic of the tests is there under its pair's labels.
+  EXPECT_NE(agent.find("sockmesh_tcp_connections_opened_total{"), std::string::npos);
+  EXPECT_NE(agent.find("source_workload=\"demo/client\""), std::string::npos);
+  const std::string controlplane = scrape(lab, "client", lab.node_address(1), 15014);
+  ASSERT_FALSE(controlplane.empty());
+  expect_valid_and_documented(controlplane, mesh_->dir() + "/scrape-meshcp.txt");
+  EXPECT_NE(controlplane.find("sockmesh_cp_"), std::string::npos);
+}
+
+// Sampled access log (file mode): about the configured share of connections is logged, each with
+// both its lines.
+class TelemetrySampledLabTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    mesh_ =
+        new MeshLab({}, Source::kFile, {}, {},
+                    {{1,
+                      {"--access-log-mode", "sampled", "--access-log-sampling", "0.5",
+                       "--access-log", "{dir}/access-sampled.jsonl", "--metrics-address", "off"}}});
+  }
+  static void TearDownTestSuite() {
+    delete mesh_;
+    mesh_ = nullptr;
+  }
+  static MeshLab *mesh_;
+};
+MeshLab *TelemetrySampledLabTest::mesh_ = nullptr;
+
+TEST_F(TelemetrySampledLabTest, HalfTheConnectionsAreLoggedEachWithBothLines) {
+  constexpr int kConnections = 600;
+  const auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, kConnections);
+  ASSERT_EQ(tally.failures, 0) << tally.first_error;
+  const std::string path = mesh_->dir() + "/access-sampled.jsonl";
+  std::map<uint64_t, std::set<std::string>> events;
+  size_t closes = 0;
+  // Lines reach the file within the reader's period; wait until the log stands still.
+  for (size_t last = SIZE_MAX; last != closes;) {
+    std::this_thread::sleep_for(300ms);
+    last = closes;
+    events.clear();
+    closes = 0;
+    for (const auto &line : log_lines(path))
+      if (line["destination"]["service"] == "demo/web") {
+        events[line["connection"].get<uint64_t>()].insert(line["event"].get<std::string>());
+        closes += line["event"] == "close";
+      }
+  }
+  // 600 draws at p = 0.5: sigma = sqrt(600 * 0.25) ~ 12.2; 5 sigma ~ 61.
+  EXPECT_NEAR(double(events.size()), kConnections * 0.5, 61.0);
+  for (const auto &[cookie, kinds] : events)
+    EXPECT_EQ(kinds, (std::set<std::string>{"open", "close"})) << "connection " << cookie;
+  // The counters count every connection, sampled or not.
+  uint64_t opened = 0;
+  const auto report = mesh_->traffic(1);
+  for (const auto &p : report.pairs())
+    if (p.service() == "demo/web") opened += p.opened();
+  EXPECT_EQ(opened, uint64_t(kConnections));
+  EXPECT_EQ(report.access_log().mode(), "sampled");
+  EXPECT_DOUBLE_EQ(report.access_log().sampling(), 0.5);
 }
 
 }  // namespace
