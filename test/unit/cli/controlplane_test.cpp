@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "fake_controlplane.h"
+#include "meshctl_harness.h"
 #include "sockmesh/cli/format.h"
 #include "sockmesh/cli/local_socket.h"
 #include "sockmesh/cli/manifest.h"
@@ -22,14 +23,9 @@ namespace sockmesh::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::int64_t kNow = 1'714'564'800'000;  // 2024-05-01 12:00:00 UTC
-
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using testing::kNow;
+using testing::MeshctlHarness;
+using testing::Result;
 
 // One workload before the change, its service balancing to it alone.
 const char *const kBefore = R"(apiVersion: sockmesh/v1
@@ -101,27 +97,16 @@ v1::AgentView agent(std::string node, bool connected, std::string acked) {
   return a;
 }
 
-class ControlPlaneTest : public ::testing::Test {
+class ControlPlaneTest : public MeshctlHarness {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "meshctl-cp-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    MeshctlHarness::SetUp();
     socket_ = dir_ / "api.sock";
-    env_.run_root = dir_ / "run";
-    env_.now_unix_ms = [] { return kNow; };
     cp_ = std::make_unique<testing::FakeControlPlane>(socket_);
   }
   void TearDown() override {
     cp_.reset();
-    fs::remove_all(dir_);
-  }
-
-  fs::path write(const std::string &name, const std::string &text) {
-    const auto path = dir_ / name;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-    return path;
+    MeshctlHarness::TearDown();
   }
 
   // meshcp holds the resources of a YAML text, each with version "<n>" in file order.
@@ -133,14 +118,10 @@ class ControlPlaneTest : public ::testing::Test {
 
   Result run(std::vector<std::string> args) {
     args.insert(args.begin(), {"--controlplane", socket_.string()});
-    std::ostringstream out, err;
-    const int code = run_meshctl(args, out, err, env_);
-    return {code, out.str(), err.str()};
+    return MeshctlHarness::run(args);
   }
 
-  fs::path dir_;
   fs::path socket_;
-  Environment env_;
   std::unique_ptr<testing::FakeControlPlane> cp_;
 };
 
@@ -625,14 +606,15 @@ TEST_F(ControlPlaneTest, NodeAddPrintsTheTokenAndTheJoinCommand) {
   auto r = run({"node", "add", "n3", "--ttl", "600"});
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, "Node \"n3\" may join the mesh (trust domain cluster.local) until " +
-                       format_utc(kNow + 86'400'000) +
-                       ", once, with:\n\n"
-                       "  meshd --node n3 --controlplane ADDRESS --join-token "
-                       "smt1.0123abcd.00112233445566778899aabbccddeeff --ca-cert-hash sha256:" +
-                       std::string(64, 'a') +
-                       "\n\nADDRESS is meshcp's agent address (--listen). The token is shown only now; "
-                       "meshcp keeps its hash.\n");
+  EXPECT_EQ(r.out,
+            "Node \"n3\" may join the mesh (trust domain cluster.local) until " +
+                format_utc(kNow + 86'400'000) +
+                ", once, with:\n\n"
+                "  meshd --node n3 --controlplane ADDRESS --join-token "
+                "smt1.0123abcd.00112233445566778899aabbccddeeff --ca-cert-hash sha256:" +
+                std::string(64, 'a') +
+                "\n\nADDRESS is meshcp's agent address (--listen). The token is shown only now; "
+                "meshcp keeps its hash.\n");
   ASSERT_EQ(cp_->add_node_requests.size(), 1u);
   EXPECT_EQ(cp_->add_node_requests[0].node(), "n3");
   EXPECT_EQ(cp_->add_node_requests[0].ttl_seconds(), 600);
@@ -646,7 +628,8 @@ TEST_F(ControlPlaneTest, NodeAddPrintsTheTokenAndTheJoinCommand) {
 TEST_F(ControlPlaneTest, GetIdentitiesListsNodeCertificatesAndSvids) {
   cp_->identities.set_trust_domain("cluster.local");
   cp_->identities.set_ca_cert_hash("sha256:abc");
-  auto add = [&](const std::string &node, const std::string &workload, const std::string &id, int64_t in_s) {
+  auto add = [&](const std::string &node, const std::string &workload, const std::string &id,
+                 int64_t in_s) {
     auto *c = cp_->identities.add_certificates();
     c->set_node(node);
     c->set_workload(workload);
@@ -659,15 +642,19 @@ TEST_F(ControlPlaneTest, GetIdentitiesListsNodeCertificatesAndSvids) {
   add("n1", "demo/client", "spiffe://cluster.local/ns/demo/sa/client", 3500);
   auto r = run({"get", "identities"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out,
-            "Domain:      cluster.local\n"
-            "CA:          sha256:abc\n"
-            "\n"
-            "Certificates:\n"
-            "NODE   WORKLOAD      SPIFFE-ID                                  SERIAL             EXPIRES\n"
-            "n1     (node)        spiffe://cluster.local/sockmesh/node/n1    0123456789abcdef   in 23h53m\n"
-            "n1     demo/client   spiffe://cluster.local/ns/demo/sa/client   0123456789abcdef   in 58m20s\n"
-            "n2     demo/web      spiffe://cluster.local/ns/demo/sa/web      0123456789abcdef   in 30m\n");
+  EXPECT_EQ(
+      r.out,
+      "Domain:      cluster.local\n"
+      "CA:          sha256:abc\n"
+      "\n"
+      "Certificates:\n"
+      "NODE   WORKLOAD      SPIFFE-ID                                  SERIAL             EXPIRES\n"
+      "n1     (node)        spiffe://cluster.local/sockmesh/node/n1    0123456789abcdef   in "
+      "23h53m\n"
+      "n1     demo/client   spiffe://cluster.local/ns/demo/sa/client   0123456789abcdef   in "
+      "58m20s\n"
+      "n2     demo/web      spiffe://cluster.local/ns/demo/sa/web      0123456789abcdef   in "
+      "30m\n");
   r = run({"get", "identities", "--for-node", "n2"});
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("n2     demo/web"), std::string::npos) << r.out;

@@ -17,20 +17,16 @@
 #include <thread>
 
 #include "fake_admin.h"
+#include "meshctl_harness.h"
 #include "sockmesh/cli/target.h"
 
 namespace sockmesh::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::int64_t kNow = 1'714'564'800'000;  // 2024-05-01 12:00:00 UTC
-
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using testing::kNow;
+using testing::MeshctlHarness;
+using testing::Result;
 
 v1::AgentStatus sample_status() {
   v1::AgentStatus s;
@@ -159,35 +155,11 @@ std::vector<v1::ListServicesResponse> sample_updates() {
   return {sample_services(), next};
 }
 
-// Output that requests a stop when it has been flushed a number of times.
-class InterruptingBuffer : public std::stringbuf {
- public:
-  InterruptingBuffer(std::stop_source interrupt, int flushes)
-      : interrupt_(std::move(interrupt)), left_(flushes) {}
-
+class MeshctlTest : public MeshctlHarness {
  protected:
-  int sync() override {
-    if (--left_ == 0) interrupt_.request_stop();
-    return 0;
-  }
-
- private:
-  std::stop_source interrupt_;
-  int left_;
-};
-
-class MeshctlTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "meshctl-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    env_.run_root = dir_ / "run";
-    env_.now_unix_ms = [] { return kNow; };
-  }
   void TearDown() override {
     agents_.clear();
-    fs::remove_all(dir_);
+    MeshctlHarness::TearDown();
   }
 
   // Starts a fake agent for node under the run root.
@@ -201,26 +173,6 @@ class MeshctlTest : public ::testing::Test {
     return agent;
   }
 
-  Result run(const std::vector<std::string> &args) {
-    std::ostringstream out, err;
-    const int code = run_meshctl(args, out, err, env_);
-    return {code, out.str(), err.str()};
-  }
-
-  // Runs args and interrupts meshctl (as Ctrl-C does) when it has flushed its output `flushes`
-  // times.
-  Result run_interrupted_after(const std::vector<std::string> &args, int flushes) {
-    std::stop_source interrupt;
-    env_.interrupted = interrupt.get_token();
-    InterruptingBuffer buffer(interrupt, flushes);
-    std::ostream out(&buffer);
-    std::ostringstream err;
-    const int code = run_meshctl(args, out, err, env_);
-    return {code, buffer.str(), err.str()};
-  }
-
-  fs::path dir_;
-  Environment env_;
   std::vector<std::unique_ptr<testing::FakeAdmin>> agents_;
 };
 
@@ -358,18 +310,24 @@ TEST_F(MeshctlTest, StatusShowsTheMeshPart) {
       "Identity:    ok\n"
       "\n"
       "SVIDs:\n"
-      "SPIFFE-ID                                  WORKLOAD      GEN   SERIAL             EXPIRES   RENEWS\n"
-      "spiffe://cluster.local/ns/demo/sa/client   demo/client   2     f92c1c64a8730760   in 59m    in 29m\n"
+      "SPIFFE-ID                                  WORKLOAD      GEN   SERIAL             EXPIRES   "
+      "RENEWS\n"
+      "spiffe://cluster.local/ns/demo/sa/client   demo/client   2     f92c1c64a8730760   in 59m    "
+      "in 29m\n"
       "\n"
       "Tunnel:\n"
-      "END        CONNECTIONS(ACTIVE/ALL)   STREAMS(OPEN/CLOSED/RESET/REFUSED)   BYTES(OUT/IN)   PEERS-REFUSED   DENIED\n"
-      "outbound   1/1                       389/388/1/0                          29000/39435     -               -\n"
-      "inbound    0/0                       0/0/0/2                              0/0             unknown_ca=3    default deny=2\n"
+      "END        CONNECTIONS(ACTIVE/ALL)   STREAMS(OPEN/CLOSED/RESET/REFUSED)   BYTES(OUT/IN)   "
+      "PEERS-REFUSED   DENIED\n"
+      "outbound   1/1                       389/388/1/0                          29000/39435     - "
+      "              -\n"
+      "inbound    0/0                       0/0/0/2                              0/0             "
+      "unknown_ca=3    default deny=2\n"
       "Captured:    389 accepted, dropped: no_svid=1\n";
   EXPECT_NE(r.out.find(expected), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Same-node denials (kernel, at connect):\n"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("DENY demo/no-legacy rules[0]"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("spiffe://cluster.local/ns/demo/sa/web   sha256:0123456789abcdef   10.77.0.2:41234   1/9\n"),
+  EXPECT_NE(r.out.find("spiffe://cluster.local/ns/demo/sa/web   sha256:0123456789abcdef   "
+                       "10.77.0.2:41234   1/9\n"),
             std::string::npos)
       << r.out;
 }

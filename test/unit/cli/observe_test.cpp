@@ -7,6 +7,7 @@
 #include <stop_token>
 
 #include "fake_admin.h"
+#include "meshctl_harness.h"
 #include "sockmesh/cli/meshctl.h"
 #include "sockmesh/cli/observe_views.h"
 #include "sockmesh/cli/output.h"
@@ -15,14 +16,9 @@ namespace sockmesh::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr std::int64_t kNow = 1'714'564'800'000;  // 2024-05-01 12:00:00 UTC
-
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using testing::kNow;
+using testing::MeshctlHarness;
+using testing::Result;
 
 void add_map(v1::ListMapsResponse &r, std::string name, std::string type, std::uint64_t entries,
              bool known, std::uint32_t max, std::uint64_t memory, std::string holds) {
@@ -168,14 +164,10 @@ v1::TrafficReport second_report() {
   return r;
 }
 
-class ObserveTest : public ::testing::Test {
+class ObserveTest : public MeshctlHarness {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "meshctl-observe-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    env_.run_root = dir_ / "run";
-    env_.now_unix_ms = [] { return kNow; };
+    MeshctlHarness::SetUp();
     fs::create_directories(env_.run_root / "n1");
     agent_ = std::make_unique<testing::FakeAdmin>(env_.run_root / "n1" / "admin.sock");
     agent_->status.set_node("n1");
@@ -185,17 +177,9 @@ class ObserveTest : public ::testing::Test {
   }
   void TearDown() override {
     agent_.reset();
-    fs::remove_all(dir_);
+    MeshctlHarness::TearDown();
   }
 
-  Result run(const std::vector<std::string> &args) {
-    std::ostringstream out, err;
-    const int code = run_meshctl(args, out, err, env_);
-    return {code, out.str(), err.str()};
-  }
-
-  fs::path dir_;
-  Environment env_;
   std::unique_ptr<testing::FakeAdmin> agent_;
 };
 
@@ -383,37 +367,15 @@ TEST_F(ObserveTest, StatsAsJsonIsOneReport) {
   EXPECT_NE(r.out.find("\"sourceWorkload\": \"demo/client\""), std::string::npos) << r.out;
 }
 
-// Output that requests a stop when it has been flushed a number of times.
-class InterruptingBuffer : public std::stringbuf {
- public:
-  InterruptingBuffer(std::stop_source interrupt, int flushes)
-      : interrupt_(std::move(interrupt)), left_(flushes) {}
-
- protected:
-  int sync() override {
-    if (--left_ == 0) interrupt_.request_stop();
-    return 0;
-  }
-
- private:
-  std::stop_source interrupt_;
-  int left_;
-};
-
 TEST_F(ObserveTest, LiveStatsRedrawUntilInterrupted) {
   // A third read 2 s after the second, with nothing new: the second frame shows zero rates.
   auto third = second_report();
   third.set_unix_ms(kNow + 4000);
   agent_->traffic.push_back(third);
-  std::stop_source interrupt;
-  env_.interrupted = interrupt.get_token();
-  InterruptingBuffer buffer(interrupt, 2);
-  std::ostream out(&buffer);
-  std::ostringstream err;
-  const int code = run_meshctl({"stats", "--interval", "0.05"}, out, err, env_);
-  EXPECT_EQ(code, 0);
-  EXPECT_EQ(err.str(), "");
-  const std::string text = buffer.str();
+  const auto r = run_interrupted_after({"stats", "--interval", "0.05"}, 2);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.err, "");
+  const std::string text = r.out;
   const std::string clear = "\x1b[H\x1b[2J";
   ASSERT_TRUE(text.starts_with(clear + kFrame)) << text;
   const std::string second = text.substr(clear.size() + std::string(kFrame).size());

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "fake_controlplane.h"
+#include "meshctl_harness.h"
 #include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/meshctl.h"
 
@@ -15,12 +16,9 @@ namespace sockmesh::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
+using testing::kNow;
+using testing::MeshctlHarness;
+using testing::Result;
 
 // Five workloads, two services (demo/db is also a workload's name), three policies:
 // web-from-client lets only the client's service account reach the web workloads on 8080,
@@ -89,26 +87,17 @@ spec:
   rules: [{from: [{source: {principals: ["*/sa/legacy"]}}]}]
 )";
 
-class PolicyCliTest : public ::testing::Test {
+class PolicyCliTest : public MeshctlHarness {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "meshctl-policy-test-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
+    MeshctlHarness::SetUp();
     socket_ = dir_ / "api.sock";
-    env_.run_root = dir_ / "run";
     cp_ = std::make_unique<testing::FakeControlPlane>(socket_);
     hold(kMesh);
   }
   void TearDown() override {
     cp_.reset();
-    fs::remove_all(dir_);
-  }
-
-  fs::path write(const std::string &name, std::string_view text) {
-    const auto path = dir_ / name;
-    std::ofstream(path) << text;
-    return path;
+    MeshctlHarness::TearDown();
   }
 
   // meshcp holds the resources of a YAML text, each with version "r<n>" in load order.
@@ -120,14 +109,10 @@ class PolicyCliTest : public ::testing::Test {
 
   Result run(std::vector<std::string> args) {
     args.insert(args.begin(), {"--controlplane", socket_.string()});
-    std::ostringstream out, err;
-    const int code = run_meshctl(args, out, err, env_);
-    return {code, out.str(), err.str()};
+    return MeshctlHarness::run(args);
   }
 
-  fs::path dir_;
   fs::path socket_;
-  Environment env_;
   std::unique_ptr<testing::FakeControlPlane> cp_;
 };
 
