@@ -71,10 +71,6 @@ void field(std::string &out, const char *name, const std::string &value) {
   out += '"';
 }
 
-bool zero(const uint32_t a[4]) {
-  return !a[0] && !a[1] && !a[2] && !a[3];
-}
-
 const char *reason_text(uint8_t reason) {
   switch (reason) {
     case SM_CLOSE_FIN:
@@ -93,19 +89,15 @@ const char *reason_text(uint8_t reason) {
 }
 
 void workload_fields(std::string &out, uint32_t id, const Names &names) {
-  std::string workload = "unknown", principal;
-  if (id != 0) {
-    auto it = names.workloads.find(id);
-    if (it != names.workloads.end()) {
-      workload = it->second.id;
-      principal = it->second.principal;
-    } else {
-      workload = "#" + std::to_string(id);
-    }
-  }
-  field(out, "workload", workload);
+  const WorkloadName workload = workload_of(id, names);
+  field(out, "workload", workload.id);
   out += ',';
-  field(out, "principal", principal);
+  field(out, "principal", workload.principal);
+}
+
+// "" for an address slot that holds none.
+std::string endpoint_or_empty(const uint32_t addr[4], uint16_t port_net, unsigned family) {
+  return address_given(addr, port_net) ? endpoint_text(addr, port_net, family) : std::string();
 }
 
 }  // namespace
@@ -140,26 +132,20 @@ std::string event_json(const sm_conn_event &e, const Names &names, int64_t unix_
   }
   out += fmt::format(",\"connection\":{}", e.cookie);
   out += ",\"source\":{";
-  field(out, "address",
-        zero(e.src_addr) && e.src_port == 0 ? std::string()
-                                            : endpoint_text(e.src_addr, e.src_port, e.key.family));
+  field(out, "address", endpoint_or_empty(e.src_addr, e.src_port, e.key.family));
   out += ',';
   workload_fields(out, e.key.src_workload, names);
   out += "},\"destination\":{";
   std::string service, vip;
-  if (!zero(e.key.vip) || e.key.vip_port != 0) {
+  if (address_given(e.key.vip, e.key.vip_port)) {
     vip = vip_text(e.key.vip, e.key.vip_port, e.key.proto, e.key.family);
-    auto it = names.service_by_vip.find(vip);
-    service = it != names.service_by_vip.end() ? it->second : "unknown";
+    service = service_of(vip, names);
   }
   field(out, "service", service);
   out += ',';
   field(out, "vip", vip);
   out += ',';
-  field(out, "address",
-        zero(e.key.backend) && e.key.backend_port == 0
-            ? std::string()
-            : endpoint_text(e.key.backend, e.key.backend_port, e.key.family));
+  field(out, "address", endpoint_or_empty(e.key.backend, e.key.backend_port, e.key.family));
   out += ',';
   workload_fields(out, e.key.dst_workload, names);
   out += "},";

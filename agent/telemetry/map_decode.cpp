@@ -65,9 +65,7 @@ std::string flags_suffix(std::uint32_t flags) {
 
 // "demo/client", "#3" (a number the agent has no name for), "unknown" (0).
 std::string workload_name(std::uint32_t id, const Names &names) {
-  if (id == 0) return "unknown";
-  if (auto it = names.workloads.find(id); it != names.workloads.end()) return it->second.id;
-  return fmt::format("#{}", id);
+  return workload_of(id, names).id;
 }
 
 // "n2 (#2)", "#2 (not known to the agent)".
@@ -134,21 +132,17 @@ std::string capture_info_text(const sm_capture_info &info, const Names &names) {
                      endpoint_text(info.backend.addr, info.backend.port, info.backend.family));
 }
 
-bool zero(const std::uint32_t addr[4]) {
-  return addr[0] == 0 && addr[1] == 0 && addr[2] == 0 && addr[3] == 0;
-}
-
 std::string traffic_key_text(const sm_traffic_key &k, const Names &names) {
   std::string text = fmt::format("{} → {}", workload_name(k.src_workload, names),
                                  workload_name(k.dst_workload, names));
-  if (!zero(k.vip) || k.vip_port != 0) {
+  if (address_given(k.vip, k.vip_port)) {
     const std::string vip = vip_text(k.vip, k.vip_port, k.proto, k.family);
     if (auto it = names.service_by_vip.find(vip); it != names.service_by_vip.end())
       text += fmt::format(" via {} {}", it->second, vip);
     else
       text += fmt::format(" via {}", vip);
   }
-  if (zero(k.backend) && k.backend_port == 0)
+  if (!address_given(k.backend, k.backend_port))
     text += " backend none";
   else
     text += " backend " + endpoint_text(k.backend, k.backend_port, k.family);
@@ -435,6 +429,21 @@ std::string endpoint_text(const std::uint32_t addr[4], std::uint16_t port_net, u
 std::string vip_text(const std::uint32_t addr[4], std::uint16_t port_net, unsigned proto,
                      unsigned family) {
   return endpoint_text(addr, port_net, family) + "/" + proto_text(proto);
+}
+
+bool address_given(const std::uint32_t addr[4], std::uint16_t port_net) {
+  return addr[0] != 0 || addr[1] != 0 || addr[2] != 0 || addr[3] != 0 || port_net != 0;
+}
+
+WorkloadName workload_of(std::uint32_t id, const Names &names) {
+  if (id == 0) return {"unknown", ""};
+  if (auto it = names.workloads.find(id); it != names.workloads.end()) return it->second;
+  return {fmt::format("#{}", id), ""};
+}
+
+std::string service_of(const std::string &vip, const Names &names) {
+  auto it = names.service_by_vip.find(vip);
+  return it != names.service_by_vip.end() ? it->second : "unknown";
 }
 
 std::string workload_text(std::uint32_t id, const Names &names) {

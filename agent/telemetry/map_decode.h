@@ -56,6 +56,13 @@ std::string endpoint_text(const std::uint32_t addr[4], std::uint16_t port_net, u
 // "10.96.0.10:80/tcp" (the key form of Names::service_by_vip); proto is an IPPROTO_* number.
 std::string vip_text(const std::uint32_t addr[4], std::uint16_t port_net, unsigned proto,
                      unsigned family);
+// Whether an address slot holds an address: all-zero address and port mean "none" in the maps.
+bool address_given(const std::uint32_t addr[4], std::uint16_t port_net);
+// The workload a number names: its name and SPIFFE ID; {"#3", ""} for a number the agent does not
+// know, {"unknown", ""} for 0 (no workload).
+WorkloadName workload_of(std::uint32_t id, const Names &names);
+// The service a VIP's text (vip_text) names; "unknown" when the agent knows none.
+std::string service_of(const std::string &vip, const Names &names);
 // "demo/client (#3)", "#3 (not known to the agent)", "unknown" for 0.
 std::string workload_text(std::uint32_t id, const Names &names);
 // Space-separated hex bytes, "0a 60 00 0a".

@@ -37,10 +37,6 @@ void add(sm_traffic_value &to, const sm_traffic_value &from) {
   to.srtt_us_sum += from.srtt_us_sum;
 }
 
-bool zero(const uint32_t a[4]) {
-  return !a[0] && !a[1] && !a[2] && !a[3];
-}
-
 }  // namespace
 
 uint32_t sample_below(double sampling) {
@@ -118,31 +114,23 @@ void fill_report(const std::vector<TrafficTuple> &tuples, const Names &names,
     if (ab != bb) return ab > bb;
     return a->value.balanced + a->value.captured > b->value.balanced + b->value.captured;
   });
-  auto workload = [&names](uint32_t id, std::string *principal) -> std::string {
-    if (id == 0) return "unknown";
-    auto it = names.workloads.find(id);
-    if (it == names.workloads.end()) return "#" + std::to_string(id);
-    *principal = it->second.principal;
-    return it->second.id;
-  };
   for (const auto *t : order) {
     const auto &k = t->key;
     const auto &v = t->value;
     auto *pair = report->add_pairs();
-    if (!zero(k.vip) || k.vip_port != 0) {
+    if (address_given(k.vip, k.vip_port)) {
       const std::string vip = vip_text(k.vip, k.vip_port, k.proto, k.family);
       pair->set_vip(vip);
-      auto it = names.service_by_vip.find(vip);
-      pair->set_service(it != names.service_by_vip.end() ? it->second : "unknown");
+      pair->set_service(service_of(vip, names));
     }
-    if (!zero(k.backend) || k.backend_port != 0)
+    if (address_given(k.backend, k.backend_port))
       pair->set_backend(endpoint_text(k.backend, k.backend_port, k.family));
-    std::string principal;
-    pair->set_source_workload(workload(k.src_workload, &principal));
-    pair->set_source_principal(principal);
-    principal.clear();
-    pair->set_destination_workload(workload(k.dst_workload, &principal));
-    pair->set_destination_principal(principal);
+    WorkloadName source = workload_of(k.src_workload, names);
+    WorkloadName destination = workload_of(k.dst_workload, names);
+    pair->set_source_workload(std::move(source.id));
+    pair->set_source_principal(std::move(source.principal));
+    pair->set_destination_workload(std::move(destination.id));
+    pair->set_destination_principal(std::move(destination.principal));
     pair->set_balanced(v.balanced);
     pair->set_captured(v.captured);
     pair->set_no_backend(v.no_backend);
