@@ -69,29 +69,35 @@ MeshLab::MeshLab(Subsets subsets, Source source, std::vector<lab::PodSpec> extra
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
 
-  for (const auto &[pod, node] : kWebPods)
-    lab_->spawn_in_pod(pod, {MESHLAB_BIN, "echo-server", "--port", "8080", "--name", pod},
-                       dir_ + "/" + pod + ".log");
-  if (source_ == Source::kControlPlane) {
-    start_controlplane();
-    auto applied = apply(config_text(subsets));
-    if (!applied.ok()) throw std::runtime_error("initial apply: " + applied.error_message());
-  }
-  for (int node = 1; node <= 2; node++) {
-    if (source_ == Source::kFile) write_config(node, config_text(subsets));
-    start_agent(node);
-  }
-  for (int node = 1; node <= 2; node++) wait_generation(node, 0);
-  for (const auto &[pod, node] : kWebPods) {
-    std::string ip = lab_->pod_ip(pod);
-    // Probed from inside the client pod: lab addresses mean nothing in the host's netns.
-    wait_until(
-        [&] {
-          return lab_->call_in_pod("client", [&] {
-            return lab::http_fetch(ip, 8080).body == pod + "\n" ? 0 : 1;
-          }) == 0;
-        },
-        10s, "echo server in " + pod);
+  // A constructor that throws runs no destructor: the lab goes with lab_, the directory here.
+  try {
+    for (const auto &[pod, node] : kWebPods)
+      lab_->spawn_in_pod(pod, {MESHLAB_BIN, "echo-server", "--port", "8080", "--name", pod},
+                         dir_ + "/" + pod + ".log");
+    if (source_ == Source::kControlPlane) {
+      start_controlplane();
+      auto applied = apply(config_text(subsets));
+      if (!applied.ok()) throw std::runtime_error("initial apply: " + applied.error_message());
+    }
+    for (int node = 1; node <= 2; node++) {
+      if (source_ == Source::kFile) write_config(node, config_text(subsets));
+      start_agent(node);
+    }
+    for (int node = 1; node <= 2; node++) wait_generation(node, 0);
+    for (const auto &[pod, node] : kWebPods) {
+      std::string ip = lab_->pod_ip(pod);
+      // Probed from inside the client pod: lab addresses mean nothing in the host's netns.
+      wait_until(
+          [&] {
+            return lab_->call_in_pod("client", [&] {
+              return lab::http_fetch(ip, 8080).body == pod + "\n" ? 0 : 1;
+            }) == 0;
+          },
+          10s, "echo server in " + pod);
+    }
+  } catch (...) {
+    std::filesystem::remove_all(dir_);
+    throw;
   }
 }
 
@@ -112,7 +118,8 @@ void MeshLab::start_agent(int node) {
       v1::AddNodeResponse added;
       const grpc::Status status = stub->AddNode(&context, request, &added);
       if (!status.ok()) throw std::runtime_error("meshcp AddNode: " + status.error_message());
-      argv.insert(argv.end(), {"--join-token", added.token(), "--ca-cert-hash", added.ca_cert_hash()});
+      argv.insert(argv.end(),
+                  {"--join-token", added.token(), "--ca-cert-hash", added.ca_cert_hash()});
     }
   }
   if (auto it = meshd_args_.find(node); it != meshd_args_.end())
@@ -134,9 +141,13 @@ void MeshLab::stop_agent(int node) {
 }
 
 void MeshLab::start_controlplane() {
-  std::vector<std::string> argv = {MESHCP_BIN,          "--state-dir", dir_ + "/meshcp",
-                                   "--api-socket",      dir_ + "/api.sock",
-                                   "--listen",          "unix:" + dir_ + "/xds.sock"};
+  std::vector<std::string> argv = {MESHCP_BIN,
+                                   "--state-dir",
+                                   dir_ + "/meshcp",
+                                   "--api-socket",
+                                   dir_ + "/api.sock",
+                                   "--listen",
+                                   "unix:" + dir_ + "/xds.sock"};
   argv.insert(argv.end(), meshcp_args_.begin(), meshcp_args_.end());
   controlplane_ = lab_->spawn_in_node(1, argv, dir_ + "/meshcp.log");
   wait_until(
