@@ -296,6 +296,39 @@ void add_denials(Families &f, const v1::AgentStatus &status) {
     Families::sample(denials, {{"rule", key.first}, {"enforced_by", key.second}}, double(count));
 }
 
+// The same-node fast path (FastPathReport, what `meshctl fastpath` shows). The kernel's four
+// fallback reasons always have a series, so that rate() sees the first fallback.
+void add_fast_path(Families &f, const v1::FastPathReport &fp) {
+  f.single("sockmesh_fastpath_enabled",
+           "1 while same-node connections ride the fast path (switched on and supported by the "
+           "kernel), else 0: meshctl fastpath says why.",
+           kGauge, fp.enabled() ? 1 : 0);
+  f.single("sockmesh_fastpath_sockets",
+           "Sockets in the fast-path map (sm_fastpath) now, the agent's included.", kGauge,
+           double(fp.sockets()));
+  auto &workload_sockets = f.add("sockmesh_fastpath_workload_sockets",
+                                 "A workload's sockets in the fast-path map now.", kGauge);
+  std::map<std::string, uint64_t> by_workload;
+  for (const auto &w : fp.workloads()) by_workload[w.workload()] += w.sockets();
+  for (const auto &[workload, sockets] : by_workload)
+    Families::sample(workload_sockets, {{"workload", workload}}, double(sockets));
+  f.single("sockmesh_fastpath_redirected_messages_total",
+           "Messages (sendmsg calls) the kernel redirected socket to socket (sk_msg).", kCounter,
+           double(fp.redirected_messages()));
+  f.single("sockmesh_fastpath_redirected_bytes_total",
+           "Bytes the kernel redirected socket to socket, skipping TCP/IP.", kCounter,
+           double(fp.redirected_bytes()));
+  auto &fallbacks = f.add("sockmesh_fastpath_fallbacks_total",
+                          "Times a same-node socket or message took TCP/IP instead of the fast "
+                          "path, by reason (no_netns, map_full, peer_missing, peer_gone).",
+                          kCounter);
+  std::map<std::string, uint64_t> by_reason = {
+      {"no_netns", 0}, {"map_full", 0}, {"peer_missing", 0}, {"peer_gone", 0}};
+  for (const auto &[reason, count] : fp.fallbacks()) by_reason[reason] = count;
+  for (const auto &[reason, count] : by_reason)
+    Families::sample(fallbacks, {{"reason", reason}}, double(count));
+}
+
 // Everything computed at scrape time from the admin state.
 class ScrapeCollector final : public prometheus::Collectable {
  public:
@@ -307,6 +340,7 @@ class ScrapeCollector final : public prometheus::Collectable {
     const v1::AgentStatus status = state_.status();
     const v1::TrafficReport traffic = state_.traffic();
     const v1::ListMapsResponse maps = state_.maps();
+    const v1::FastPathReport fast_path = state_.fast_path();
 
     sample_info(f, status);
     add_traffic(f, traffic);
@@ -317,6 +351,7 @@ class ScrapeCollector final : public prometheus::Collectable {
     for (const auto &c : status.counters())
       Families::sample(events, {{"counter", c.name()}}, double(c.value()));
     add_denials(f, status);
+    add_fast_path(f, fast_path);
 
     add_maps(f, maps);
     add_programs(f, status);

@@ -81,6 +81,21 @@ v1::ListMapsResponse AdminClient::list_maps() {
   return rpc::call(impl_->peer, *impl_->stub, "ListMaps", &v1::Admin::Stub::ListMaps);
 }
 
+v1::FastPathReport AdminClient::get_fast_path() {
+  v1::FastPathReport response;
+  const grpc::Status status = rpc::invoke(impl_->peer, *impl_->stub, &v1::Admin::Stub::GetFastPath,
+                                          v1::GetFastPathRequest(), response);
+  if (status.ok()) return response;
+  // An agent from before the fast path (M7) has no such call: say so rather than "unimplemented".
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED &&
+      !impl_->peer.interrupted.stop_requested())
+    throw CliError(
+        fmt::format("{} does not serve GetFastPath: its meshd predates the fast path "
+                    "(upgrade meshd to the version of this meshctl)",
+                    impl_->peer.socket.describe));
+  rpc::fail(impl_->peer, "GetFastPath", status);
+}
+
 v1::DumpMapResponse AdminClient::dump_map(const std::string &name, std::uint32_t limit) {
   v1::DumpMapRequest request;
   request.set_name(name);

@@ -14,6 +14,7 @@
 #include "sockmesh/cli/controlplane_client.h"
 #include "sockmesh/cli/controlplane_views.h"
 #include "sockmesh/cli/error.h"
+#include "sockmesh/cli/fastpath_views.h"
 #include "sockmesh/cli/format.h"
 #include "sockmesh/cli/manifest.h"
 #include "sockmesh/cli/observe_views.h"
@@ -62,6 +63,7 @@ struct Options {
   double stats_interval_seconds = 2;              // `stats --interval`
   std::size_t stats_top = 10;                     // `stats --top`
   bool stats_once = false;                        // `stats --once`
+  bool fast_path_sockets = false;                 // `fastpath --sockets`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
@@ -375,6 +377,13 @@ void cmd_bpf_dump(const Options &options, const Environment &env, std::ostream &
   print_document(out, options.format(), dump, DocumentLayout::single);
 }
 
+void cmd_fastpath(const Options &options, const Environment &env, std::ostream &out) {
+  const auto report = fast_path_in_order(connect(options, env).get_fast_path());
+  if (options.format() == OutputFormat::table)
+    return void(out << render_fast_path(report, options.fast_path_sockets));
+  print_document(out, options.format(), report, DocumentLayout::single);
+}
+
 // Waits `duration`; false when the operator interrupted the wait.
 bool wait_for(std::chrono::milliseconds duration, const std::stop_token &interrupted) {
   std::mutex mutex;
@@ -453,6 +462,7 @@ struct CommandLine {
   CLI::App *bpf = nullptr;
   CLI::App *bpf_maps = nullptr;
   CLI::App *bpf_dump = nullptr;
+  CLI::App *fastpath = nullptr;
   CLI::App *get = nullptr;
   CLI::App *get_services = nullptr;
   CLI::App *get_endpoints = nullptr;
@@ -476,9 +486,9 @@ struct CommandLine {
   explicit CommandLine(Options &options) : options(options) {
     app.footer(
         "apply, delete, describe, check, controlplane, get workloads|nodes|policies and get "
-        "services --from-controlplane talk to meshcp (--controlplane); status, stats, bpf and the "
-        "other gets talk to a node agent: without --node or --admin-socket, the only one whose "
-        "socket exists under /run/sockmesh.\n"
+        "services --from-controlplane talk to meshcp (--controlplane); status, stats, bpf, "
+        "fastpath and the other gets talk to a node agent: without --node or --admin-socket, the "
+        "only one whose socket exists under /run/sockmesh.\n"
         "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 3 "
         "denied (check), 130 interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
@@ -542,6 +552,14 @@ struct CommandLine {
                      "List at most N entries (default 0: the agent's limit, 1000)")
         ->type_name("N")
         ->check(CLI::Validator(CLI::NonNegativeNumber).description(""));
+    fastpath = app.add_subcommand(
+        "fastpath",
+        "The same-node fast path (sockmap): on, off or unsupported and why, sockets in it, "
+        "messages and bytes redirected socket to socket, fallbacks to TCP/IP by reason, and per "
+        "workload whether it rides it");
+    fastpath->add_flag("--sockets", options.fast_path_sockets,
+                       "Also list the sockets in the fast path (the agent lists at most 1000): "
+                       "owner, local and remote address, network namespace, socket cookie");
     get = app.add_subcommand("get", "List resources");
     get->require_subcommand(0, 1);
     get_services = get->add_subcommand(
@@ -656,8 +674,8 @@ struct CommandLine {
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{604800}));
     version = app.add_subcommand("version", "Print meshctl's version");
     for (auto *command :
-         {status, stats, bpf_maps, bpf_dump, get_services, get_endpoints, get_workloads, get_nodes,
-          get_identities, node_add, controlplane_status, get_policies, check}) {
+         {status, stats, bpf_maps, bpf_dump, fastpath, get_services, get_endpoints, get_workloads,
+          get_nodes, get_identities, node_add, controlplane_status, get_policies, check}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -716,6 +734,7 @@ struct CommandLine {
     if (stats->parsed()) return cmd_stats(options, env, out);
     if (bpf_maps->parsed()) return cmd_bpf_maps(options, env, out);
     if (bpf_dump->parsed()) return cmd_bpf_dump(options, env, out);
+    if (fastpath->parsed()) return cmd_fastpath(options, env, out);
     if (get_services->parsed()) {
       if (options.from_controlplane) return cmd_get_desired_services(options, env, out);
       return options.watch ? cmd_watch_services(options, env, out)

@@ -1,10 +1,16 @@
 #include "sockmesh/cli/output.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/type_resolver.h>
+#include <google/protobuf/util/type_resolver_util.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <iterator>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -14,11 +20,32 @@ namespace {
 // Object members keep protobuf's order (field numbers), which is the order of the .proto.
 using Tree = nlohmann::ordered_json;
 
+// The message's wire form with map entries sorted by key. MessageToJsonString prints maps in the
+// order of their hash table, which differs between two equal messages.
+std::string deterministic_bytes(const google::protobuf::Message &message) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializeToCodedStream(&coded);
+  }  // the streams' destructors trim `bytes` to what was written
+  return bytes;
+}
+
 Tree json_tree(const google::protobuf::Message &message) {
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
+  // What MessageToJsonString does, from deterministic bytes.
+  constexpr std::string_view kTypeUrlPrefix = "type.googleapis.com";
+  const std::unique_ptr<google::protobuf::util::TypeResolver> resolver(
+      google::protobuf::util::NewTypeResolverForDescriptorPool(
+          std::string(kTypeUrlPrefix), message.GetDescriptor()->file()->pool()));
   std::string text;
-  const auto status = google::protobuf::util::MessageToJsonString(message, &text, options);
+  const auto status = google::protobuf::util::BinaryToJsonString(
+      resolver.get(),
+      std::string(kTypeUrlPrefix) + "/" + std::string(message.GetDescriptor()->full_name()),
+      deterministic_bytes(message), &text, options);
   // Only messages with unknown Any types or invalid UTF-8 fail, and the agent's cannot contain
   // either.
   if (!status.ok())

@@ -43,6 +43,12 @@ struct FakeAdmin::Server final : v1::Admin::Service {
     *out = owner.maps;
     return grpc::Status::OK;
   }
+  grpc::Status GetFastPath(grpc::ServerContext *, const v1::GetFastPathRequest *,
+                           v1::FastPathReport *out) override {
+    if (!owner.fast_path_error.ok()) return owner.fast_path_error;
+    *out = owner.fast_path;
+    return grpc::Status::OK;
+  }
   grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
                        v1::DumpMapResponse *out) override {
     std::lock_guard lock(owner.mutex_);

@@ -32,6 +32,9 @@ class FakeAdmin {
   // dump_requests records every request (read it once the command has returned).
   std::map<std::string, v1::DumpMapResponse> dumps;
   std::vector<v1::DumpMapRequest> dump_requests;
+  // GetFastPath answers fast_path, or fails with fast_path_error when that is not OK.
+  v1::FastPathReport fast_path;
+  grpc::Status fast_path_error;
   // How long GetStatus takes to answer.
   std::chrono::milliseconds status_delay{0};
   // WatchServices sends these, then ends the stream with watch_end, or, with watch_holds_open,

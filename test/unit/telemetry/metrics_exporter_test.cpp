@@ -9,6 +9,8 @@
 
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "admin/admin_state.h"
 #include "metrics_scrape.h"
@@ -38,12 +40,17 @@ class FakeAdminState : public admin::AdminState {
   v1::DumpMapResponse dump_map(const std::string &name, uint32_t) override {
     throw std::out_of_range(name);
   }
+  v1::FastPathReport fast_path() override {
+    std::lock_guard lock(mu);
+    return fast_path_;
+  }
   bool wait_for_change(uint64_t, std::chrono::milliseconds) override { return false; }
 
   std::mutex mu;
   v1::AgentStatus status_;
   v1::TrafficReport traffic_;
   v1::ListMapsResponse maps_;
+  v1::FastPathReport fast_path_;
 };
 
 v1::TrafficPair *pair(v1::TrafficReport &r, const std::string &service, const std::string &vip,
@@ -137,6 +144,30 @@ void fill(FakeAdminState &s) {
   m->set_name("sm_sock_storage");
   m->set_entries_known(false);
   m->set_memory_bytes(4096);
+
+  auto &fp = s.fast_path_;
+  fp.set_enabled(true);
+  fp.set_switched_on(true);
+  fp.set_supported(true);
+  fp.set_sockets(5);
+  fp.set_max_sockets(65536);
+  fp.set_node_sockets(1);
+  fp.set_sockets_added(120);
+  fp.set_redirected_messages(1234);
+  fp.set_redirected_bytes(4718592);
+  (*fp.mutable_fallbacks())["no_netns"] = 2;
+  (*fp.mutable_fallbacks())["peer_missing"] = 1;
+  auto *w = fp.add_workloads();
+  w->set_workload("demo/web-v1-a");
+  w->set_netns_cookie(4026532002);
+  w->set_sockets(1);
+  w = fp.add_workloads();
+  w->set_workload("demo/client");
+  w->set_netns_cookie(4026532001);
+  w->set_sockets(3);
+  w = fp.add_workloads();
+  w->set_workload("demo/batch");  // netns unknown: no sockets
+  w->set_netns_unknown_reason("no process in its cgroup yet");
 }
 
 const std::string kPair =
@@ -211,6 +242,17 @@ TEST_F(MetricsExporterTest, ServesTheAdminStateAsPrometheusText) {
       "sockmesh_identity_svid_expiry_timestamp_seconds{spiffe_id=\"spiffe://cluster.local/ns/demo/"
       "sa/client\",workload=\"demo/client\"} 1700001800",
       "sockmesh_agent_info{node=\"n1\",version=\"0.1.0\"} 1",
+      "sockmesh_fastpath_enabled 1",
+      "sockmesh_fastpath_sockets 5",
+      "sockmesh_fastpath_workload_sockets{workload=\"demo/batch\"} 0",
+      "sockmesh_fastpath_workload_sockets{workload=\"demo/client\"} 3",
+      "sockmesh_fastpath_workload_sockets{workload=\"demo/web-v1-a\"} 1",
+      "sockmesh_fastpath_redirected_messages_total 1234",
+      "sockmesh_fastpath_redirected_bytes_total 4718592",
+      "sockmesh_fastpath_fallbacks_total{reason=\"no_netns\"} 2",
+      "sockmesh_fastpath_fallbacks_total{reason=\"map_full\"} 0",
+      "sockmesh_fastpath_fallbacks_total{reason=\"peer_missing\"} 1",
+      "sockmesh_fastpath_fallbacks_total{reason=\"peer_gone\"} 0",
       "sockmesh_config_apply_duration_seconds_count 2",
       "sockmesh_config_apply_duration_seconds_bucket{le=\"0.0025\"} 0",
       "sockmesh_config_apply_duration_seconds_bucket{le=\"0.005\"} 1",
@@ -239,6 +281,47 @@ TEST_F(MetricsExporterTest, ReadsTheStateAtEveryScrape) {
   EXPECT_TRUE(lines.contains("sockmesh_controlplane_stream_up 0"));
   for (const auto &line : lines)
     EXPECT_EQ(line.rfind("sockmesh_tcp_", 0), std::string::npos) << line;
+}
+
+// The fast path's families: every sample, exactly, and a report read again at the next scrape.
+TEST_F(MetricsExporterTest, FastPathFamilies) {
+  MetricsServer server({"127.0.0.1:0", false}, state);
+  const auto fast_path_lines = [&] {
+    std::vector<std::string> out;
+    for (const auto &line : sample_lines(http_get(server.port()).body))
+      if (line.rfind("sockmesh_fastpath_", 0) == 0) out.push_back(line);
+    return out;
+  };
+  EXPECT_EQ(fast_path_lines(),
+            (std::vector<std::string>{
+                "sockmesh_fastpath_enabled 1",
+                "sockmesh_fastpath_fallbacks_total{reason=\"map_full\"} 0",
+                "sockmesh_fastpath_fallbacks_total{reason=\"no_netns\"} 2",
+                "sockmesh_fastpath_fallbacks_total{reason=\"peer_gone\"} 0",
+                "sockmesh_fastpath_fallbacks_total{reason=\"peer_missing\"} 1",
+                "sockmesh_fastpath_redirected_bytes_total 4718592",
+                "sockmesh_fastpath_redirected_messages_total 1234",
+                "sockmesh_fastpath_sockets 5",
+                "sockmesh_fastpath_workload_sockets{workload=\"demo/batch\"} 0",
+                "sockmesh_fastpath_workload_sockets{workload=\"demo/client\"} 3",
+                "sockmesh_fastpath_workload_sockets{workload=\"demo/web-v1-a\"} 1",
+            }));
+  // Switched off (or a --config agent): an empty report still has every family but the workloads'.
+  {
+    std::lock_guard lock(state.mu);
+    state.fast_path_.Clear();
+    state.fast_path_.set_supported(true);
+  }
+  EXPECT_EQ(fast_path_lines(), (std::vector<std::string>{
+                                   "sockmesh_fastpath_enabled 0",
+                                   "sockmesh_fastpath_fallbacks_total{reason=\"map_full\"} 0",
+                                   "sockmesh_fastpath_fallbacks_total{reason=\"no_netns\"} 0",
+                                   "sockmesh_fastpath_fallbacks_total{reason=\"peer_gone\"} 0",
+                                   "sockmesh_fastpath_fallbacks_total{reason=\"peer_missing\"} 0",
+                                   "sockmesh_fastpath_redirected_bytes_total 0",
+                                   "sockmesh_fastpath_redirected_messages_total 0",
+                                   "sockmesh_fastpath_sockets 0",
+                               }));
 }
 
 TEST_F(MetricsExporterTest, FileModeHasNoStreamOrTunnel) {

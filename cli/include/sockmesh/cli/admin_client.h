@@ -34,6 +34,10 @@ class AdminClient {
   // CliError with the agent's message ("no map X on this node; `meshctl bpf maps` lists them").
   v1::DumpMapResponse dump_map(const std::string &name, std::uint32_t limit);
 
+  // The same-node fast path. An agent that has no GetFastPath (UNIMPLEMENTED: older than the fast
+  // path) throws CliError saying so.
+  v1::FastPathReport get_fast_path();
+
   // Calls on_update with each answer of WatchServices until the operator interrupts (then returns)
   // or the agent ends the stream (then throws CliError "<agent> closed the watch: <reason>").
   // `timeout` bounds the wait for the first answer only; failures before it read like those above.
