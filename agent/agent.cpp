@@ -25,6 +25,7 @@
 #include "admin/admin_server.h"
 #include "admin/mesh_status.h"
 #include "config/file_watcher.h"
+#include "fastpath/fast_path.h"
 #include "identity/rotator.h"
 #include "loader/datapath.h"
 #include "loader/features.h"
@@ -191,6 +192,8 @@ void Agent::start() {
   loader::DatapathOptions datapath_options;
   datapath_options.set_retval = loader::has(features_, "helper:bpf_set_retval");
   datapath_options.events_ring_bytes = options_.events_ring_bytes;
+  const auto fast_path_missing = loader::fast_path_missing(features_);
+  datapath_options.fast_path = fast_path_missing.empty();
   datapath_ =
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
@@ -234,9 +237,14 @@ void Agent::start() {
         datapath_->workloads_fd(), datapath_->endpoints_fd(), datapath_->agent_config_fd());
     policy_maps_ = std::make_unique<reconcile::PolicyMaps>(datapath_->policy_fd(),
                                                            datapath_->policy_denials_fd());
+    fast_path_ = std::make_unique<fastpath::FastPath>(
+        datapath_->netns_fd(), datapath_->fastpath_fd(),
+        fastpath::FastPathOptions{options_.fast_path, fast_path_missing});
+    spdlog::info("event=fastpath switched_on={} supported={} enabled={}", options_.fast_path,
+                 fast_path_missing.empty(), fast_path_->enabled());
     proxy_ = std::make_unique<proxy::NodeProxy>(
         proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
-                                options_.outbound_port, options_.tunnel_port},
+                                options_.outbound_port, options_.tunnel_port, fast_path_.get()},
         *rotator_, *capture_maps_, policy_maps_.get());
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
@@ -522,6 +530,7 @@ Agent::~Agent() {
   access_log_.reset();  // writes what the ring buffer still holds
   proxy_.reset();       // uses the maps and the identities; capture stays on (fail closed)
   capture_maps_.reset();
+  fast_path_.reset();
   policy_maps_.reset();
   rotator_.reset();
   release_node();
@@ -836,6 +845,15 @@ v1::ListMapsResponse Agent::maps() {
 
 v1::DumpMapResponse Agent::dump_map(const std::string &name, uint32_t limit) {
   return inspector_->dump(name, limit, *names());
+}
+
+v1::FastPathReport Agent::fast_path() {
+  if (fast_path_) return fast_path_->report(datapath_->counters_fd());
+  // File mode: no mesh view, so no workload is known to the fast path.
+  v1::FastPathReport report;
+  report.set_switched_on(false);
+  report.set_supported(datapath_->fast_path_loaded());
+  return report;
 }
 
 }  // namespace sockmesh

@@ -53,6 +53,9 @@ class MetricsServer;
 class TrafficCounters;
 struct Names;
 }  // namespace telemetry
+namespace fastpath {
+class FastPath;
+}
 namespace xds {
 struct Delta;
 struct KnownGood;
@@ -76,6 +79,8 @@ struct AgentOptions {
   uint32_t events_ring_bytes = 4u << 20;
   std::string metrics_address = "0.0.0.0:15020";
   bool bpf_run_stats = false;
+  // The same-node fast path (docs/fastpath.md), when the kernel supports it.
+  bool fast_path = true;
 };
 
 class Agent : public admin::AdminState {
@@ -95,6 +100,7 @@ class Agent : public admin::AdminState {
   v1::TrafficReport traffic() override;
   v1::ListMapsResponse maps() override;
   v1::DumpMapResponse dump_map(const std::string &name, uint32_t limit) override;
+  v1::FastPathReport fast_path() override;
   bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) override;
 
  private:
@@ -149,6 +155,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<identity::Rotator> rotator_;  // control-plane mode: node cert and SVIDs
   std::unique_ptr<reconcile::CaptureMaps> capture_maps_;  // control-plane mode
   std::unique_ptr<reconcile::PolicyMaps> policy_maps_;    // control-plane mode
+  std::unique_ptr<fastpath::FastPath> fast_path_;         // control-plane mode
   std::unique_ptr<proxy::NodeProxy> proxy_;               // control-plane mode
   std::unique_ptr<telemetry::TrafficCounters> traffic_;
   std::unique_ptr<telemetry::AccessLog> access_log_;     // when its mode is not off

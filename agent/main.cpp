@@ -67,6 +67,14 @@ int main(int argc, char **argv) {
   app.add_option("--state-dir", state_dir,
                  "Control-plane mode: where the last-known-good state is kept "
                  "(default /var/lib/sockmesh/<node>)");
+  std::string fast_path = "on";
+  app.add_option("--fast-path", fast_path,
+                 "Control-plane mode: same-node traffic between workloads, and between a workload "
+                 "and this agent, moves socket to socket in the kernel, skipping TCP/IP "
+                 "(docs/fastpath.md): on or off. On a kernel without what it needs it stays off "
+                 "(meshctl fastpath says why)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   // Telemetry (docs/metrics.md).
   sockmesh::AgentOptions defaults;
   std::string traffic_counters = "on";
@@ -152,6 +160,7 @@ int main(int argc, char **argv) {
     options.events_ring_bytes = ring_bytes;
     options.metrics_address = metrics_address;
     options.bpf_run_stats = bpf_run_stats;
+    options.fast_path = fast_path == "on";
     sockmesh::Agent agent(options);
     agent.run();
     return 0;

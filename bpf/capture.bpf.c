@@ -20,6 +20,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/fastpath.h"
 #include "lib/maps.h"
 #include "lib/telemetry.h"
 #include "sockmesh/capture.h"
@@ -79,8 +80,8 @@ static __always_inline void sm_ops_client_closed(struct bpf_sock_ops *skops) {
   bpf_map_delete_elem(&sm_capture_flows, &key);
 }
 
-/* Workload sockets: capture records on their way to the agent, and the telemetry of counted
- * connections (lib/telemetry.h). */
+/* Workload sockets: capture records on their way to the agent, the telemetry of counted
+ * connections (lib/telemetry.h), and the same-node fast path (lib/fastpath.h). */
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops) {
   struct sm_conn *conn;
@@ -94,6 +95,10 @@ int sm_sockops(struct bpf_sock_ops *skops) {
     case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
       conn = sm_tm_record(skops);
       if (conn) sm_tm_established(skops, conn);
+      sm_fp_established(skops, SM_FP_ACTIVE, 0);
+      break;
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+      sm_fp_established(skops, SM_FP_PASSIVE, 0);
       break;
     case BPF_SOCK_OPS_RTT_CB:
       conn = sm_tm_record(skops);
@@ -108,6 +113,7 @@ int sm_sockops(struct bpf_sock_ops *skops) {
         break;
       }
       sm_ops_client_closed(skops);
+      sm_fp_closed(skops, conn);
       if (conn) sm_tm_closed(skops, conn, old_state);
       break;
     }
@@ -117,25 +123,44 @@ int sm_sockops(struct bpf_sock_ops *skops) {
   return SM_SOCKOPS_OK; /* reply untouched: TCP behaves as without the program */
 }
 
-/* Agent: one of its sockets is established from a SYN it received. */
-SEC("sockops")
-int sm_sockops_agent(struct bpf_sock_ops *skops) {
-  if (skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return SM_SOCKOPS_OK;
+/* Agent: one of its sockets is established from a SYN it received; the record of a captured
+ * connection moves onto it. */
+static __always_inline void sm_ops_agent_accepted(struct bpf_sock_ops *skops) {
   struct sm_flow_key key = {};
   sm_ops_flow_key(skops, 0, &key);
   struct sm_capture_info *record = bpf_map_lookup_elem(&sm_capture_flows, &key);
-  if (!record) return SM_SOCKOPS_OK; /* not a captured connection */
+  if (!record) return; /* not a captured connection */
   struct bpf_sock *sk = skops->sk;
-  if (!sk) return SM_SOCKOPS_OK;
+  if (!sk) return;
   struct sm_capture_info *kept =
       bpf_sk_storage_get(&sm_capture_accepted, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
   if (!kept) {
     /* The entry stays: getsockopt finds it there while the client lives. */
     sm_count(SM_CNT_CAPTURE_RECORD_LOST);
-    return SM_SOCKOPS_OK;
+    return;
   }
   *kept = *record;
   bpf_map_delete_elem(&sm_capture_flows, &key);
+}
+
+/* Agent sockets: capture records taken over, and the fast path of the agent's same-node hops
+ * (a captured workload's connection to it, its own connection delivering a tunnelled stream). */
+SEC("sockops")
+int sm_sockops_agent(struct bpf_sock_ops *skops) {
+  switch (skops->op) {
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+      sm_ops_agent_accepted(skops);
+      sm_fp_established(skops, SM_FP_PASSIVE, 1);
+      break;
+    case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+      sm_fp_established(skops, SM_FP_ACTIVE, 1);
+      break;
+    case BPF_SOCK_OPS_STATE_CB:
+      if (skops->args[1] == BPF_TCP_CLOSE) sm_fp_closed(skops, 0);
+      break;
+    default:
+      break;
+  }
   return SM_SOCKOPS_OK;
 }
 

@@ -53,6 +53,10 @@ class AdminService final : public v1::Admin::Service {
                         v1::ListMapsResponse *reply) override {
     return guarded([&] { *reply = state_.maps(); });
   }
+  grpc::Status GetFastPath(grpc::ServerContext *, const v1::GetFastPathRequest *,
+                           v1::FastPathReport *reply) override {
+    return guarded([&] { *reply = state_.fast_path(); });
+  }
   grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
                        v1::DumpMapResponse *reply) override {
     try {

@@ -23,6 +23,8 @@ class AdminState {
   virtual v1::ListMapsResponse maps() = 0;
   // One map's entries, decoded. Throws std::out_of_range for a map that is not the node's.
   virtual v1::DumpMapResponse dump_map(const std::string &name, uint32_t limit) = 0;
+  // The same-node fast path: on or off and why, per workload, the counters.
+  virtual v1::FastPathReport fast_path() = 0;
   // Blocks until the config generation differs from `generation` (true) or `limit` passes (false).
   virtual bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) = 0;
 };

@@ -21,9 +21,11 @@
 #include <stdexcept>
 
 #include "capture.skel.h"
+#include "fastpath.skel.h"
 #include "sock_lb.skel.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/counters.h"
+#include "sockmesh/fastpath.h"
 #include "sockmesh/telemetry.h"
 
 namespace sockmesh::loader {
@@ -94,6 +96,11 @@ void drop_incompatible_pins(const std::string &pin_dir) {
       {"sm_traffic", sizeof(sm_traffic_key), sizeof(sm_traffic_value), SM_MAX_TRAFFIC_TUPLES},
       {"sm_telemetry", sizeof(uint32_t), sizeof(sm_telemetry_config), 1},
       {"sm_conn_store", sizeof(int), sizeof(sm_conn), 0},
+      // Sockets of live connections stay in the old map (their programs hold it) and keep their
+      // fast path; new ones go into the new map. The agent rewrites sm_netns whole.
+      {"sm_fastpath", sizeof(sm_fp_key), sizeof(uint64_t), SM_MAX_FASTPATH_SOCKETS},
+      {"sm_fastpath_socks", sizeof(int), sizeof(sm_fp_sock), 0},
+      {"sm_netns", sizeof(sm_ip_key), sizeof(uint64_t), SM_MAX_NETNS_ADDRESSES},
   };
   for (const auto &layout : layouts) {
     std::string pin = pin_dir + "/" + layout.name;
@@ -178,6 +185,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   long page = sysconf(_SC_PAGESIZE);
   capture_->rodata->sm_page_size = page > 0 ? uint32_t(page) : 4096;
   capture_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
+  capture_->rodata->sm_fastpath_supported = options.fast_path;
   // The event ring buffer is not pinned (bpf/lib/maps.h): the capture object writes into the one
   // sock_lb made.
   if (int err = bpf_map__reuse_fd(capture_->maps.sm_events, bpf_map__fd(skel_->maps.sm_events));
@@ -188,6 +196,14 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   if (int err = capture__load(capture_); err != 0) {
     destroy();
     fail("load BPF object capture (the verifier's log is above)", -err);
+  }
+  if (options.fast_path) {
+    try {
+      attach_fast_path();
+    } catch (...) {
+      destroy();
+      throw;
+    }
   }
 
   UniqueFd cgroup(open(workload_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -210,9 +226,36 @@ Datapath::~Datapath() {
   destroy();
 }
 
+// The sk_msg program runs for the sockets in sm_fastpath: it is attached to the map, not to a
+// cgroup, and has no link to pin. Attaching replaces the program an earlier agent attached (the
+// kernel swaps it atomically; sockets already in the map keep the program they joined with).
+void Datapath::attach_fast_path() {
+  // Every map of the object is one the other two made (pinned, or the unpinned ring buffer).
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_dir_.c_str());
+  fastpath_ = fastpath__open_opts(&opts);
+  if (!fastpath_) fail("open BPF object fastpath", errno);
+  if (int err = bpf_map__reuse_fd(fastpath_->maps.sm_events, bpf_map__fd(skel_->maps.sm_events));
+      err != 0)
+    fail("share the event ring buffer with the fastpath object", -err);
+  if (int err = fastpath__load(fastpath_); err != 0)
+    fail("load BPF object fastpath (the verifier's log is above)", -err);
+  const int prog = bpf_program__fd(fastpath_->progs.sm_fastpath_msg);
+  if (bpf_prog_attach(prog, bpf_map__fd(fastpath_->maps.sm_fastpath), BPF_SK_MSG_VERDICT, 0) != 0)
+    fail("attach sk_msg to sm_fastpath", errno);
+  ProgramInfo program;
+  program.name = bpf_program__name(fastpath_->progs.sm_fastpath_msg);
+  program.attach_type = "sk_msg";
+  bpf_prog_info prog_info{};
+  uint32_t len = sizeof(prog_info);
+  if (bpf_obj_get_info_by_fd(prog, &prog_info, &len) == 0) program.prog_id = prog_info.id;
+  fast_path_program_ = program;
+}
+
 void Datapath::destroy() {
   for (auto *link : links_) bpf_link__destroy(link);
   links_.clear();
+  if (fastpath_) fastpath__destroy(fastpath_);
+  fastpath_ = nullptr;
   if (capture_) capture__destroy(capture_);
   capture_ = nullptr;
   if (skel_) sock_lb__destroy(skel_);
@@ -353,9 +396,17 @@ int Datapath::policy_fd() const {
 int Datapath::policy_denials_fd() const {
   return bpf_map__fd(skel_->maps.sm_policy_denials);
 }
+int Datapath::fastpath_fd() const {
+  return bpf_map__fd(skel_->maps.sm_fastpath);
+}
+int Datapath::netns_fd() const {
+  return bpf_map__fd(skel_->maps.sm_netns);
+}
 
 std::vector<ProgramInfo> Datapath::programs() const {
-  return programs_;
+  auto out = programs_;
+  if (fastpath_) out.push_back(fast_path_program_);  // attached to sm_fastpath: no link
+  return out;
 }
 
 std::vector<MapInfo> Datapath::maps() const {
@@ -380,6 +431,7 @@ std::vector<MapInfo> Datapath::maps() const {
   };
   add(skel_->obj);
   add(capture_->obj);
+  if (fastpath_) add(fastpath_->obj);
   return out;
 }
 

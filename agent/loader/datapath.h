@@ -15,6 +15,7 @@
 
 struct sock_lb;
 struct capture;
+struct fastpath;
 struct bpf_link;
 struct bpf_program;
 
@@ -41,6 +42,10 @@ struct DatapathOptions {
   bool set_retval = true;
   // Size of the connection-event ring buffer (sm_events): a power of two, at least a page.
   uint32_t events_ring_bytes = 4u << 20;
+  // The kernel supports the same-node fast path (features.h: fast_path_missing() is empty): the
+  // sk_msg program is loaded and attached to sm_fastpath, and sock_ops may insert sockets
+  // (whether it does is the agent's switch in sm_agent). Without it the code is pruned.
+  bool fast_path = true;
 };
 
 class Datapath {
@@ -79,8 +84,15 @@ class Datapath {
   int telemetry_fd() const;
   int events_fd() const;
   int policy_denials_fd() const;
+  // Same-node fast path (bpf/include/sockmesh/fastpath.h): the sockets, and the addresses'
+  // network namespaces (agent-written).
+  int fastpath_fd() const;
+  int netns_fd() const;
+  bool fast_path_loaded() const { return fastpath_ != nullptr; }
 
   const std::string &pin_dir() const { return pin_dir_; }
+  // The cgroup programs in attach order, then the fast path's sk_msg program (link_id 0: it is
+  // attached to the sm_fastpath map, not through a link).
   std::vector<ProgramInfo> programs() const;
   std::vector<MapInfo> maps() const;
   // true when the pinned state of an earlier agent was adopted.
@@ -100,14 +112,17 @@ class Datapath {
   void attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint64_t cgroup_id,
                     OtherCgroup other);
   void destroy();
+  void attach_fast_path();
 
   std::string pin_dir_;
   std::string workload_cgroup_;
   uint64_t agent_cgroup_id_ = 0;  // of the cgroup attach_agent() attached to
   sock_lb *skel_ = nullptr;
   capture *capture_ = nullptr;
+  ::fastpath *fastpath_ = nullptr;  // null when the kernel lacks the fast path
   std::vector<::bpf_link *> links_;
   std::vector<ProgramInfo> programs_;
+  ProgramInfo fast_path_program_;
   bool adopted_ = false;
 };
 

@@ -105,6 +105,10 @@ bool sock_ops_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_SOCK_OPS, BPF_CGROUP_SOCK_OPS, helper);
 }
 
+bool sk_msg_has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_SK_MSG, BPF_SK_MSG_VERDICT, helper);
+}
+
 bool getsockopt_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT, helper);
 }
@@ -130,6 +134,9 @@ bool has_inner_map_flag() {
   ::close(fd);
   return true;
 }
+
+constexpr const char *kWithoutFastPath =
+    "no same-node fast path: same-node traffic goes through TCP/IP (meshctl fastpath says why)";
 
 Feature required(std::string name, std::string since) {
   return {std::move(name), std::move(since), true, "", false};
@@ -192,6 +199,18 @@ std::vector<FeatureProbe> feature_table() {
        [] { return sock_ops_has_helper(BPF_FUNC_ringbuf_reserve); }},
       {required("helper:sockops:bpf_skc_to_tcp_sock", "5.9"),
        [] { return sock_ops_has_helper(BPF_FUNC_skc_to_tcp_sock); }},
+      // The same-node fast path (docs/fastpath.md): without any of these it is off.
+      {required("map:sockhash", "4.18"), [] { return has_map(BPF_MAP_TYPE_SOCKHASH); }},
+      {optional("prog:sk_msg", "4.17", kWithoutFastPath),
+       [] { return has_prog(BPF_PROG_TYPE_SK_MSG, BPF_SK_MSG_VERDICT); }},
+      {optional("helper:sk_msg:bpf_msg_redirect_hash", "4.18", kWithoutFastPath),
+       [] { return sk_msg_has_helper(BPF_FUNC_msg_redirect_hash); }},
+      {optional("helper:sk_msg:bpf_sk_storage_get", "5.15", kWithoutFastPath),
+       [] { return sk_msg_has_helper(BPF_FUNC_sk_storage_get); }},
+      {optional("helper:sockops:bpf_sock_hash_update", "4.18", kWithoutFastPath),
+       [] { return sock_ops_has_helper(BPF_FUNC_sock_hash_update); }},
+      {optional("helper:sockops:bpf_get_netns_cookie", "5.15", kWithoutFastPath),
+       [] { return sock_ops_has_helper(BPF_FUNC_get_netns_cookie); }},
       {optional("helper:bpf_set_retval", "5.18",
                 "a connect() or sendto() to a VIP with no usable endpoint fails with EPERM instead "
                 "of ECONNREFUSED"),
@@ -245,6 +264,13 @@ bool has(const std::vector<Feature> &features, const std::string &name) {
   for (const auto &f : features)
     if (f.name == name) return f.present;
   return false;
+}
+
+std::vector<std::string> fast_path_missing(const std::vector<Feature> &features) {
+  std::vector<std::string> out;
+  for (const auto &f : features)
+    if (!f.present && f.without == kWithoutFastPath) out.push_back(f.name);
+  return out;
 }
 
 }  // namespace sockmesh::loader

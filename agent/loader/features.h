@@ -44,4 +44,7 @@ std::string missing_required(const std::vector<Feature> &features);
 // Whether an optional feature is present (false for unknown names).
 bool has(const std::vector<Feature> &features, const std::string &name);
 
+// The features the same-node fast path needs that are absent (empty: the kernel supports it).
+std::vector<std::string> fast_path_missing(const std::vector<Feature> &features);
+
 }  // namespace sockmesh::loader

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "fastpath/fast_path.h"
 #include "identity/rotator.h"
 #include "proxy/capture_info.h"
 #include "proxy/tunnel_client.h"
@@ -255,6 +256,7 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   std::vector<reconcile::CapturedWorkload> captured;
   std::vector<reconcile::MeshEndpoint> endpoints;
   std::vector<reconcile::PolicyWorkload> local_workloads;  // same-node authorization
+  std::vector<fastpath::LocalWorkload> fast_path_workloads;
   std::optional<asio::ip::address> own_address, own_address6;
   {
     std::lock_guard lock(d.mu);
@@ -288,6 +290,14 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
       }
       if (local && !w.cgroup_path.empty()) {
         const std::string dir = d.options.workload_cgroup + "/" + w.cgroup_path;
+        fastpath::LocalWorkload fw{id, dir, {}};
+        for (const auto &text : w.addresses) {
+          try {
+            fw.addresses.push_back(reconcile::parse_ip(text));
+          } catch (const std::invalid_argument &) {
+          }
+        }
+        fast_path_workloads.push_back(std::move(fw));
         try {
           captured.push_back({reconcile::CaptureMaps::cgroup_id_of(dir), n, w.captured});
           tables->cgroups[captured.back().cgroup_id] = n;
@@ -322,9 +332,12 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   // The kernel follows: endpoints and workloads first, then capture on (only once this node's
   // address is known, the address captured connections are sent to).
   try {
+    // The fast path learns the workloads' namespaces before sock_ops may look for them.
+    if (d.options.fast_path) d.options.fast_path->set_workloads(fast_path_workloads);
     const auto e = d.capture.sync_endpoints(endpoints);
     const auto w = d.capture.sync_workloads(captured);
     reconcile::AgentListener agent;
+    agent.fast_path = d.options.fast_path && d.options.fast_path->enabled();
     // Captured connections are sent to this node's own address of their family; a family the
     // Node has no address of is not captured (the tunnel itself runs over the IPv4 address).
     if (own_address) {

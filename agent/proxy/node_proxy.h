@@ -23,6 +23,9 @@ class Rotator;
 namespace sockmesh::telemetry {
 struct Names;
 }
+namespace sockmesh::fastpath {
+class FastPath;
+}
 namespace sockmesh::reconcile {
 class CaptureMaps;
 class PolicyMaps;
@@ -37,6 +40,9 @@ struct NodeProxyOptions {
   std::string workload_cgroup;     // workloads' cgroup_path is relative to it
   uint16_t outbound_port = 15001;  // captured connections (on the node's own address)
   uint16_t inbound_port = 15008;   // tunnel from other nodes' agents
+  // The same-node fast path (docs/fastpath.md), when the kernel supports it and it is switched
+  // on: told this node's workloads with every view. Null: off.
+  fastpath::FastPath *fast_path = nullptr;
 };
 
 struct NodeProxyStats {

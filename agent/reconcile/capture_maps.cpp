@@ -10,19 +10,14 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "reconcile/sorted_merge.h"
+#include "sockmesh/fastpath.h"
+
 namespace sockmesh::reconcile {
 namespace {
 
 [[noreturn]] void fail(const std::string &what, int err) {
   throw std::runtime_error(what + ": " + std::strerror(err));
-}
-
-bool less_key(const sm_ip_key &a, const sm_ip_key &b) {
-  return std::memcmp(&a, &b, sizeof(a)) < 0;
-}
-
-bool same_key(const sm_ip_key &a, const sm_ip_key &b) {
-  return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
 bool same_value(const sm_endpoint &a, const sm_endpoint &b) {
@@ -33,8 +28,9 @@ bool same_value(const sm_workload &a, const sm_workload &b) {
   return a.id == b.id && a.flags == b.flags;
 }
 
-// The kernel's key for an address: IPv4 in addr[0], an IPv4-mapped IPv6 address as IPv4.
-sm_ip_key key_of(const IpAddress &addr) {
+}  // namespace
+
+sm_ip_key ip_key_of(const IpAddress &addr) {
   sm_ip_key key{};
   static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (addr.family == AF_INET) {
@@ -64,40 +60,13 @@ std::string text_of(const sm_ip_key &key) {
   return format_ip(address_of(key));
 }
 
-// Writes the merge of `desired` (sorted, unique) into a map mirrored by `have` (sorted): changed
-// and new entries, then deletions. Key, Less and Same describe the entry type.
-template <typename Entry, typename KeyOf, typename Less, typename Write, typename Remove>
-CaptureSyncStats merge(const std::vector<Entry> &have, const std::vector<Entry> &desired,
-                       KeyOf key_of_entry, Less less, Write write, Remove remove) {
-  CaptureSyncStats stats;
-  std::vector<const Entry *> gone;
-  size_t i = 0, j = 0;
-  while (i < have.size() || j < desired.size()) {
-    if (j == desired.size() ||
-        (i < have.size() && less(key_of_entry(have[i]), key_of_entry(desired[j])))) {
-      gone.push_back(&have[i++]);
-    } else if (i == have.size() || less(key_of_entry(desired[j]), key_of_entry(have[i]))) {
-      write(desired[j++]);
-      stats.written++;
-    } else {
-      if (same_value(have[i].value, desired[j].value)) {
-        stats.unchanged++;
-      } else {
-        write(desired[j]);
-        stats.written++;
-      }
-      i++;
-      j++;
-    }
-  }
-  for (const Entry *entry : gone) {
-    remove(*entry);
-    stats.removed++;
-  }
-  return stats;
+bool less_key(const sm_ip_key &a, const sm_ip_key &b) {
+  return std::memcmp(&a, &b, sizeof(a)) < 0;
 }
 
-}  // namespace
+bool same_key(const sm_ip_key &a, const sm_ip_key &b) {
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
 
 CaptureMaps::CaptureMaps(int workloads_fd, int endpoints_fd, int agent_fd)
     : workloads_fd_(workloads_fd), endpoints_fd_(endpoints_fd), agent_fd_(agent_fd) {
@@ -153,7 +122,8 @@ void CaptureMaps::set_agent(const AgentListener &agent) {
   if (agent.capture_on && !agent.ipv4 && !agent.ipv6)
     throw std::invalid_argument("capture on needs an agent listener (ipv4, ipv6 or both)");
   sm_agent_config config{};
-  config.flags = agent.capture_on ? SM_AGENT_CAPTURE_ON : 0;
+  config.flags =
+      (agent.capture_on ? SM_AGENT_CAPTURE_ON : 0) | (agent.fast_path ? SM_AGENT_FASTPATH_ON : 0);
   if (agent.ipv4) {
     std::memcpy(&config.addr4, agent.ipv4->addr.bytes.data(), 4);
     config.port4 = htons(agent.ipv4->port);
@@ -177,6 +147,7 @@ AgentListener CaptureMaps::agent() const {
   if (bpf_map_lookup_elem(agent_fd_, &zero, &config) != 0) fail("read sm_agent", errno);
   AgentListener out;
   out.capture_on = config.flags & SM_AGENT_CAPTURE_ON;
+  out.fast_path = config.flags & SM_AGENT_FASTPATH_ON;
   if (config.port4 != 0) {
     ListenAddress l;
     l.addr.family = AF_INET;
@@ -213,9 +184,10 @@ CaptureSyncStats CaptureMaps::sync_workloads(const std::vector<CapturedWorkload>
           "cgroup " + std::to_string(desired[i].cgroup_id) + " given for workloads " +
           std::to_string(desired[i - 1].value.id) + " and " + std::to_string(desired[i].value.id));
   try {
-    auto stats = merge(
+    auto stats = sorted_merge(
         workloads_, desired, [](const WorkloadEntry &e) { return e.cgroup_id; },
         [](uint64_t a, uint64_t b) { return a < b; },
+        [](const sm_workload &a, const sm_workload &b) { return same_value(a, b); },
         [this](const WorkloadEntry &e) {
           if (bpf_map_update_elem(workloads_fd_, &e.cgroup_id, &e.value, BPF_ANY) != 0)
             fail("write workload " + std::to_string(e.value.id) + " (cgroup " +
@@ -242,7 +214,7 @@ CaptureSyncStats CaptureMaps::sync_endpoints(const std::vector<MeshEndpoint> &en
     value.workload_id = e.workload_id;
     value.node_id = e.node_id;
     value.flags = e.remote ? SM_EP_REMOTE : 0;
-    desired.push_back({key_of(e.addr), value});
+    desired.push_back({ip_key_of(e.addr), value});
   }
   std::sort(desired.begin(), desired.end(),
             [](const EndpointEntry &a, const EndpointEntry &b) { return less_key(a.key, b.key); });
@@ -253,9 +225,9 @@ CaptureSyncStats CaptureMaps::sync_endpoints(const std::vector<MeshEndpoint> &en
                                   std::to_string(desired[i - 1].value.workload_id) + " and " +
                                   std::to_string(desired[i].value.workload_id) + ")");
   try {
-    auto stats = merge(
+    auto stats = sorted_merge(
         endpoints_, desired, [](const EndpointEntry &e) -> const sm_ip_key & { return e.key; },
-        less_key,
+        less_key, [](const sm_endpoint &a, const sm_endpoint &b) { return same_value(a, b); },
         [this](const EndpointEntry &e) {
           if (bpf_map_update_elem(endpoints_fd_, &e.key, &e.value, BPF_ANY) != 0)
             fail("write endpoint " + text_of(e.key), errno);

@@ -31,6 +31,7 @@ struct AgentListener {
   std::optional<ListenAddress> ipv4;  // AF_INET, for IPv4 destinations (also IPv4-mapped ones)
   std::optional<ListenAddress> ipv6;  // AF_INET6, for IPv6 destinations
   bool capture_on = false;            // requires at least one listener
+  bool fast_path = false;             // same-node hops ride the fast path (docs/fastpath.md)
   bool operator==(const AgentListener &) const = default;
 };
 
@@ -48,6 +49,15 @@ struct MeshEndpoint {
   uint32_t node_id = 0;
   bool remote = false;  // the workload runs on another node
 };
+
+// The kernel's key for an address: IPv4 in addr[0], an IPv4-mapped IPv6 address as IPv4. Throws
+// std::invalid_argument for an unknown family.
+sm_ip_key ip_key_of(const IpAddress &addr);
+IpAddress address_of(const sm_ip_key &key);
+std::string text_of(const sm_ip_key &key);
+// Byte order of keys, as the map writers keep their mirrors sorted.
+bool less_key(const sm_ip_key &a, const sm_ip_key &b);
+bool same_key(const sm_ip_key &a, const sm_ip_key &b);
 
 struct CaptureSyncStats {
   size_t written = 0;    // entries added or changed

@@ -31,6 +31,13 @@ constexpr const char *kNames[] = {
     "connect_denied",       // SM_CNT_CONNECT_DENIED
     "traffic_untracked",    // SM_CNT_TRAFFIC_UNTRACKED
     "events_lost",          // SM_CNT_EVENTS_LOST
+    "fastpath_sockets",     // SM_CNT_FASTPATH_SOCKETS
+    "fastpath_messages",    // SM_CNT_FASTPATH_MSGS
+    "fastpath_bytes",       // SM_CNT_FASTPATH_BYTES
+    "fastpath_no_netns",    // SM_CNT_FASTPATH_NO_NETNS
+    "fastpath_map_full",    // SM_CNT_FASTPATH_MAP_FULL
+    "fastpath_peer_missing",  // SM_CNT_FASTPATH_PEER_MISSING
+    "fastpath_peer_gone",   // SM_CNT_FASTPATH_PEER_GONE
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
 static_assert(SM_CNT_REVERSE_LOST == 8);

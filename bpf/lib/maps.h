@@ -8,6 +8,7 @@
 
 #include "sockmesh/capture_maps.h"
 #include "sockmesh/counters.h"
+#include "sockmesh/fastpath.h"
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/policy.h"
 #include "sockmesh/telemetry.h"
@@ -199,6 +200,46 @@ struct {
   __uint(max_entries, SM_EVENTS_RING_BYTES);
 } sm_events SEC(".maps");
 
+/* Same-node fast path (layouts and roles: include/sockmesh/fastpath.h). Pinned: a restarted agent
+ * finds the sockets of live connections in place (the kernel removes each as it closes), and the
+ * addresses' namespaces. The sk_msg program is attached to sm_fastpath itself. */
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, SM_MAX_FASTPATH_SOCKETS);
+  __type(key, struct sm_fp_key);
+  __type(value, __u64); /* the socket cookie, as user space reads it */
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_fastpath SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_fp_sock);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_fastpath_socks SEC(".maps");
+
+/* The connecting ends in sm_fastpath, from joining to closing: the accepting end joins only when
+ * its peer is here (neither sock_ops nor sk_msg may look a socket up in sm_fastpath: that takes a
+ * reference they have no helper to drop), and counts here what it redirects to it. LRU: an entry
+ * whose close went unseen (an agent restart) ages out. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, SM_MAX_FASTPATH_SOCKETS);
+  __type(key, struct sm_fp_key);
+  __type(value, struct sm_fp_conn);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_fastpath_conns SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_MAX_NETNS_ADDRESSES);
+  __type(key, struct sm_ip_key);
+  __type(value, __u64); /* network namespace cookie */
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_netns SEC(".maps");
+
 /* enum sm_counter -> count, per CPU. */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -213,6 +254,13 @@ static __always_inline void sm_count(enum sm_counter which) {
   __u64 *value = bpf_map_lookup_elem(&sm_counters, &key);
   if (value)
     *value += 1; /* per-CPU slot: no other writer */
+}
+
+static __always_inline void sm_count_add(enum sm_counter which, __u64 n) {
+  __u32 key = which;
+  __u64 *value = bpf_map_lookup_elem(&sm_counters, &key);
+  if (value)
+    *value += n; /* per-CPU slot: no other writer */
 }
 
 #endif

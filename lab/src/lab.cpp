@@ -126,6 +126,14 @@ std::unique_ptr<Lab> Lab::up(const LabSpec& spec) {
     lab->down();
     throw std::runtime_error(fmt::format("lab {}: {}", lab->run_id(), failure));
   }
+  // Each pod gets a process that holds it, as Kubernetes' pause container does: the node agent
+  // finds a pod's network namespace through a process in its cgroup (docs/fastpath.md).
+  try {
+    for (const auto& pod : lab->state_->pods) lab->spawn_in_pod(pod.name, {"sleep", "infinity"}, "/dev/null");
+  } catch (const std::exception& e) {
+    lab->down();
+    throw std::runtime_error(fmt::format("lab {}: pod sandbox process: {}", lab->run_id(), e.what()));
+  }
   return lab;
 }
 

@@ -25,7 +25,15 @@ enum sm_counter {
   SM_CNT_TRAFFIC_UNTRACKED = 15, /* a connection counted under no tuple: sm_traffic full, or its
                                     record is from before the agent's restart */
   SM_CNT_EVENTS_LOST = 16,       /* a connection event the ring buffer had no room for */
-  SM_CNT__MAX = 17,
+  /* Same-node fast path (docs/fastpath.md). */
+  SM_CNT_FASTPATH_SOCKETS = 17,    /* sockets put into sm_fastpath */
+  SM_CNT_FASTPATH_MSGS = 18,       /* messages redirected socket to socket */
+  SM_CNT_FASTPATH_BYTES = 19,      /* bytes redirected socket to socket */
+  SM_CNT_FASTPATH_NO_NETNS = 20,   /* a socket left out: its peer's address has no known netns */
+  SM_CNT_FASTPATH_MAP_FULL = 21,   /* a socket left out: sm_fastpath full (or the key taken) */
+  SM_CNT_FASTPATH_PEER_MISSING = 22, /* a direction on TCP: its first message found no peer */
+  SM_CNT_FASTPATH_PEER_GONE = 23,  /* a message to TCP: the peer had closed */
+  SM_CNT__MAX = 24,
 };
 
 #endif

@@ -50,9 +50,16 @@ TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
                                    "attach:cgroup/getsockopt",
                                    "helper:sockops:bpf_sk_storage_get",
                                    "helper:sockops:bpf_sock_ops_cb_flags_set",
-                                   "helper:getsockopt:bpf_sk_storage_get"}));
+                                   "helper:getsockopt:bpf_sk_storage_get",
+                                   "map:sockhash",
+                                   "prog:sk_msg",
+                                   "helper:sk_msg:bpf_msg_redirect_hash",
+                                   "helper:sk_msg:bpf_sk_storage_get",
+                                   "helper:sockops:bpf_sock_hash_update",
+                                   "helper:sockops:bpf_get_netns_cookie"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));
+  EXPECT_EQ(fast_path_missing(features), std::vector<std::string>{});
 }
 
 // The helper probe must be able to say "absent": a helper sock_addr programs never get.
@@ -81,6 +88,16 @@ TEST(KernelFeatures, HiddenRequiredFeatureIsTheStartUpError) {
         }
       },
       std::runtime_error);
+}
+
+// Without any one of its features the fast path is off (meshctl fastpath names them), and meshd
+// still starts.
+TEST(KernelFeatures, TheFastPathNamesWhatItLacks) {
+  auto features = probe_features();
+  hide_features(features, "prog:sk_msg,helper:sockops:bpf_get_netns_cookie");
+  EXPECT_EQ(missing_required(features), "");
+  EXPECT_EQ(fast_path_missing(features),
+            (std::vector<std::string>{"prog:sk_msg", "helper:sockops:bpf_get_netns_cookie"}));
 }
 
 TEST(KernelFeatures, AnAbsentOptionalFeatureIsNotAStartUpError) {

@@ -312,6 +312,18 @@ v1::TrafficReport MeshLab::traffic(int node) {
   return reply;
 }
 
+v1::FastPathReport MeshLab::fast_path(int node) {
+  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::FastPathReport reply;
+  auto result = stub->GetFastPath(&context, v1::GetFastPathRequest(), &reply);
+  if (!result.ok()) throw std::runtime_error("GetFastPath: " + result.error_message());
+  return reply;
+}
+
 v1::AgentStatus MeshLab::wait_generation(int node, uint64_t after) {
   v1::AgentStatus last;
   wait_until(

@@ -51,6 +51,7 @@ class MeshLab {
   const std::string &written_config(int node) { return written_[node]; }
   v1::AgentStatus status(int node);
   v1::TrafficReport traffic(int node);
+  v1::FastPathReport fast_path(int node);
   // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
   v1::AgentStatus wait_generation(int node, uint64_t after);
   v1::AgentStatus wait_error(int node);
@@ -75,6 +76,8 @@ class MeshLab {
   void kill_controlplane();  // SIGKILL, as a crash
   void start_agent(int node);
   void stop_agent(int node);  // SIGTERM: pins stay
+  // The extra flags of node's agent from its next start_agent() on.
+  void set_meshd_args(int node, std::vector<std::string> args) { meshd_args_[node] = std::move(args); }
   // Waits until every agent ACKed the control plane's current version; returns that version.
   std::string wait_all_acked();
 
