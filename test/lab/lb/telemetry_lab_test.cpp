@@ -126,14 +126,16 @@ std::string mesh_yaml(lab::Lab &lab) {
 }
 
 // Node 1 logs every connection into a roomy ring buffer; node 2 into a one-page ring, so that a
-// stalled reader loses events (the overload test).
+// stalled reader loses events (the overload test). No fast path: these clients block in read()
+// after shutting down their sending side (docs/fastpath.md, "Limits"); the telemetry of
+// fast-path bytes is FastPathLabTest's.
 std::map<int, std::vector<std::string>> agent_args() {
   return {{1,
            {"--access-log-mode", "all", "--access-log", "{dir}/access-n1.jsonl",
-            "--metrics-address", "0.0.0.0:15020"}},
+            "--metrics-address", "0.0.0.0:15020", "--fast-path", "off"}},
           {2,
            {"--access-log-mode", "all", "--access-log", "{dir}/access-n2.jsonl",
-            "--access-log-ring-bytes", "4096"}}};
+            "--access-log-ring-bytes", "4096", "--fast-path", "off"}}};
 }
 
 class TelemetryLabTest : public ::testing::Test {
