@@ -46,6 +46,8 @@ expect '^access log and kernel counters agree$'
 expect '^sm_services +hash +[0-9]+/16384 '
 expect '^sockmesh_tcp_connections_opened_total\{.*source_workload="demo/client"'
 expect '^promtool check metrics: ok$'
+expect '^Fast path: +on'
+expect '^64 MiB between two pods of one node, none of it through the veth$'
 expect '^demo: ok$'
 # Nothing of the lab may remain.
 if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then
