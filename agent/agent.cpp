@@ -239,9 +239,11 @@ void Agent::start() {
                                                            datapath_->policy_denials_fd());
     fast_path_ = std::make_unique<fastpath::FastPath>(
         datapath_->netns_fd(), datapath_->fastpath_fd(),
-        fastpath::FastPathOptions{options_.fast_path, fast_path_missing});
-    spdlog::info("event=fastpath switched_on={} supported={} enabled={}", options_.fast_path,
-                 fast_path_missing.empty(), fast_path_->enabled());
+        fastpath::FastPathOptions{options_.fast_path, options_.fast_path_agent_hops,
+                                  fast_path_missing});
+    spdlog::info("event=fastpath switched_on={} supported={} enabled={} agent_hops={}",
+                 options_.fast_path, fast_path_missing.empty(), fast_path_->enabled(),
+                 fast_path_->agent_hops());
     proxy_ = std::make_unique<proxy::NodeProxy>(
         proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
                                 options_.outbound_port, options_.tunnel_port, fast_path_.get()},

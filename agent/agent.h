@@ -79,8 +79,10 @@ struct AgentOptions {
   uint32_t events_ring_bytes = 4u << 20;
   std::string metrics_address = "0.0.0.0:15020";
   bool bpf_run_stats = false;
-  // The same-node fast path (docs/fastpath.md), when the kernel supports it.
+  // The same-node fast path (docs/fastpath.md), when the kernel supports it; the hops to and from
+  // the agent too only when asked.
   bool fast_path = true;
+  bool fast_path_agent_hops = false;
 };
 
 class Agent : public admin::AdminState {

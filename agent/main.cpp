@@ -75,6 +75,14 @@ int main(int argc, char **argv) {
                  "(meshctl fastpath says why)")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
+  std::string fast_path_agent_hops = "off";
+  app.add_option("--fast-path-agent-hops", fast_path_agent_hops,
+                 "Control-plane mode, with --fast-path on: the hops between a workload and this "
+                 "agent (a captured connection to it, a tunnelled stream delivered by it) ride the "
+                 "fast path too: on or off. Off by default: measured slower than TCP/IP, and the "
+                 "agent's TLS-bound reader lets a bulk sender run ahead (docs/fastpath.md)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   // Telemetry (docs/metrics.md).
   sockmesh::AgentOptions defaults;
   std::string traffic_counters = "on";
@@ -161,6 +169,7 @@ int main(int argc, char **argv) {
     options.metrics_address = metrics_address;
     options.bpf_run_stats = bpf_run_stats;
     options.fast_path = fast_path == "on";
+    options.fast_path_agent_hops = fast_path_agent_hops == "on";
     sockmesh::Agent agent(options);
     agent.run();
     return 0;

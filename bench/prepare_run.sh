@@ -2,7 +2,8 @@
 # release tree and sets what every run records.
 #   bench_prepare NAME "$@"   sets dir (the build tree), stamp (UTC time), rev (git revision, "+dirty"
 #                             with uncommitted changes) and out_args (--out bench/results/NAME-<stamp>.json
-#                             unless the arguments already give --out)
+#                             unless the arguments already give --out); warns when a build or a lab
+#                             test is running (the run's numbers are then not to be recorded)
 bench_prepare() {
   local name=$1
   shift
@@ -15,4 +16,10 @@ bench_prepare() {
   for arg in "$@"; do case "$arg" in --out|--out=*) has_out=true ;; esac; done
   out_args=()
   $has_out || out_args=(--out "bench/results/$name-$stamp.json")
+  local pattern
+  for pattern in cc1plus lb_lab_test; do
+    if pgrep -f "$pattern" >/dev/null; then
+      echo "run.sh: warning: $pattern is running (another build or lab test); the numbers of this run are not to be recorded" >&2
+    fi
+  done
 }

@@ -154,6 +154,7 @@ v1::FastPathReport FastPath::report(int counters_fd) const {
   out.set_switched_on(options_.switched_on);
   out.set_supported(options_.missing_features.empty());
   out.set_enabled(enabled());
+  out.set_agent_hops(agent_hops());
   for (const auto &f : options_.missing_features) out.add_missing_features(f);
   out.set_node_netns_cookie(node_netns_);
   out.set_max_sockets(SM_MAX_FASTPATH_SOCKETS);

@@ -31,6 +31,7 @@ struct LocalWorkload {
 
 struct FastPathOptions {
   bool switched_on = true;                    // meshd --fast-path
+  bool agent_hops = false;                    // meshd --fast-path-agent-hops
   std::vector<std::string> missing_features;  // loader::fast_path_missing(): empty = supported
   std::chrono::milliseconds refresh{1000};
 };
@@ -46,6 +47,8 @@ class FastPath {
 
   // Switched on and supported by the kernel.
   bool enabled() const { return options_.switched_on && options_.missing_features.empty(); }
+  // The hops to and from the agent ride it too.
+  bool agent_hops() const { return enabled() && options_.agent_hops; }
 
   // This node's workloads now (after every applied change); their namespaces are resolved and
   // written before it returns.

@@ -338,6 +338,7 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
     const auto w = d.capture.sync_workloads(captured);
     reconcile::AgentListener agent;
     agent.fast_path = d.options.fast_path && d.options.fast_path->enabled();
+    agent.fast_path_agent_hops = agent.fast_path && d.options.fast_path->agent_hops();
     // Captured connections are sent to this node's own address of their family; a family the
     // Node has no address of is not captured (the tunnel itself runs over the IPv4 address).
     if (own_address) {

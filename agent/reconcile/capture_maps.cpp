@@ -122,8 +122,9 @@ void CaptureMaps::set_agent(const AgentListener &agent) {
   if (agent.capture_on && !agent.ipv4 && !agent.ipv6)
     throw std::invalid_argument("capture on needs an agent listener (ipv4, ipv6 or both)");
   sm_agent_config config{};
-  config.flags =
-      (agent.capture_on ? SM_AGENT_CAPTURE_ON : 0) | (agent.fast_path ? SM_AGENT_FASTPATH_ON : 0);
+  config.flags = (agent.capture_on ? SM_AGENT_CAPTURE_ON : 0) |
+                 (agent.fast_path ? SM_AGENT_FASTPATH_ON : 0) |
+                 (agent.fast_path && agent.fast_path_agent_hops ? SM_AGENT_FASTPATH_AGENT_HOPS : 0);
   if (agent.ipv4) {
     std::memcpy(&config.addr4, agent.ipv4->addr.bytes.data(), 4);
     config.port4 = htons(agent.ipv4->port);
@@ -148,6 +149,7 @@ AgentListener CaptureMaps::agent() const {
   AgentListener out;
   out.capture_on = config.flags & SM_AGENT_CAPTURE_ON;
   out.fast_path = config.flags & SM_AGENT_FASTPATH_ON;
+  out.fast_path_agent_hops = config.flags & SM_AGENT_FASTPATH_AGENT_HOPS;
   if (config.port4 != 0) {
     ListenAddress l;
     l.addr.family = AF_INET;

@@ -32,6 +32,7 @@ struct AgentListener {
   std::optional<ListenAddress> ipv6;  // AF_INET6, for IPv6 destinations
   bool capture_on = false;            // requires at least one listener
   bool fast_path = false;             // same-node hops ride the fast path (docs/fastpath.md)
+  bool fast_path_agent_hops = false;  // ... the hops to and from the agent too
   bool operator==(const AgentListener &) const = default;
 };
 

@@ -24,11 +24,6 @@ done
 
 source bench/prepare_run.sh
 bench_prepare mesh "$@"
-for pattern in cc1plus lb_lab_test; do
-  if pgrep -f "$pattern" >/dev/null; then
-    echo "run.sh: warning: $pattern is running (another build or lab test); the numbers of this run are not to be recorded" >&2
-  fi
-done
 
 bench/mesh/mesh_bench.sh --build "$dir" --git-rev "$rev" "${out_args[@]}" "$@" | tee "/tmp/mesh-bench-$stamp.md"
 echo "run.sh: table also in /tmp/mesh-bench-$stamp.md" >&2

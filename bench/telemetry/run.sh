@@ -23,11 +23,6 @@ done
 
 source bench/prepare_run.sh
 bench_prepare telemetry "$@"
-for pattern in cc1plus lb_lab_test; do
-  if pgrep -f "$pattern" >/dev/null; then
-    echo "run.sh: warning: $pattern is running (another build or lab test); the numbers of this run are not to be recorded" >&2
-  fi
-done
 
 bench/telemetry/telemetry_bench.sh --build "$dir" --git-rev "$rev" "${out_args[@]}" "$@" | tee "/tmp/telemetry-bench-$stamp.md"
 echo "run.sh: table also in /tmp/telemetry-bench-$stamp.md" >&2

@@ -68,7 +68,8 @@ v1::FastPathReport fast_path_in_order(const v1::FastPathReport &report) {
 }
 
 std::string fast_path_state(const v1::FastPathReport &report) {
-  if (report.enabled()) return "on";
+  if (report.enabled())
+    return report.agent_hops() ? "on, also the hops to and from the agent" : "on";
   std::string lacks;
   if (!report.supported()) {
     lacks = report.missing_features().empty()

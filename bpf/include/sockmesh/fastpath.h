@@ -38,8 +38,12 @@
 /* Addresses in sm_netns: this node's workloads' and its own. */
 #define SM_MAX_NETNS_ADDRESSES 16384
 
-/* sm_agent_config.flags: the fast path is on (meshd --fast-path, and the kernel supports it). */
+/* sm_agent_config.flags: the fast path is on (meshd --fast-path, and the kernel supports it), and
+ * whether it carries the hops to and from the agent too (meshd --fast-path-agent-hops; off by
+ * default: measured slower than TCP there, and the agent's TLS-bound reader lets an application's
+ * bulk send run ahead unbounded — docs/fastpath.md). */
 #define SM_AGENT_FASTPATH_ON 0x2
+#define SM_AGENT_FASTPATH_AGENT_HOPS 0x4
 
 /* Key of sm_fastpath: one end of a connection, as that end sees it. */
 struct sm_fp_key {
@@ -97,10 +101,14 @@ static inline int sm_fp_active_eligible(const struct sm_agent_config *agent,
                                         const struct sm_endpoint *remote, int agent_socket,
                                         int captured) {
   if (!sm_fp_on(agent)) return SM_FP_NOT_ELIGIBLE;
-  if (!agent_socket && captured) return SM_FP_ELIGIBLE; /* app -> agent */
-  /* app -> app on this node (authorized at connect()), or agent -> app (tunnelled stream) */
-  if (remote && !(remote->flags & SM_EP_REMOTE)) return SM_FP_ELIGIBLE;
-  return SM_FP_NOT_ELIGIBLE;
+  const int agent_hops = (agent->flags & SM_AGENT_FASTPATH_AGENT_HOPS) != 0;
+  if (!agent_socket && captured) /* app -> agent */
+    return agent_hops ? SM_FP_ELIGIBLE : SM_FP_NOT_ELIGIBLE;
+  if (!remote || (remote->flags & SM_EP_REMOTE)) return SM_FP_NOT_ELIGIBLE;
+  /* agent -> app (a tunnelled stream delivered), or app -> app on this node (authorized at
+   * connect()) */
+  if (agent_socket) return agent_hops ? SM_FP_ELIGIBLE : SM_FP_NOT_ELIGIBLE;
+  return SM_FP_ELIGIBLE;
 }
 
 /* Whether `addr` (stored form) is a loopback address: 127.0.0.0/8 or ::1. */

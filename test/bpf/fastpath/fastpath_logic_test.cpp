@@ -9,9 +9,10 @@
 
 namespace {
 
-sm_agent_config agent(bool on) {
+sm_agent_config agent(bool on, bool agent_hops = true) {
   sm_agent_config a{};
-  a.flags = SM_AGENT_CAPTURE_ON | (on ? SM_AGENT_FASTPATH_ON : 0);
+  a.flags = SM_AGENT_CAPTURE_ON | (on ? SM_AGENT_FASTPATH_ON : 0) |
+            (agent_hops ? SM_AGENT_FASTPATH_AGENT_HOPS : 0);
   return a;
 }
 
@@ -50,6 +51,14 @@ TEST(FastPathEligible, OnlySameNodeHopsJoin) {
   EXPECT_EQ(sm_fp_active_eligible(&off, &local, 0, 0), SM_FP_NOT_ELIGIBLE);
   EXPECT_EQ(sm_fp_active_eligible(&off, nullptr, 0, 1), SM_FP_NOT_ELIGIBLE);
   EXPECT_EQ(sm_fp_active_eligible(nullptr, &local, 0, 0), SM_FP_NOT_ELIGIBLE);
+}
+
+TEST(FastPathEligible, AgentHopsOnlyWhenAskedFor) {
+  const auto workloads_only = agent(true, false);
+  const auto local = endpoint(false);
+  EXPECT_EQ(sm_fp_active_eligible(&workloads_only, &local, 0, 0), SM_FP_ELIGIBLE);
+  EXPECT_EQ(sm_fp_active_eligible(&workloads_only, nullptr, 0, 1), SM_FP_NOT_ELIGIBLE);
+  EXPECT_EQ(sm_fp_active_eligible(&workloads_only, &local, 1, 0), SM_FP_NOT_ELIGIBLE);
 }
 
 TEST(FastPathKey, BothEndsOfAConnectionNameEachOther) {

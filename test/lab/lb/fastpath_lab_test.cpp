@@ -189,6 +189,29 @@ class FastPathLabTest : public ::testing::Test {
         << "payload crossed the client's veth";
   }
 
+  // Restarts both agents with `args`; waits until their fast path reports `agent_hops` and a
+  // captured connection through both gets through again.
+  static void restart_agents(const std::vector<std::string> &args, bool agent_hops) {
+    for (int node = 1; node <= 2; node++) {
+      mesh_->stop_agent(node);
+      mesh_->set_meshd_args(node, args);
+      mesh_->start_agent(node);
+    }
+    for (int node = 1; node <= 2; node++)
+      wait_for(
+          [&] {
+            const auto r = mesh_->fast_path(node);
+            return r.enabled() && r.agent_hops() == agent_hops;
+          },
+          10s, "node " + std::to_string(node) + "'s agent");
+    wait_for([] { return mesh_->status(1).mesh().svids_size() >= 2; }, 20s, "node 1's SVIDs");
+    wait_for(
+        [&] {
+          return xfer("client", "web-v1-b", {"--up", "1", "--down", "1"}).rc == 0;
+        },
+        10s, "a captured connection");
+  }
+
   static MeshLab *mesh_;
 };
 MeshLab *FastPathLabTest::mesh_ = nullptr;
@@ -292,9 +315,22 @@ TEST_F(FastPathLabTest, TelemetryCountsFastPathBytesExactly) {
   EXPECT_EQ(after.fastpath_bytes_received() - before.fastpath_bytes_received(), 3u * 5000000);
 }
 
-TEST_F(FastPathLabTest, AgentHopsOfACapturedConnectionRideItToo) {
+TEST_F(FastPathLabTest, AgentHopsOnlyWhenAskedFor) {
+  // By default a captured connection's hops to and from the agents stay on TCP/IP.
+  EXPECT_FALSE(mesh_->fast_path(1).agent_hops());
+  const uint64_t s1 = counter(1, "fastpath_sockets"), s2 = counter(2, "fastpath_sockets");
+  const size_t before = server_done("web-v1-b");
+  EXPECT_EQ(xfer("client", "web-v1-b", {"--up", "100000", "--down", "100000"}).line,
+            ok_line(1, 100000, 100000));
+  EXPECT_EQ(server_result("web-v1-b", before, 1).size(), 1u);
+  EXPECT_EQ(counter(1, "fastpath_sockets"), s1);
+  EXPECT_EQ(counter(2, "fastpath_sockets"), s2);
+}
+
+TEST_F(FastPathLabTest, AgentHopsOfACapturedConnectionRideItWhenAskedFor) {
   // client (node 1, captured) -> agent 1 -> tunnel -> agent 2 -> web-v1-b: the first and last
   // hops are same-node and skip TCP/IP; the tunnel between the nodes does not.
+  restart_agents({"--fast-path-agent-hops", "on"}, true);
   const size_t before = server_done("web-v1-b");
   const uint64_t veth_client = veth_bytes("client"), veth_server = veth_bytes("web-v1-b");
   const uint64_t n1 = counter(1, "fastpath_bytes"), n2 = counter(2, "fastpath_bytes");
@@ -310,6 +346,7 @@ TEST_F(FastPathLabTest, AgentHopsOfACapturedConnectionRideItToo) {
   EXPECT_GE(counter(2, "fastpath_bytes") - n2, 2 * size);
   EXPECT_LE(veth_bytes("client") - veth_client, kVethPerConnection);
   EXPECT_LE(veth_bytes("web-v1-b") - veth_server, kVethPerConnection);
+  restart_agents({}, false);
 }
 
 TEST_F(FastPathLabTest, CrossNodeConnectionsNeverEnter) {
