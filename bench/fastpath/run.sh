@@ -27,11 +27,6 @@ bench_prepare fastpath "$@"
 for arg in "$@"; do
   if [ "$arg" = --quick ] && [ ${#out_args[@]} -gt 0 ]; then out_args=(--out "/tmp/fastpath-smoke-$stamp.json"); fi
 done
-for pattern in cc1plus lb_lab_test; do
-  if pgrep -f "$pattern" >/dev/null; then
-    echo "run.sh: warning: $pattern is running (another build or lab test); the numbers of this run are not to be recorded" >&2
-  fi
-done
 
 bench/fastpath/fastpath_bench.sh --build "$dir" --git-rev "$rev" "${out_args[@]}" "$@" | tee "/tmp/fastpath-bench-$stamp.md"
 echo "run.sh: tables also in /tmp/fastpath-bench-$stamp.md" >&2
