@@ -325,7 +325,9 @@ measure() {
       r=$(wrk_json "$f") || die "$v $t: no wrk figures in $f"
       r=$(jq '. + {bytes_moved_min: (.requests * 1024)}' <<< "$r") ;;  # the bodies alone
     iperf)
-      if in_pod "$pod" timeout "$lim" iperf3 -c "$ip" -p 5201 -t "$d" -J > "$f" 2>&1; then
+      in_pod "$pod" timeout "$lim" iperf3 -c "$ip" -p 5201 -t "$d" -J > "$f" 2>&1 || true
+      # iperf3 may exit 0 with an "error" and no totals: only totals make a throughput
+      if jq -e '.end.sum_received.bits_per_second' "$f" >/dev/null 2>&1; then
         # sent_bytes: what the client wrote; more than was received when the path buffers much
         r=$(jq '{gbit_s: (.end.sum_received.bits_per_second / 1e9), retransmits: (.end.sum_sent.retransmits // 0),
                  sent_bytes: .end.sum_sent.bytes, bytes_moved_min: .end.sum_received.bytes}' "$f")
@@ -423,7 +425,9 @@ result=$(jq -s --argjson bs "$busy_start" --argjson be "$busy_end" --arg rev "$r
            rtt_large_p99_us: ([$vs[] | select(.test == "pingpong_large")] | stat(.p99)),
            keepalive_rps: ([$vs[] | select(.test == "wrk_keepalive")] | stat(.rps)),
            bulk_gbit_s: ([$vs[] | select(.test == "iperf")] | stat(.gbit_s)),
-           bulk_sent_per_received: ([$vs[] | select(.test == "iperf")] | stat(.sent_bytes / .bytes_moved_min)),
+           bulk_sent_per_received: ([$vs[] | select(.test == "iperf")]
+                                    | stat(if .bytes_moved_min > 0 then .sent_bytes / .bytes_moved_min else null end)),
+           bulk_failed: ([$vs[] | select(.test == "iperf" and .error != null) | .error]),
            keepalive_meshd_cpu_us_per_req: ([$vs[] | select(.test == "wrk_keepalive")] | stat(.meshd_cpu_us_per_req)),
            bulk_meshd_cpu_s: ([$vs[] | select(.test == "iperf")] | stat(.meshd_cpu_s)),
            fastpath_fallbacks: ([$vs[] | .counters | to_entries[]
