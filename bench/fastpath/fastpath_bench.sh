@@ -7,16 +7,18 @@
 #   fastpath       client -> srv1   (node 1 -> node 1), both Workloads, meshd --fast-path on
 #   samenode-off   the same with meshd --fast-path off
 #   agent-on       client -> srv2   (node 1 -> node 2), client captured: app -> meshd n1 -> mTLS
-#                  tunnel -> meshd n2 -> app, both meshd --fast-path on (app<->agent hops in the kernel)
+#                  tunnel -> meshd n2 -> app, both meshd --fast-path on --fast-path-agent-hops on
+#                  (app<->agent hops in the kernel)
 #   agent-off      the same with --fast-path off
 #   crossnode-on   direct -> srv2   (node 1 -> node 2), direct a Workload with captured: false: plain
 #                  routing between the nodes, --fast-path on (its sockets must never enter the map)
 #   crossnode-off  the same with --fast-path off
 #
-# Switching on <-> off restarts both meshd with the other flag (same --state-dir: the identity is
-# loaded, no new join token). A round is two blocks, "on" (plain fastpath agent-on crossnode-on) and
-# "off" (samenode-off agent-off crossnode-off); every round starts with the mode the agents are in,
-# so the blocks alternate which goes first and there is one restart per round. Each variant runs
+# Switching modes restarts both meshd with other flags (same --state-dir: the identity is loaded,
+# no new join token). A round is three blocks, "on" (meshd's default: plain fastpath crossnode-on),
+# "hops" (agent hops on too: agent-on) and "off" (samenode-off agent-off crossnode-off); every round
+# starts with the mode the agents are in and has "hops" in the middle, so on and off alternate which
+# goes first and a restart always follows agent-on. Each variant runs
 # sockperf ping-pong at 1 KB and 64 KB, wrk keep-alive against nginx, iperf3 (one stream). Every
 # sample checks its path from the kernel's fast-path counters (and the tunnel's streams) read before
 # and after it.
@@ -68,7 +70,12 @@ declare -A pod_of=([plain]=plainc [fastpath]=client [samenode-off]=client [agent
                    [crossnode-on]=direct [crossnode-off]=direct)
 declare -A target_of=([plain]=$plains_ip [fastpath]=$srv1_ip [samenode-off]=$srv1_ip [agent-on]=$srv2_ip
                       [agent-off]=$srv2_ip [crossnode-on]=$srv2_ip [crossnode-off]=$srv2_ip)
-block_on=(plain fastpath agent-on crossnode-on)
+# Three modes: "on" is meshd's default (--fast-path on: workload to workload), "hops" adds
+# --fast-path-agent-hops on for agent-on alone (an upload through the agent leaves the agent draining
+# a backlog it cannot bound — docs/fastpath.md — so the next block always starts with fresh agents),
+# "off" is --fast-path off.
+block_on=(plain fastpath crossnode-on)
+block_hops=(agent-on)
 block_off=(samenode-off agent-off crossnode-off)
 tests=(pingpong_1k pingpong_large wrk_keepalive iperf)
 
@@ -191,7 +198,8 @@ start_meshd() {
   if [ -n "${join_args[$n]:-}" ]; then read -r -a extra <<< "${join_args[$n]}"; join_args[$n]=""; fi
   meshd_pid[$n]=$("$meshlab" exec "$run" --node "$n" --background --log "${meshd_log[$n]}" -- \
     "$meshd" --node "$(node_name "$n")" --cgroup "$(workload_cgroup "$n")" --controlplane "$xds" \
-    --state-dir "$work/state-n$n" --fast-path "$m" --fast-path-agent-hops "$m" "${extra[@]}")
+    --state-dir "$work/state-n$n" --fast-path "$([ "$m" = off ] && echo off || echo on)" \
+    --fast-path-agent-hops "$([ "$m" = hops ] && echo on || echo off)" "${extra[@]}")
 }
 stop_meshd() {
   local n=$1
@@ -215,10 +223,13 @@ wait_ready() {
   done
   $ok_now || die "agents not ready in 30 s (pid or SVIDs; logs: ${meshd_log[1]} ${meshd_log[2]})"
   [ "$fastpath_cmd" != unknown ] || detect_fastpath_cmd
-  want=false; [ "$m" = on ] && want=true
+  want=false; [ "$m" != off ] && want=true
   for n in 1 2; do
     local e
     e=$(fp_enabled "$n")
+    if [ "$fastpath_cmd" = yes ] && [ "$(fp_report "$n" | jq -r '.agentHops // false')" != "$([ "$m" = hops ] && echo true || echo false)" ]; then
+      die "node $n: the agent hops are not as asked (mode $m)"
+    fi
     if [ "$e" != "$want" ]; then
       grep 'event=fastpath ' "${meshd_log[$n]}" >&2 || true
       [ "$fastpath_cmd" = yes ] && fp_report "$n" | jq -c '{enabled, switchedOn, supported, missingFeatures}' >&2
@@ -238,18 +249,18 @@ wait_ready() {
     http_code client "$srv1_ip" > /dev/null
     http_code client "$srv2_ip" > /dev/null
     b1=$(fp_bytes 1)
-    if [ "$b1" -gt "$b0" ]; then moved=true; [ "$m" = on ] && break; fi
+    if [ "$b1" -gt "$b0" ]; then moved=true; [ "$m" != off ] && break; fi
     [ "$m" = off ] && break
     sleep 0.1
   done
-  if [ "$m" = on ] && ! $moved; then die "--fast-path on: the probes' bytes were never redirected on node 1"; fi
+  if [ "$m" != off ] && ! $moved; then die "--fast-path on: the probes' bytes were never redirected on node 1"; fi
   if [ "$m" = off ] && $moved; then die "--fast-path off: node 1 still redirected the probes' bytes"; fi
 }
-set_mode() {  # on|off: (re)starts both agents in that mode unless they are in it
+set_mode() {  # on|hops|off: (re)starts both agents in that mode unless they are in it
   local m=$1 n
   [ "$mode" = "$m" ] && return 0
   if [ -n "$mode" ]; then
-    log "restart both meshd with --fast-path $m"
+    log "restart both meshd in mode $m"
     for n in 1 2; do stop_meshd "$n"; done
     restarts=$((restarts + 1))
   fi
@@ -359,7 +370,11 @@ measure() {
 run_block() {
   local m=$1 round=$2 d=$3 file=$4 v t s vs
   set_mode "$m"
-  if [ "$m" = on ]; then vs=("${block_on[@]}"); else vs=("${block_off[@]}"); fi
+  case "$m" in
+    on) vs=("${block_on[@]}") ;;
+    hops) vs=("${block_hops[@]}") ;;
+    *) vs=("${block_off[@]}") ;;
+  esac
   for v in "${vs[@]}"; do
     for t in "${tests[@]}"; do
       s=$(measure "$v" "$t" "$d")
@@ -379,16 +394,19 @@ run_block() {
 log "warm-up: every test of every variant for 1 s in both modes (not recorded)"
 : > "$work/warmup.jsonl"
 run_block on 0 1 "$work/warmup.jsonl"
+run_block hops 0 1 "$work/warmup.jsonl"
 run_block off 0 1 "$work/warmup.jsonl"
 
 # --- rounds ----------------------------------------------------------------------------------------
-# Each round starts in the mode the agents are in: off on | on off | off on ...
+# Each round starts in the mode the agents are in, "hops" always in the middle (so that a restart
+# follows it): off hops on | on hops off | off hops on ...
 : > "$work/samples.jsonl"
 for round in $(seq "$rounds"); do
   first=$mode
-  second=on; [ "$first" = on ] && second=off
+  last=on; [ "$first" = on ] && last=off
   run_block "$first" "$round" "$duration" "$work/samples.jsonl"
-  run_block "$second" "$round" "$duration" "$work/samples.jsonl"
+  run_block hops "$round" "$duration" "$work/samples.jsonl"
+  run_block "$last" "$round" "$duration" "$work/samples.jsonl"
 done
 
 # --- the fast path as the agents report it after the rounds (informational) -------------------------
@@ -454,11 +472,11 @@ result=$(jq -s --argjson bs "$busy_start" --argjson be "$busy_end" --arg rev "$r
               message_bytes: [1024, $large], http_body_bytes: 1024, meshd_restarts: $restarts,
               fast_path_state_from: (if $fpsrc == "yes" then "meshctl fastpath -o json" else "meshd start log (event=fastpath)" end),
               path_check_counters: "meshctl status -o json data-path counters fastpath_bytes (both nodes), tunnel streamsOpened, capturedAccepted",
-              order: "per round two blocks, on = plain fastpath agent-on crossnode-on, off = samenode-off agent-off crossnode-off; a round starts with the agents current mode (the blocks alternate, one restart of both meshd per round); per variant: pingpong_1k pingpong_large wrk_keepalive iperf",
+              order: "per round three blocks, on (--fast-path on) = plain fastpath crossnode-on, hops (--fast-path on --fast-path-agent-hops on) = agent-on, off (--fast-path off) = samenode-off agent-off crossnode-off; a round starts with the agents current mode, hops always in the middle (on hops off | off hops on; two restarts of both meshd per round); per variant: pingpong_1k pingpong_large wrk_keepalive iperf",
               variants: {plain: "plainc -> plains on node 1, neither a Workload (the mesh ignores them; its hooks still run)",
                          fastpath: "client -> srv1 on node 1, both Workloads, meshd --fast-path on",
                          "samenode-off": "client -> srv1 on node 1, meshd --fast-path off",
-                         "agent-on": "client (captured) on node 1 -> srv2 on node 2: app -> meshd -> mTLS tunnel -> meshd -> app, --fast-path on",
+                         "agent-on": "client (captured) on node 1 -> srv2 on node 2: app -> meshd -> mTLS tunnel -> meshd -> app, --fast-path on --fast-path-agent-hops on",
                          "agent-off": "the same, --fast-path off",
                          "crossnode-on": "direct (Workload, captured: false) on node 1 -> srv2 on node 2, plain routing, --fast-path on",
                          "crossnode-off": "the same, --fast-path off"}},
