@@ -22,6 +22,7 @@
 
 #include "lib/fastpath.h"
 #include "lib/maps.h"
+#include "lib/sock_ops_ends.h"
 #include "lib/telemetry.h"
 #include "sockmesh/capture.h"
 // clang-format on
@@ -37,25 +38,12 @@ const volatile __u32 sm_page_size = 4096;
  * the agent, the remote end. */
 static __always_inline void sm_ops_flow_key(const struct bpf_sock_ops *skops, int client_is_local,
                                             struct sm_flow_key *key) {
-  /* Every field is read, unconditionally and at a constant offset: the verifier refuses a context
-   * access through a pointer the compiler chose between two fields. */
-  __u32 family = skops->family;
-  __u32 local[4] = {skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
-                    skops->local_ip6[3]};
-  __u32 remote[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-                     skops->remote_ip6[3]};
-  __u32 local4 = skops->local_ip4, remote4 = skops->remote_ip4;
-  /* local_port is in host order; remote_port holds the network-order port in its upper 16 bits. */
-  __u16 local_port = bpf_htons((__u16)skops->local_port);
-  __u16 remote_port = (__u16)(skops->remote_port >> 16);
-  if (family == SM_AF_INET) {
-    local[0] = local4;
-    remote[0] = remote4;
-  }
+  struct sm_ops_ends e = {};
+  sm_ops_ends_of(skops, &e);
   if (client_is_local)
-    sm_capture_flow_key(key, family, local, local_port, remote, remote_port);
+    sm_capture_flow_key(key, e.family, e.local, e.local_port, e.remote, e.remote_port);
   else
-    sm_capture_flow_key(key, family, remote, remote_port, local, local_port);
+    sm_capture_flow_key(key, e.family, e.remote, e.remote_port, e.local, e.local_port);
 }
 
 /* Client: the SYN is about to leave. Returns the callbacks the capture record needs. */
@@ -171,7 +159,7 @@ static __always_inline const struct sm_capture_info *sm_record_of(struct bpf_soc
   if (info) return info;
   __u32 family = sk->family;
   if (family != SM_AF_INET && family != SM_AF_INET6) return 0;
-  /* As in sm_ops_flow_key: every field read at a constant offset. */
+  /* As in sm_ops_ends_of (lib/sock_ops_ends.h): every field read at a constant offset. */
   __u32 local[4] = {sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3]};
   __u32 remote[4] = {sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3]};
   __u32 local4 = sk->src_ip4, remote4 = sk->dst_ip4;

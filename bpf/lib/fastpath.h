@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "lib/maps.h"
+#include "lib/sock_ops_ends.h"
 #include "sockmesh/fastpath.h"
 // clang-format on
 
@@ -25,25 +26,12 @@ static __always_inline const struct sm_agent_config *sm_fp_agent(void) {
   return bpf_map_lookup_elem(&sm_agent, &zero);
 }
 
-/* The socket's key. Every field read unconditionally at a constant offset (the verifier refuses
- * a computed context offset). */
+/* The socket's key. */
 static __always_inline void sm_fp_own_key(struct bpf_sock_ops *skops, struct sm_fp_key *key) {
-  __u32 family = skops->family;
-  __u32 local[4] = {skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
-                    skops->local_ip6[3]};
-  __u32 remote[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-                     skops->remote_ip6[3]};
-  __u32 local4 = skops->local_ip4, remote4 = skops->remote_ip4;
-  /* local_port is in host order; remote_port holds the network-order port in its upper 16 bits. */
-  __u16 local_port = bpf_htons((__u16)skops->local_port);
-  __u16 remote_port = (__u16)(skops->remote_port >> 16);
-  if (family == SM_AF_INET) {
-    local[0] = local4;
-    local[1] = local[2] = local[3] = 0;
-    remote[0] = remote4;
-    remote[1] = remote[2] = remote[3] = 0;
-  }
-  sm_fp_key_of(key, bpf_get_netns_cookie(skops), family, local, local_port, remote, remote_port);
+  struct sm_ops_ends e = {};
+  sm_ops_ends_of(skops, &e);
+  sm_fp_key_of(key, bpf_get_netns_cookie(skops), e.family, e.local, e.local_port, e.remote,
+               e.remote_port);
 }
 
 /* The peer's namespace: ours for a loopback or our own address, else the agent's word; 0 when
