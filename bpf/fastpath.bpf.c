@@ -20,10 +20,13 @@
 
 /* The record's tuple gets its fast-path bytes at most once a second while the connection lives
  * (sock_ops flushes the rest when it closes; a fast-path connection has no RTT callbacks). */
-static __always_inline void sm_fp_flush(struct sm_conn *c) {
+static __always_inline void sm_fp_flush(struct sm_conn *c, const struct sm_fp_key *own) {
   __u64 now = bpf_ktime_get_ns();
   if (!(c->flags & SM_CONN_ESTABLISHED) || !sm_tm_flush_due(c, now)) return;
   c->flushed_ns = now;
+  /* What the accepting end sent this end, as it counted it in sm_fastpath_conns. */
+  const struct sm_fp_conn *conn = bpf_map_lookup_elem(&sm_fastpath_conns, own);
+  if (conn && conn->received > c->fastpath_received) c->fastpath_received = conn->received;
   __u32 zero = 0;
   const struct sm_telemetry_config *cfg = bpf_map_lookup_elem(&sm_telemetry, &zero);
   if (!cfg || c->epoch != cfg->epoch) return;
@@ -60,9 +63,7 @@ int sm_fastpath_msg(struct sk_msg_md *msg) {
     struct sm_conn *c = bpf_sk_storage_get(&sm_conn_store, sk, 0, 0);
     if (c) {
       c->fastpath_sent += size;
-      const struct sm_fp_conn *conn = bpf_map_lookup_elem(&sm_fastpath_conns, &fp->own);
-      if (conn && conn->received > c->fastpath_received) c->fastpath_received = conn->received;
-      sm_fp_flush(c);
+      sm_fp_flush(c, &fp->own);
     }
   }
   if (flags & SM_FP_COUNT_PEER) {

@@ -13,11 +13,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +147,11 @@ class FastPathNetnsTest : public ::testing::Test {
     maps_->set_agent(agent);
   }
   void TearDown() override {
+    // Children a failed assertion left waiting (their cgroup cannot go while they live).
+    for (pid_t pid : children_) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
     maps_.reset();
     datapath_.reset();
     loader::Datapath::uninstall(node_);
@@ -164,6 +171,7 @@ class FastPathNetnsTest : public ::testing::Test {
   }
 
   std::string node_, root_, workloads_, app_;
+  std::vector<pid_t> children_;  // not yet reaped
   std::unique_ptr<loader::Datapath> datapath_;
   std::unique_ptr<reconcile::CaptureMaps> maps_;
 };
@@ -179,6 +187,7 @@ TEST_F(FastPathNetnsTest, IdenticalTuplesInTwoNamespacesNeverMeet) {
     pid_t pid = fork();
     if (pid == 0) child(app_, fill, ready[1], go[0]);
     children[fill] = pid;
+    children_.push_back(pid);
   }
   char byte;
   for (int i = 0; i < 2; i++) ASSERT_EQ(read(ready[0], &byte, 1), 1) << "a child did not connect";
@@ -202,6 +211,7 @@ TEST_F(FastPathNetnsTest, IdenticalTuplesInTwoNamespacesNeverMeet) {
   for (const auto &[fill, pid] : children) {
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    children_.erase(std::find(children_.begin(), children_.end(), pid));
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "namespace " << fill << ": exit " << WEXITSTATUS(status);
   }
