@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -14,8 +15,11 @@
 #include <set>
 #include <span>
 #include <sstream>
+#include <variant>
 
 #include "check.h"
+#include "duration.h"
+#include "resilience_check.h"
 #include "syntax.h"
 
 namespace sockmesh::resources {
@@ -159,7 +163,9 @@ class DocumentReader {
   }
 
   void read_service_spec(const YAML::Node &spec, v1::Service *svc) {
-    fields(spec, "spec", {"vips", "lbPolicy", "maglev", "endpoints", "subsets"});
+    fields(spec, "spec",
+           {"vips", "lbPolicy", "maglev", "endpoints", "subsets", "circuitBreaker",
+            "outlierDetection", "rateLimit", "faultInjection", "upstreamConnect"});
     for_each_item(spec, "vips", "spec.vips", [&](const YAML::Node &item, const std::string &path) {
       read_vip(item, path, svc->add_vips());
     });
@@ -186,6 +192,21 @@ class DocumentReader {
                   [&](const YAML::Node &item, const std::string &path) {
                     read_subset(item, path, svc->add_subsets());
                   });
+    if (auto m = map_field(spec, "circuitBreaker", "spec.circuitBreaker", false)) {
+      read_circuit_breaker(*m, svc->mutable_circuit_breaker());
+    }
+    if (auto m = map_field(spec, "outlierDetection", "spec.outlierDetection", false)) {
+      read_outlier_detection(*m, svc->mutable_outlier_detection());
+    }
+    if (auto m = map_field(spec, "rateLimit", "spec.rateLimit", false)) {
+      read_rate_limit(*m, svc->mutable_rate_limit());
+    }
+    if (auto m = map_field(spec, "faultInjection", "spec.faultInjection", false)) {
+      read_fault_injection(*m, svc->mutable_fault_injection());
+    }
+    if (auto m = map_field(spec, "upstreamConnect", "spec.upstreamConnect", false)) {
+      read_upstream_connect(*m, svc->mutable_upstream_connect());
+    }
   }
 
   void read_node_spec(const YAML::Node &spec, v1::Node *node) {
@@ -354,6 +375,96 @@ class DocumentReader {
     }
   }
 
+  // Resilience settings (docs/config.md, "Resilience"). A field whose 0 means "the default" in the
+  // proto refuses a written 0 here, as maglev.tableSize does: what is absent is not stored.
+  void read_circuit_breaker(const YAML::Node &m, v1::CircuitBreaker *cb) {
+    const std::string path = "spec.circuitBreaker";
+    fields(m, path, {"maxConnections", "maxConnectionsPerBackend"});
+    if (auto v = integer(m, "maxConnections", path + ".maxConnections", false, 0,
+                         detail::kMaxCircuitBreakerConnections)) {
+      cb->set_max_connections(*v);
+    }
+    if (auto v = integer(m, "maxConnectionsPerBackend", path + ".maxConnectionsPerBackend", false,
+                         0, detail::kMaxCircuitBreakerConnections)) {
+      cb->set_max_connections_per_backend(*v);
+    }
+  }
+
+  void read_outlier_detection(const YAML::Node &m, v1::OutlierDetection *od) {
+    const std::string path = "spec.outlierDetection";
+    fields(m, path,
+           {"consecutiveFailures", "baseEjectionTime", "maxEjectionTime", "maxEjectionPercent"});
+    if (auto v = integer(m, "consecutiveFailures", path + ".consecutiveFailures", false,
+                         detail::kMinConsecutiveFailures, detail::kMaxConsecutiveFailures)) {
+      od->set_consecutive_failures(*v);
+    }
+    const size_t errors = errors_.size();
+    if (auto v = duration(m, "baseEjectionTime", path + ".baseEjectionTime",
+                          detail::kMinEjectionTimeMs, detail::kMaxEjectionTimeMs)) {
+      od->set_base_ejection_time_ms(*v);
+    }
+    // Whether the maximum is below the base depends on the base the author meant.
+    if (errors_.size() > errors) loc_.error_paths.push_back(path + ".maxEjectionTime");
+    if (auto v = duration(m, "maxEjectionTime", path + ".maxEjectionTime",
+                          detail::kMinEjectionTimeMs, detail::kMaxEjectionTimeMs)) {
+      od->set_max_ejection_time_ms(*v);
+    }
+    if (auto v = integer(m, "maxEjectionPercent", path + ".maxEjectionPercent", false, 0,
+                         detail::kMaxEjectionPercent)) {
+      od->set_max_ejection_percent(*v);
+    }
+  }
+
+  void read_rate_limit(const YAML::Node &m, v1::RateLimit *rl) {
+    const std::string path = "spec.rateLimit";
+    fields(m, path, {"connectionsPerSecond", "burst", "perSourceWorkload"});
+    if (auto v = integer(m, "connectionsPerSecond", path + ".connectionsPerSecond", true,
+                         detail::kMinRateLimit, detail::kMaxRateLimit)) {
+      rl->set_connections_per_second(*v);
+    }
+    if (auto v = integer(m, "burst", path + ".burst", false, detail::kMinRateLimit,
+                         detail::kMaxRateLimit)) {
+      rl->set_burst(*v);
+    }
+    if (auto v = boolean(m, "perSourceWorkload", path + ".perSourceWorkload")) {
+      rl->set_per_source_workload(*v);
+    }
+  }
+
+  void read_fault_injection(const YAML::Node &m, v1::FaultInjection *fi) {
+    const std::string path = "spec.faultInjection";
+    fields(m, path, {"abort", "sources"});
+    const std::string abort_path = path + ".abort";
+    if (auto abort = map_field(m, "abort", abort_path, true)) {
+      v1::FaultAbort *a = fi->mutable_abort();
+      fields(*abort, abort_path, {"percent", "error"});
+      if (auto v = percent(*abort, "percent", abort_path + ".percent")) a->set_percent(*v);
+      if (auto v = scalar(*abort, "error", abort_path + ".error", false)) a->set_error(*v);
+    }
+    const std::string sources_path = path + ".sources";
+    if (auto sources = map_field(m, "sources", sources_path, false)) {
+      v1::FaultSources *s = fi->mutable_sources();
+      fields(*sources, sources_path, {"namespaces", "matchLabels"});
+      const std::string namespaces_path = sources_path + ".namespaces";
+      not_empty_if_present(*sources, "namespaces", namespaces_path,
+                           "omit namespaces to match every namespace");
+      string_list(*sources, "namespaces", namespaces_path, s->mutable_namespaces());
+      labels(*sources, "matchLabels", sources_path + ".matchLabels", s->mutable_match_labels());
+    }
+  }
+
+  void read_upstream_connect(const YAML::Node &m, v1::UpstreamConnect *uc) {
+    const std::string path = "spec.upstreamConnect";
+    fields(m, path, {"timeout", "retries"});
+    if (auto v = duration(m, "timeout", path + ".timeout", detail::kMinUpstreamConnectTimeoutMs,
+                          detail::kMaxUpstreamConnectTimeoutMs)) {
+      uc->set_timeout_ms(*v);
+    }
+    if (auto v = integer(m, "retries", path + ".retries", false, 0, detail::kMaxUpstreamRetries)) {
+      uc->set_retries(*v);
+    }
+  }
+
   int line_of(const YAML::Node &n) const {
     if (!n.IsDefined()) return loc_.doc_line;
     const YAML::Mark mark = n.Mark();
@@ -490,6 +601,67 @@ class DocumentReader {
       return std::nullopt;
     }
     return n.value;
+  }
+
+  // A duration ("500ms", "2s", "1.5s", "5m", "1h") in whole milliseconds within [lo_ms, hi_ms]
+  // (which fit a uint32).
+  std::optional<uint32_t> duration(const YAML::Node &map, std::string_view key,
+                                   const std::string &path, uint64_t lo_ms, uint64_t hi_ms) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) return std::nullopt;
+    if (!n.IsScalar()) {
+      fail(at(path), path, "must be a duration, got " + describe(n));
+      return std::nullopt;
+    }
+    const auto parsed = detail::parse_duration_ms(n.Scalar());
+    if (const auto *error = std::get_if<std::string>(&parsed)) {
+      fail(at(path), path, *error);
+      return std::nullopt;
+    }
+    const uint64_t ms = std::get<uint64_t>(parsed);
+    if (ms < lo_ms || ms > hi_ms) {
+      fail(at(path), path, detail::duration_range_error(lo_ms, hi_ms, n.Scalar()));
+      return std::nullopt;
+    }
+    return uint32_t(ms);
+  }
+
+  // A required percentage written as a decimal number ("12.5", "100"); its range and decimals are
+  // the validator's to check, on the value.
+  std::optional<double> percent(const YAML::Node &map, std::string_view key,
+                                const std::string &path) {
+    const YAML::Node n = lookup(map, key, path);
+    if (!present(n)) {
+      missing(path);
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      fail(at(path), path, "must be a number, got " + describe(n));
+      return std::nullopt;
+    }
+    const std::string &text = n.Scalar();
+    const size_t digits_at = text.starts_with('-') ? 1 : 0;
+    const size_t dot = text.find('.');
+    const auto digits = [&](size_t from, size_t to) {
+      return from < to && std::all_of(text.begin() + long(from), text.begin() + long(to),
+                                      [](char c) { return c >= '0' && c <= '9'; });
+    };
+    const bool decimal = dot == std::string::npos
+                             ? digits(digits_at, text.size())
+                             : digits(digits_at, dot) && digits(dot + 1, text.size());
+    if (!decimal) {
+      fail(at(path), path,
+           "must be a number, got " + quoted(text) +
+               (text.ends_with('%') ? " (write the percentage without '%')" : ""));
+      return std::nullopt;
+    }
+    double value = 0;
+    const auto result = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (result.ec != std::errc{}) {
+      fail(at(path), path, detail::fault_percent_range_error(text));
+      return std::nullopt;
+    }
+    return value;
   }
 
   std::optional<bool> boolean(const YAML::Node &map, std::string_view key,

@@ -19,7 +19,9 @@ constexpr size_t kMaxSubdomainLength = 253;
 constexpr size_t kMaxTrustDomainLength = 255;
 constexpr std::string_view kSpiffeScheme = "spiffe://";
 
-bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 bool is_alnum(char c) {
   return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
@@ -112,6 +114,20 @@ bool is_label_value(std::string_view s) {
   if (s.size() > kMaxLabelLength || !is_alnum(s.front()) || !is_alnum(s.back())) return false;
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
+std::optional<std::string> selector_label_error(std::string_view key, std::string_view value) {
+  if (!is_label_key(key)) {
+    return quoted(key) +
+           " is not a label key (an optional DNS-1123 subdomain and '/', then at most 63 letters, "
+           "digits, '-', '_' or '.', starting and ending with a letter or digit)";
+  }
+  if (!is_label_value(value)) {
+    return quoted(value) +
+           " is not a label value (empty, or at most 63 letters, digits, '-', '_' or '.', "
+           "starting and ending with a letter or digit)";
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> principal_error(std::string_view principal) {
@@ -220,8 +236,8 @@ std::optional<std::string> maglev_table_size_error(uint64_t size, std::string_vi
     while (!is_prime(below)) --below;
     uint64_t above = size + 1;
     while (!is_prime(above)) ++above;
-    what += " (the nearest primes are " + std::to_string(below) + " and " +
-            std::to_string(above) + ")";
+    what +=
+        " (the nearest primes are " + std::to_string(below) + " and " + std::to_string(above) + ")";
   }
   return what;
 }

@@ -28,7 +28,7 @@ std::string_view family_name(Family family);
 struct IpAddress {
   Family family;
   std::array<uint8_t, 16> bytes;  // network order; IPv4 in bytes[0..4), the rest zero
-  auto operator<=>(const IpAddress&) const = default;
+  auto operator<=>(const IpAddress &) const = default;
 };
 
 // A strict dotted quad (no leading zeros, each part 0..255) or an IPv6 address as inet_pton()
@@ -37,7 +37,7 @@ std::optional<IpAddress> parse_address(std::string_view s);
 
 // ::ffff:a.b.c.d. The kernel sees a connect to one as IPv4, so as a configured address it would
 // be an IPv4 address in disguise. Returns the IPv4 form.
-std::optional<std::string> ipv4_mapped(const IpAddress& address);
+std::optional<std::string> ipv4_mapped(const IpAddress &address);
 
 // Nothing when size is a prime in [SM_MAGLEV_MIN_SIZE, SM_MAGLEV_MAX_SIZE]; otherwise what is
 // wrong, for spec.maglev.tableSize ("must be a prime between 13 and 65521, got <written>...").
@@ -55,6 +55,9 @@ bool is_dns1123_subdomain(std::string_view s);
 // a value is empty or such a name.
 bool is_label_key(std::string_view s);
 bool is_label_value(std::string_view s);
+
+// What is wrong with one label of a selector (is_label_key, is_label_value), or nothing.
+std::optional<std::string> selector_label_error(std::string_view key, std::string_view value);
 
 // What is wrong with a principal of an AuthorizationPolicy source, or nothing (docs/config.md,
 // "AuthorizationPolicy").

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "check.h"
+#include "resilience_check.h"
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/resources/names.h"
 #include "syntax.h"
@@ -217,6 +218,8 @@ class Checker {
     check_maglev(svc);
     check_endpoints(svc);
     check_subsets(svc);
+    check_resilience(
+        svc, [this](const std::string &path, const std::string &what) { report(path, what); });
     check_vip_families(svc);
   }
 
@@ -268,12 +271,8 @@ class Checker {
       case v1::LB_POLICY_UNSPECIFIED:
       case v1::LB_POLICY_RANDOM:
       case v1::LB_POLICY_ROUND_ROBIN:
-      case v1::LB_POLICY_MAGLEV:
-        return;
       case v1::LB_POLICY_LEAST_CONNECTIONS:
-        report("spec.lbPolicy",
-               "LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use "
-               "RANDOM, ROUND_ROBIN or MAGLEV");
+      case v1::LB_POLICY_MAGLEV:
         return;
       default:
         report("spec.lbPolicy", "unknown policy " + std::to_string(int(policy)));
@@ -408,17 +407,8 @@ class Checker {
     // Map order is not defined: report in key order.
     std::map<std::string, std::string> sorted(labels.begin(), labels.end());
     for (const auto &[key, value] : sorted) {
-      const std::string path = "spec.selector.matchLabels." + key;
-      if (!is_label_key(key)) {
-        report(path, quoted(key) +
-                         " is not a label key (an optional DNS-1123 subdomain and '/', then at "
-                         "most 63 letters, digits, '-', '_' or '.', starting and ending with a "
-                         "letter or digit)");
-      } else if (!is_label_value(value)) {
-        report(path, quoted(value) +
-                         " is not a label value (empty, or at most 63 letters, digits, '-', '_' "
-                         "or '.', starting and ending with a letter or digit)");
-      }
+      if (auto error = selector_label_error(key, value))
+        report("spec.selector.matchLabels." + key, *error);
     }
     switch (policy.action()) {
       case v1::AUTHORIZATION_ACTION_UNSPECIFIED:

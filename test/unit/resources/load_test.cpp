@@ -1,4 +1,6 @@
 // YAML -> snapshot: every structural and semantic rule of docs/config.md, with the exact message.
+#include "sockmesh/resources/load.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -7,7 +9,6 @@
 #include <string_view>
 #include <vector>
 
-#include "sockmesh/resources/load.h"
 #include "sockmesh/resources/names.h"
 
 namespace sockmesh::resources {
@@ -15,7 +16,9 @@ namespace {
 
 using Errors = std::vector<std::string>;
 
-Errors errors_of(std::string_view yaml) { return load_yaml_string(yaml, "demo.yaml").errors; }
+Errors errors_of(std::string_view yaml) {
+  return load_yaml_string(yaml, "demo.yaml").errors;
+}
 
 // A workload the services below can point at; 4 lines.
 constexpr std::string_view kWorkload = R"(apiVersion: sockmesh/v1
@@ -83,7 +86,9 @@ struct Case {
   std::string error;
 };
 
-void PrintTo(const Case &c, std::ostream *os) { *os << c.name; }
+void PrintTo(const Case &c, std::ostream *os) {
+  *os << c.name;
+}
 
 class LoadErrorTest : public testing::TestWithParam<Case> {};
 
@@ -131,7 +136,8 @@ const Case kEnvelopeCases[] = {
      "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\nspec:\n  addresses: []\n"
      "  addresses: []\n",
      R"(demo.yaml:6: node "default/n1": spec.addresses: duplicate field)"},
-    {"LabelsNotMap", "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1, labels: [a]}\nspec: {}\n",
+    {"LabelsNotMap",
+     "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1, labels: [a]}\nspec: {}\n",
      R"(demo.yaml:3: node "default/n1": metadata.labels: must be a map, got a list)"},
     {"LabelValueNotString",
      "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1, labels: {a: [b]}}\nspec: {}\n",
@@ -195,8 +201,7 @@ const Case kWorkloadCases[] = {
      R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: "::ffff:10.78.1.10" is an IPv4-mapped IPv6 address; write it as 10.78.1.10)"},
     {"AddressIpv6UnquotedColonEnd", workload("  node: n1\n  addresses:\n    - fd00:78::\n"),
      R"(demo.yaml:7: workload "demo/w": spec.addresses[0]: must be a string, got a map (YAML reads an unquoted item ending in ':' as a map; quote it: "fd00:78::"))"},
-    {"AddressSecondIpv4",
-     workload("  node: n1\n  addresses:\n    - 10.78.1.10\n    - 10.1.1.2\n"),
+    {"AddressSecondIpv4", workload("  node: n1\n  addresses:\n    - 10.78.1.10\n    - 10.1.1.2\n"),
      R"(demo.yaml:8: workload "demo/w": spec.addresses[1]: a workload has at most one IPv4 and one IPv6 address; "10.1.1.2" is its second IPv4 address)"},
     {"AddressSecondIpv6",
      workload("  node: n1\n  addresses:\n    - fd00:78::1\n    - 10.78.1.10\n    - fd00:78::2\n"),
@@ -310,12 +315,9 @@ const Case kServiceCases[] = {
      R"(demo.yaml:6: service "demo/web": spec.lbPolicy: unknown policy "maglev" (one of RANDOM, ROUND_ROBIN, LEAST_CONNECTIONS, MAGLEV))"},
     {"LbPolicyNotString", service(std::string(kVip) + "  lbPolicy: [MAGLEV]\n"),
      R"(demo.yaml:6: service "demo/web": spec.lbPolicy: must be a string, got a list)"},
-    {"LbPolicyLeastConnections", service(std::string(kVip) + "  lbPolicy: LEAST_CONNECTIONS\n"),
-     R"(demo.yaml:6: service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"},
     {"MaglevWithDefaultPolicy", service(std::string(kVip) + "  maglev: {tableSize: 4093}\n"),
      R"(demo.yaml:6: service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is RANDOM)"},
-    {"MaglevWithRoundRobin",
-     service(std::string(kVip) + "  lbPolicy: ROUND_ROBIN\n  maglev: {}\n"),
+    {"MaglevWithRoundRobin", service(std::string(kVip) + "  lbPolicy: ROUND_ROBIN\n  maglev: {}\n"),
      R"(demo.yaml:7: service "demo/web": spec.maglev: only allowed with lbPolicy MAGLEV; this service's is ROUND_ROBIN)"},
     {"MaglevNotMap", service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: 4093\n"),
      R"(demo.yaml:7: service "demo/web": spec.maglev: must be a map, got "4093")"},
@@ -375,48 +377,48 @@ const Case kServiceCases[] = {
      service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: -80}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].port: must be between 1 and 65535, got -80)"},
     {"EndpointWeightTooBig",
-     service(std::string(kVip) +
-             "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
-             "    - {workload: web-v1-a, port: 8081, weight: 20000}\n"),
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
+                                 "    - {workload: web-v1-a, port: 8081, weight: 20000}\n"),
      R"(demo.yaml:8: service "demo/web": spec.endpoints[1].weight: must be between 0 and 10000, got 20000)"},
     {"EndpointWeightOverflowsUint32",
      service(std::string(kVip) +
              "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 4294967296}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].weight: must be between 0 and 10000, got 4294967296)"},
     {"EndpointWeightHuge",
-     service(std::string(kVip) +
-             "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 99999999999999999999999}\n"),
+     service(
+         std::string(kVip) +
+         "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 99999999999999999999999}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].weight: must be between 0 and 10000, got 99999999999999999999999)"},
     {"EndpointDuplicate",
-     service(std::string(kVip) +
-             "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
-             "    - {workload: web-v1-a, port: 8080, weight: 3}\n"),
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
+                                 "    - {workload: web-v1-a, port: 8080, weight: 3}\n"),
      R"(demo.yaml:8: service "demo/web": spec.endpoints[1]: duplicate of spec.endpoints[0] (workload "web-v1-a", port 8080))"},
     {"EndpointWeightNotInteger",
-     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: heavy}\n"),
+     service(std::string(kVip) +
+             "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: heavy}\n"),
      R"(demo.yaml:7: service "demo/web": spec.endpoints[0].weight: must be an integer, got "heavy")"},
     {"EndpointWeightOnlyOneAndZero",
-     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"),
+     service(std::string(kVip) +
+             "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"),
      R"(demo.yaml:6: service "demo/web": spec.endpoints: every endpoint has weight 0; at least one must be positive)"},
     {"TooManyEndpointsForTheMap", service(std::string(kVip) + endpoints(70)),
      R"(demo.yaml:6: service "demo/web": spec.endpoints: at most 64 endpoints per service, got 70)"},
     {"EndpointWeightsAllZero",
-     service(std::string(kVip) +
-             "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"
-             "    - {workload: web-v1-a, port: 8081, weight: 0}\n"),
+     service(std::string(kVip) + "  endpoints:\n    - {workload: web-v1-a, port: 8080, weight: 0}\n"
+                                 "    - {workload: web-v1-a, port: 8081, weight: 0}\n"),
      R"(demo.yaml:6: service "demo/web": spec.endpoints: every endpoint has weight 0; at least one must be positive)"},
     {"SubsetsNotList", service(std::string(kVip) + "  subsets: {v1: 80}\n"),
      R"(demo.yaml:6: service "demo/web": spec.subsets: must be a list, got a map)"},
     {"SubsetNameBad",
-     service(std::string(kVip) + "  subsets:\n    - {name: V1, labels: {version: v1}, weight: 1}\n"),
+     service(std::string(kVip) +
+             "  subsets:\n    - {name: V1, labels: {version: v1}, weight: 1}\n"),
      R"(demo.yaml:7: service "demo/web": spec.subsets[0].name: "V1" is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters))"},
     {"SubsetNameMissing",
      service(std::string(kVip) + "  subsets:\n    - {labels: {version: v1}, weight: 1}\n"),
      R"(demo.yaml:7: service "demo/web": spec.subsets[0].name: required)"},
     {"SubsetNameDuplicate",
-     service(std::string(kVip) +
-             "  subsets:\n    - {name: v1, labels: {version: v1}, weight: 1}\n"
-             "    - {name: v1, labels: {version: v2}, weight: 1}\n"),
+     service(std::string(kVip) + "  subsets:\n    - {name: v1, labels: {version: v1}, weight: 1}\n"
+                                 "    - {name: v1, labels: {version: v2}, weight: 1}\n"),
      R"(demo.yaml:8: service "demo/web": spec.subsets[1].name: duplicate subset "v1" (also spec.subsets[0]))"},
     {"SubsetLabelsMissing",
      service(std::string(kVip) + "  subsets:\n    - {name: v1, weight: 1}\n"),
@@ -429,9 +431,8 @@ const Case kServiceCases[] = {
              "  subsets:\n    - {name: v1, labels: {version: v1}, weight: 10001}\n"),
      R"(demo.yaml:7: service "demo/web": spec.subsets[0].weight: must be between 0 and 10000, got 10001)"},
     {"SubsetWeightsAllZero",
-     service(std::string(kVip) +
-             "  subsets:\n    - {name: v1, labels: {version: v1}, weight: 0}\n"
-             "    - {name: v2, labels: {version: v2}, weight: 0}\n"),
+     service(std::string(kVip) + "  subsets:\n    - {name: v1, labels: {version: v1}, weight: 0}\n"
+                                 "    - {name: v2, labels: {version: v2}, weight: 0}\n"),
      R"(demo.yaml:6: service "demo/web": spec.subsets: every subset has weight 0; at least one must be positive)"},
     {"SubsetUnknownField",
      service(std::string(kVip) +
@@ -447,7 +448,9 @@ struct GoodCase {
   std::string yaml;
 };
 
-void PrintTo(const GoodCase &c, std::ostream *os) { *os << c.name; }
+void PrintTo(const GoodCase &c, std::ostream *os) {
+  *os << c.name;
+}
 
 class LoadGoodTest : public testing::TestWithParam<GoodCase> {};
 
@@ -463,41 +466,46 @@ const GoodCase kGoodCases[] = {
      service("  vips: [{address: \"fd00:0096:0000:0000:0000:0000:0000:000a\", port: 80}]\n")},
     {"VipIpv6Uppercase", service("  vips: [{address: \"FD00:96::A\", port: 80}]\n")},
     {"VipIpv6Loopback", service("  vips: [{address: \"::1\", port: 80}]\n")},
-    {"VipIpv6EmbeddedIpv4NotMapped", service("  vips: [{address: \"64:ff9b::10.96.0.10\", port: 80}]\n")},
+    {"VipIpv6EmbeddedIpv4NotMapped",
+     service("  vips: [{address: \"64:ff9b::10.96.0.10\", port: 80}]\n")},
     {"VipUdp", service("  vips: [{address: 10.96.0.53, port: 53, protocol: UDP}]\n")},
     {"VipUdpIpv6", service("  vips: [{address: \"fd00:96::53\", port: 53, protocol: UDP}]\n")},
     {"VipSameAddressAndPortTcpAndUdp",
      service("  vips:\n    - {address: 10.96.0.53, port: 53, protocol: UDP}\n"
              "    - {address: 10.96.0.53, port: 53, protocol: TCP}\n")},
-    {"VipIpv6SamePortOtherService",
-     service("  vips: [{address: \"fd00:96::a\", port: 80}]\n") +
-         api_service("[{address: \"fd00:96::b\", port: 80}]")},
+    {"VipIpv6SamePortOtherService", service("  vips: [{address: \"fd00:96::a\", port: 80}]\n") +
+                                        api_service("[{address: \"fd00:96::b\", port: 80}]")},
     {"PolicyRandom", service(std::string(kVip) + "  lbPolicy: RANDOM\n")},
     {"PolicyRoundRobin", service(std::string(kVip) + "  lbPolicy: ROUND_ROBIN\n")},
+    {"PolicyLeastConnections", service(std::string(kVip) + "  lbPolicy: LEAST_CONNECTIONS\n")},
     {"PolicyMaglevDefaultTable", service(std::string(kVip) + "  lbPolicy: MAGLEV\n")},
-    {"PolicyMaglevEmptySettings", service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {}\n")},
+    {"PolicyMaglevEmptySettings",
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {}\n")},
     {"MaglevSmallestTable",
-     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 13}\n" + endpoints(13))},
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 13}\n" +
+             endpoints(13))},
     {"MaglevLargestTable",
-     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 65521}\n" + endpoints(64))},
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 65521}\n" +
+             endpoints(64))},
     {"MaglevTableOfEndpointsSize",
-     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 61}\n" + endpoints(61))},
+     service(std::string(kVip) + "  lbPolicy: MAGLEV\n  maglev: {tableSize: 61}\n" +
+             endpoints(61))},
     {"WorkloadDualStack", workload("  node: n1\n  addresses: [10.78.1.10, \"fd00:78::10\"]\n")},
     {"WorkloadIpv6First", workload("  node: n1\n  addresses: [\"fd00:78::10\", 10.78.1.10]\n")},
     {"WorkloadIpv6Only", workload("  node: n1\n  addresses:\n    - fd00:78::10\n")},
-    {"NodeIpv6", "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\n"
-                 "spec: {addresses: [10.77.0.1, \"fd00:77::1\"]}\n"},
+    {"NodeIpv6",
+     "apiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n1}\n"
+     "spec: {addresses: [10.77.0.1, \"fd00:77::1\"]}\n"},
     {"DualStackVipsOneEndpointPerFamily",
      service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
              "    - {address: \"fd00:96::a\", port: 80}\n"
              "  endpoints:\n    - {workload: web-v1-a, port: 8080}\n"
              "    - {workload: web-v6, port: 8080}\n",
              kIpv6Workload)},
-    {"DualStackVipsDualStackEndpoint",
-     service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
-             "    - {address: \"fd00:96::a\", port: 80}\n"
-             "  endpoints: [{workload: web-ds, port: 8080}]\n",
-             kDualStackWorkload)},
+    {"DualStackVipsDualStackEndpoint", service("  vips:\n    - {address: 10.96.0.10, port: 80}\n"
+                                               "    - {address: \"fd00:96::a\", port: 80}\n"
+                                               "  endpoints: [{workload: web-ds, port: 8080}]\n",
+                                               kDualStackWorkload)},
     {"Ipv6VipWithoutEndpoints", service("  vips: [{address: \"fd00:96::a\", port: 80}]\n")},
 };
 INSTANTIATE_TEST_SUITE_P(Edges, LoadGoodTest, testing::ValuesIn(kGoodCases),

@@ -130,21 +130,12 @@ TEST(ValidateTest, OutOfRangeEnums) {
 }
 
 TEST(ValidateTest, SupportedPolicies) {
-  for (v1::LbPolicy policy :
-       {v1::LB_POLICY_RANDOM, v1::LB_POLICY_ROUND_ROBIN, v1::LB_POLICY_MAGLEV}) {
+  for (v1::LbPolicy policy : {v1::LB_POLICY_RANDOM, v1::LB_POLICY_ROUND_ROBIN,
+                              v1::LB_POLICY_LEAST_CONNECTIONS, v1::LB_POLICY_MAGLEV}) {
     v1::Snapshot s = base();
     s.mutable_services(0)->set_lb_policy(policy);
     EXPECT_EQ(validate(s), Errors{}) << v1::LbPolicy_Name(policy);
   }
-}
-
-TEST(ValidateTest, LeastConnectionsNotSupportedYet) {
-  v1::Snapshot s = base();
-  s.mutable_services(0)->set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS);
-  EXPECT_EQ(
-      validate(s),
-      Errors{
-          R"(service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)"});
 }
 
 TEST(ValidateTest, MaglevTableSize) {
