@@ -113,6 +113,33 @@ v1::DumpMapResponse AdminClient::dump_map(const std::string &name, std::uint32_t
   rpc::fail(impl_->peer, "DumpMap", status);
 }
 
+v1::ResilienceReport AdminClient::get_resilience(const std::string &ns, const std::string &name) {
+  v1::GetResilienceRequest request;
+  request.set_namespace_(ns);
+  request.set_name(name);
+  v1::ResilienceReport response;
+  const grpc::Status status =
+      rpc::invoke(impl_->peer, *impl_->stub, &v1::Admin::Stub::GetResilience, request, response);
+  if (status.ok()) return response;
+  if (!impl_->peer.interrupted.stop_requested()) {
+    const std::string &agent = impl_->peer.socket.describe;
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      const std::string service = ns.empty() ? fmt::format("service \"{}\" (any namespace)", name)
+                                             : fmt::format("service \"{}/{}\"", ns, name);
+      throw CliError(
+          fmt::format("{} not found on {} (`meshctl get services` lists the services it applied)",
+                      service, agent));
+    }
+    // An agent from before resilience at connect() (M8) has no such call.
+    if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED)
+      throw CliError(
+          fmt::format("{} does not serve GetResilience: its meshd predates resilience "
+                      "(upgrade meshd to the version of this meshctl)",
+                      agent));
+  }
+  rpc::fail(impl_->peer, "GetResilience", status);
+}
+
 void AdminClient::watch_services(
     const std::function<void(const v1::ListServicesResponse &)> &on_update) {
   grpc::ClientContext context;

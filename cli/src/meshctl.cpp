@@ -20,6 +20,7 @@
 #include "sockmesh/cli/observe_views.h"
 #include "sockmesh/cli/output.h"
 #include "sockmesh/cli/policy_views.h"
+#include "sockmesh/cli/resilience_views.h"
 #include "sockmesh/cli/target.h"
 #include "sockmesh/cli/views.h"
 
@@ -64,6 +65,7 @@ struct Options {
   std::size_t stats_top = 10;                     // `stats --top`
   bool stats_once = false;                        // `stats --once`
   bool fast_path_sockets = false;                 // `fastpath --sockets`
+  std::string resilience_service;                 // `resilience [SERVICE]`
 
   OutputFormat format() const { return *parse_output_format(output); }
 };
@@ -302,6 +304,28 @@ void cmd_get_desired_services(const Options &options, const Environment &env, st
                   desired_services_table, "services", out);
 }
 
+// The resilience part of `describe service`: the node agent's view of the service, or one line
+// saying why there is none. The service is meshcp's; the agent is optional, so its failures do not
+// fail the command (Ctrl-C still does).
+std::string describe_resilience(const Options &options, const Environment &env,
+                                const std::string &ns, const std::string &name) {
+  v1::ResilienceReport report;
+  std::string node;
+  try {
+    const AdminTarget target = resolve_target(options.target, env.run_root);
+    node = target.node;
+    report = AdminClient(target, timeout_of(options), env.interrupted).get_resilience(ns, name);
+  } catch (const CliError &e) {
+    return fmt::format("\n{}", field_line("Resilience", fmt::format("unavailable: {}", e.what())));
+  }
+  if (!report.node().empty()) node = report.node();
+  const std::string where = node.empty() ? "Resilience on this node" : "Resilience on node " + node;
+  if (report.services().empty()) {
+    return fmt::format("\n{}: not tracked (no TCP VIP: resilience decides TCP connects)\n", where);
+  }
+  return fmt::format("\n{}:\n{}", where, render_service_resilience(report.services(0)));
+}
+
 void cmd_describe_service(const Options &options, const Environment &env, std::ostream &out) {
   const std::string name = named_resource("service", options.names.front(), options.ns);
   auto client = connect_controlplane(options, env);
@@ -309,11 +333,17 @@ void cmd_describe_service(const Options &options, const Environment &env, std::o
   const auto it = services.find(name);
   if (it == services.end()) throw CliError(fmt::format("{} not in the control plane", name));
   out << render_service(it->second, client.list("workload"), client.get_status());
+  // named_resource gives "service/NAMESPACE/NAME".
+  const auto ns_begin = name.find('/') + 1, name_begin = name.find('/', ns_begin) + 1;
+  out << describe_resilience(options, env, name.substr(ns_begin, name_begin - ns_begin - 1),
+                             name.substr(name_begin));
 }
 
 void cmd_node_add(const Options &options, const Environment &env, std::ostream &out) {
-  const auto added = connect_controlplane(options, env).add_node(options.node_name, options.token_ttl_seconds);
-  if (options.format() == OutputFormat::table) return void(out << render_node_added(options.node_name, added));
+  const auto added =
+      connect_controlplane(options, env).add_node(options.node_name, options.token_ttl_seconds);
+  if (options.format() == OutputFormat::table)
+    return void(out << render_node_added(options.node_name, added));
   print_document(out, options.format(), added, DocumentLayout::single);
 }
 
@@ -322,7 +352,8 @@ void cmd_get_identities(const Options &options, const Environment &env, std::ost
   if (options.format() != OutputFormat::table)
     return print_document(out, options.format(), identities, DocumentLayout::single);
   const Table table = identities_table(identities, now_of(env));
-  out << field_line("Domain", identities.trust_domain()) << field_line("CA", identities.ca_cert_hash());
+  out << field_line("Domain", identities.trust_domain())
+      << field_line("CA", identities.ca_cert_hash());
   render_section(out, "Certificates", table, "No certificates issued.");
 }
 
@@ -381,6 +412,17 @@ void cmd_fastpath(const Options &options, const Environment &env, std::ostream &
   const auto report = fast_path_in_order(connect(options, env).get_fast_path());
   if (options.format() == OutputFormat::table)
     return void(out << render_fast_path(report, options.fast_path_sockets));
+  print_document(out, options.format(), report, DocumentLayout::single);
+}
+
+void cmd_resilience(const Options &options, const Environment &env, std::ostream &out) {
+  std::optional<ServiceFilter> filter;
+  if (!options.resilience_service.empty())
+    filter = ServiceFilter::parse(options.resilience_service);
+  const auto report = resilience_in_order(
+      connect(options, env)
+          .get_resilience(filter && filter->ns ? *filter->ns : "", filter ? filter->name : ""));
+  if (options.format() == OutputFormat::table) return void(out << render_resilience(report));
   print_document(out, options.format(), report, DocumentLayout::single);
 }
 
@@ -463,6 +505,7 @@ struct CommandLine {
   CLI::App *bpf_maps = nullptr;
   CLI::App *bpf_dump = nullptr;
   CLI::App *fastpath = nullptr;
+  CLI::App *resilience = nullptr;
   CLI::App *get = nullptr;
   CLI::App *get_services = nullptr;
   CLI::App *get_endpoints = nullptr;
@@ -487,8 +530,9 @@ struct CommandLine {
     app.footer(
         "apply, delete, describe, check, controlplane, get workloads|nodes|policies and get "
         "services --from-controlplane talk to meshcp (--controlplane); status, stats, bpf, "
-        "fastpath and the other gets talk to a node agent: without --node or --admin-socket, the "
-        "only one whose socket exists under /run/sockmesh.\n"
+        "fastpath, resilience and the other gets talk to a node agent (describe service too, for "
+        "its resilience part): without --node or --admin-socket, the only one whose socket exists "
+        "under /run/sockmesh.\n"
         "Exit codes: 0 success, 1 failure (on stderr, starting \"meshctl: \"), 2 usage error, 3 "
         "denied (check), 130 interrupted.");
     app.formatter(std::make_shared<UsageFormatter>());
@@ -560,6 +604,14 @@ struct CommandLine {
     fastpath->add_flag("--sockets", options.fast_path_sockets,
                        "Also list the sockets in the fast path (the agent lists at most 1000): "
                        "owner, local and remote address, network namespace, socket cookie");
+    resilience = app.add_subcommand(
+        "resilience",
+        "Resilience decided in the kernel at connect(): per service its settings, active "
+        "connections and refusals, per backend its connections, failures and ejection");
+    resilience
+        ->add_option("SERVICE", options.resilience_service,
+                     "Only this service: NAMESPACE/NAME, or NAME in any namespace")
+        ->type_name("");
     get = app.add_subcommand("get", "List resources");
     get->require_subcommand(0, 1);
     get_services = get->add_subcommand(
@@ -586,15 +638,19 @@ struct CommandLine {
     get_policies = get->add_subcommand(
         "policies", "Authorization policies in meshcp: action, selector, number of rules");
     get_policies->alias("authorizationpolicies");
-    get_identities = get->add_subcommand(
-        "identities", "Certificates meshcp's CA issued and still valid: per node, its own and its workloads' SVIDs");
-    get_identities->add_option("--for-node", options.node_name, "Only this node")->type_name("NAME");
+    get_identities = get->add_subcommand("identities",
+                                         "Certificates meshcp's CA issued and still valid: per "
+                                         "node, its own and its workloads' SVIDs");
+    get_identities->add_option("--for-node", options.node_name, "Only this node")
+        ->type_name("NAME");
     get_nodes = get->add_subcommand(
         "nodes", "Nodes in meshcp, whether their agent is connected and the version it ACKed");
     describe = app.add_subcommand("describe", "Show one resource of meshcp in detail");
     describe->require_subcommand(0, 1);
     describe_service = describe->add_subcommand(
-        "service", "A service's spec, version, and which agents ACKed that version");
+        "service",
+        "A service's spec, version, which agents ACKed that version, and the node agent's "
+        "resilience state of it (connections, failures, ejections per backend)");
     describe_service->alias("svc");
     describe_service
         ->add_option("NAME", options.names, "NAMESPACE/NAME, or NAME in the -n namespace")
@@ -673,9 +729,9 @@ struct CommandLine {
         ->type_name("SECONDS")
         ->check(CLI::Range(std::int64_t{1}, std::int64_t{604800}));
     version = app.add_subcommand("version", "Print meshctl's version");
-    for (auto *command :
-         {status, stats, bpf_maps, bpf_dump, fastpath, get_services, get_endpoints, get_workloads,
-          get_nodes, get_identities, node_add, controlplane_status, get_policies, check}) {
+    for (auto *command : {status, stats, bpf_maps, bpf_dump, fastpath, resilience, get_services,
+                          get_endpoints, get_workloads, get_nodes, get_identities, node_add,
+                          controlplane_status, get_policies, check}) {
       command
           ->add_option("-o,--output", options.output,
                        "Output format: table, json (protobuf's JSON mapping of the answer) or yaml "
@@ -735,6 +791,7 @@ struct CommandLine {
     if (bpf_maps->parsed()) return cmd_bpf_maps(options, env, out);
     if (bpf_dump->parsed()) return cmd_bpf_dump(options, env, out);
     if (fastpath->parsed()) return cmd_fastpath(options, env, out);
+    if (resilience->parsed()) return cmd_resilience(options, env, out);
     if (get_services->parsed()) {
       if (options.from_controlplane) return cmd_get_desired_services(options, env, out);
       return options.watch ? cmd_watch_services(options, env, out)

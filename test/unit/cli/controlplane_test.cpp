@@ -121,6 +121,12 @@ class ControlPlaneTest : public MeshctlHarness {
     return MeshctlHarness::run(args);
   }
 
+  // `describe service` asks the node agent for its resilience part too; these tests run none.
+  std::string no_agent() const {
+    return "no node agent found under " + env_.run_root.string() +
+           " (is meshd running? pick one with --node)";
+  }
+
   fs::path socket_;
   std::unique_ptr<testing::FakeControlPlane> cp_;
 };
@@ -563,7 +569,10 @@ TEST_F(ControlPlaneTest, DescribeServiceShowsWhichAgentsHoldItsVersion) {
       "n2     behind (has r1)\n"
       "n3     not connected\n"
       "n4     NACKed: service \"demo/web\": spec.vips[1].address: IPv6 is disabled on this node\n"
-      "n5     behind (has none)\n";
+      "n5     behind (has none)\n"
+      "\n"
+      "Resilience:  unavailable: " +
+      no_agent() + "\n";
   EXPECT_EQ(r.out, expected);
   EXPECT_EQ(run({"describe", "svc", "demo/web"}).out, expected);
 }
@@ -587,7 +596,10 @@ TEST_F(ControlPlaneTest, DescribeAServiceWithoutSubsetsOrAgents) {
             "web-v1-a   10.78.1.10,fd00:78:1::10   8080   1        -\n"
             "\n"
             "Agents:\n"
-            "No agents.\n");
+            "No agents.\n"
+            "\n"
+            "Resilience:  unavailable: " +
+                no_agent() + "\n");
 }
 
 TEST_F(ControlPlaneTest, DescribeAnUnknownService) {

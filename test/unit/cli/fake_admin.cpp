@@ -49,6 +49,29 @@ struct FakeAdmin::Server final : v1::Admin::Service {
     *out = owner.fast_path;
     return grpc::Status::OK;
   }
+  grpc::Status GetResilience(grpc::ServerContext *, const v1::GetResilienceRequest *request,
+                             v1::ResilienceReport *out) override {
+    std::lock_guard lock(owner.mutex_);
+    owner.resilience_requests.push_back(*request);
+    if (!owner.resilience_error.ok()) return owner.resilience_error;
+    *out = owner.resilience;
+    if (request->name().empty()) return grpc::Status::OK;
+    const auto selected = [&](const std::string &ns, const std::string &name) {
+      return name == request->name() &&
+             (request->namespace_().empty() || ns == request->namespace_());
+    };
+    out->clear_services();
+    out->clear_untracked_services();
+    for (const auto &s : owner.resilience.services())
+      if (selected(s.namespace_(), s.name())) *out->add_services() = s;
+    for (const auto &u : owner.resilience.untracked_services()) {
+      const auto slash = u.find('/');
+      if (selected(u.substr(0, slash), u.substr(slash + 1))) out->add_untracked_services(u);
+    }
+    if (out->services().empty() && out->untracked_services().empty())
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "service not found");
+    return grpc::Status::OK;
+  }
   grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
                        v1::DumpMapResponse *out) override {
     std::lock_guard lock(owner.mutex_);

@@ -35,6 +35,12 @@ class FakeAdmin {
   // GetFastPath answers fast_path, or fails with fast_path_error when that is not OK.
   v1::FastPathReport fast_path;
   grpc::Status fast_path_error;
+  // GetResilience answers `resilience` narrowed to the request's service (its untracked list
+  // too), NOT_FOUND when the request names a service in neither, or fails with resilience_error
+  // when that is not OK. resilience_requests records every request.
+  v1::ResilienceReport resilience;
+  grpc::Status resilience_error;
+  std::vector<v1::GetResilienceRequest> resilience_requests;
   // How long GetStatus takes to answer.
   std::chrono::milliseconds status_delay{0};
   // WatchServices sends these, then ends the stream with watch_end, or, with watch_holds_open,

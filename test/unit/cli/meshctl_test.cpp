@@ -1193,8 +1193,8 @@ TEST_F(MeshctlTest, MissingCommandNamesTheChoices) {
   auto r = run({});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
-            "meshctl: missing command, one of: status, stats, bpf, fastpath, get, describe, apply, "
-            "delete, check, controlplane, node, version (see meshctl --help)\n");
+            "meshctl: missing command, one of: status, stats, bpf, fastpath, resilience, get, "
+            "describe, apply, delete, check, controlplane, node, version (see meshctl --help)\n");
   r = run({"get"});
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,

@@ -38,6 +38,11 @@ class AdminClient {
   // path) throws CliError saying so.
   v1::FastPathReport get_fast_path();
 
+  // Resilience at connect(): every tracked service when `name` is empty, else the services called
+  // `name` in `ns` (any namespace when `ns` is empty). A service the agent does not hold
+  // (NOT_FOUND) and an agent without GetResilience (UNIMPLEMENTED) throw CliError saying so.
+  v1::ResilienceReport get_resilience(const std::string &ns, const std::string &name);
+
   // Calls on_update with each answer of WatchServices until the operator interrupts (then returns)
   // or the agent ends the stream (then throws CliError "<agent> closed the watch: <reason>").
   // `timeout` bounds the wait for the first answer only; failures before it read like those above.
