@@ -22,6 +22,7 @@
 
 #include "lib/fastpath.h"
 #include "lib/maps.h"
+#include "lib/resilience.h"
 #include "lib/sock_ops_ends.h"
 #include "lib/telemetry.h"
 #include "sockmesh/capture.h"
@@ -73,10 +74,13 @@ static __always_inline void sm_ops_client_closed(struct bpf_sock_ops *skops) {
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops) {
   struct sm_conn *conn;
+  struct sm_rs_conn *rs;
+  struct bpf_sock *sk = skops->sk; /* once, at a constant offset */
   switch (skops->op) {
     case BPF_SOCK_OPS_TCP_CONNECT_CB: {
       __u32 flags = sm_ops_client_connect(skops);
       if (sm_tm_record(skops)) flags |= BPF_SOCK_OPS_STATE_CB_FLAG | BPF_SOCK_OPS_RTT_CB_FLAG;
+      flags |= sm_rs_ops_connect(sk);
       if (flags) bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | flags);
       break;
     }
@@ -84,6 +88,8 @@ int sm_sockops(struct bpf_sock_ops *skops) {
       conn = sm_tm_record(skops);
       if (conn) sm_tm_established(skops, conn);
       sm_fp_established(skops, SM_FP_ACTIVE, 0);
+      rs = sm_rs_record(sk);
+      if (rs) sm_rs_succeeded(rs);
       break;
     case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
       sm_fp_established(skops, SM_FP_PASSIVE, 0);
@@ -92,9 +98,23 @@ int sm_sockops(struct bpf_sock_ops *skops) {
       conn = sm_tm_record(skops);
       if (conn) sm_tm_rtt(skops, conn);
       break;
+    case BPF_SOCK_OPS_RTO_CB: {
+      /* A connect timing out, or an RTO storm (docs/resilience.md). */
+      __u32 retransmits = skops->args[0];
+      rs = sm_rs_record(sk);
+      if (rs && sm_rs_rto_failure(skops->state == BPF_TCP_SYN_SENT, retransmits)) sm_rs_failed(rs);
+      break;
+    }
     case BPF_SOCK_OPS_STATE_CB: {
       /* Both read once, at constant offsets (the verifier refuses a computed context offset). */
       __u32 old_state = skops->args[0], new_state = skops->args[1];
+      rs = sm_rs_record(sk);
+      if (rs && new_state == BPF_TCP_CLOSE) {
+        /* Refused or timed out while connecting: the backend's failure. Closed by the
+         * application while connecting (no error): nobody's. */
+        if (old_state == BPF_TCP_SYN_SENT && sm_rs_sock_error(sk) != 0) sm_rs_failed(rs);
+        sm_rs_release(rs);
+      }
       conn = sm_tm_record(skops);
       if (new_state != BPF_TCP_CLOSE) {
         if (conn) sm_tm_state(conn, new_state);

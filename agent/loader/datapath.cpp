@@ -273,6 +273,7 @@ void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
           {skel_->progs.sm_recvmsg6, "cgroup/recvmsg6", "link_recvmsg6"},
           {skel_->progs.sm_getpeername4, "cgroup/getpeername4", "link_getpeername4"},
           {skel_->progs.sm_getpeername6, "cgroup/getpeername6", "link_getpeername6"},
+          {skel_->progs.sm_sock_release, "cgroup/sock_release", "link_sock_release"},
           {capture_->progs.sm_sockops, "sockops", "link_sockops"},
       },
       cgroup_fd, cgroup_id, OtherCgroup::kRefuse);
@@ -401,6 +402,18 @@ int Datapath::fastpath_fd() const {
 }
 int Datapath::netns_fd() const {
   return bpf_map__fd(skel_->maps.sm_netns);
+}
+int Datapath::service_states_fd() const {
+  return bpf_map__fd(skel_->maps.sm_service_states);
+}
+int Datapath::backend_states_fd() const {
+  return bpf_map__fd(skel_->maps.sm_backend_states);
+}
+int Datapath::fault_sources_fd() const {
+  return bpf_map__fd(skel_->maps.sm_fault_sources);
+}
+int Datapath::rate_sources_fd() const {
+  return bpf_map__fd(skel_->maps.sm_rate_sources);
 }
 
 std::vector<ProgramInfo> Datapath::programs() const {

@@ -88,6 +88,12 @@ class Datapath {
   // network namespaces (agent-written).
   int fastpath_fd() const;
   int netns_fd() const;
+  // Resilience (bpf/include/sockmesh/resilience.h): per-service and per-backend state, the
+  // sources a fault applies to (agent-written), per-source rate buckets.
+  int service_states_fd() const;
+  int backend_states_fd() const;
+  int fault_sources_fd() const;
+  int rate_sources_fd() const;
   bool fast_path_loaded() const { return fastpath_ != nullptr; }
 
   const std::string &pin_dir() const { return pin_dir_; }

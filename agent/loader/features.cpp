@@ -109,6 +109,10 @@ bool sk_msg_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_SK_MSG, BPF_SK_MSG_VERDICT, helper);
 }
 
+bool sock_release_has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_RELEASE, helper);
+}
+
 bool getsockopt_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT, helper);
 }
@@ -211,6 +215,15 @@ std::vector<FeatureProbe> feature_table() {
        [] { return sock_ops_has_helper(BPF_FUNC_sock_hash_update); }},
       {optional("helper:sockops:bpf_get_netns_cookie", "5.15", kWithoutFastPath),
        [] { return sock_ops_has_helper(BPF_FUNC_get_netns_cookie); }},
+      // Resilience (docs/resilience.md): charges given back when a socket is let go, bounded
+      // loops over a service's backends. (Its atomic instructions need 5.12, below the floor.)
+      {required("attach:cgroup/sock_release", "5.9"),
+       [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_RELEASE); }},
+      {required("helper:sock_release:bpf_sk_storage_get", "6.1"),
+       [] { return sock_release_has_helper(BPF_FUNC_sk_storage_get); }},
+      {required("helper:bpf_loop", "5.17"), [] { return has_helper(BPF_FUNC_loop); }},
+      {required("helper:sockops:bpf_loop", "5.17"),
+       [] { return sock_ops_has_helper(BPF_FUNC_loop); }},
       {optional("helper:bpf_set_retval", "5.18",
                 "a connect() or sendto() to a VIP with no usable endpoint fails with EPERM instead "
                 "of ECONNREFUSED"),

@@ -35,4 +35,13 @@ std::string format_key(const ServiceKey& key) {
   return format_endpoint(key.addr, key.port) + (key.proto == IPPROTO_UDP ? "/UDP" : "/TCP");
 }
 
+uint64_t service_id_of(const std::string& service) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a 64
+  for (unsigned char c : service) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash ? hash : 1;
+}
+
 }  // namespace sockmesh::reconcile

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "maglev/maglev.h"
+#include "sockmesh/resilience.h"
 
 namespace sockmesh::reconcile {
 
@@ -16,7 +17,8 @@ bool SlotImage::operator==(const SlotImage& other) const {
   if (a.count != b.count || a.total_weight != b.total_weight || a.policy != b.policy ||
       a.maglev_size != b.maglev_size || a.count > SM_MAX_BACKENDS)
     return false;
-  return std::memcmp(a.backends, b.backends, sizeof(sm_backend) * a.count) == 0 &&
+  return std::memcmp(&a.rs, &b.rs, sizeof(a.rs)) == 0 &&
+         std::memcmp(a.backends, b.backends, sizeof(sm_backend) * a.count) == 0 &&
          maglev == other.maglev;
 }
 
@@ -28,6 +30,19 @@ SlotImage to_slot_image(const DesiredService& service) {
   auto& set = image.set;
   std::memset(&set, 0, sizeof(set));
   set.policy = service.policy;
+  const auto &r = service.resilience;
+  set.rs.service = r.service_id;
+  set.rs.max_connections = r.max_connections;
+  set.rs.max_backend_connections = r.max_backend_connections;
+  set.rs.consecutive_failures = r.consecutive_failures;
+  set.rs.max_ejection_percent = r.max_ejection_percent;
+  set.rs.base_ejection_ns = r.base_ejection_ns;
+  set.rs.max_ejection_ns = r.max_ejection_ns;
+  set.rs.rate_interval_ns = r.rate_interval_ns;
+  set.rs.rate_burst_ns = r.rate_burst_ns;
+  set.rs.fault_ppm = r.fault_ppm;
+  set.rs.fault_errno = r.fault_errno;
+  set.rs.flags = (r.rate_per_source ? SM_RS_RATE_PER_SOURCE : 0) | (r.fault_scoped ? SM_RS_FAULT_SCOPED : 0);
   uint64_t cum = 0;
   std::vector<maglev::Backend> ring;
   for (const auto& backend : service.backends) {

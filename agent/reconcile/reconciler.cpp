@@ -5,13 +5,25 @@
 
 namespace sockmesh::reconcile {
 
-Reconciler::Reconciler(LbMaps &maps) : maps_(maps) {
+Reconciler::Reconciler(LbMaps &maps, ResilienceStates *states) : maps_(maps), states_(states) {
   for (auto &kernel : maps_.read_all()) {
     used_slots_.insert(kernel.slot);
     next_slot_ = std::max(next_slot_, kernel.slot + 1);
+    refs_.add(kernel.image);
     installed_[kernel.key] = {kernel.slot, std::move(kernel.image), true};
   }
+  // An earlier agent's entries: those its sets still name stay with their counts.
+  if (states_) states_->keep_only(refs_.all());
 }
+
+namespace {
+
+void append(StateKeys &to, const StateKeys &from) {
+  to.services.insert(to.services.end(), from.services.begin(), from.services.end());
+  to.backends.insert(to.backends.end(), from.backends.begin(), from.backends.end());
+}
+
+}  // namespace
 
 // Slots are handed out round-robin rather than lowest-free, so a slot released by a removed
 // service is not reused at once while a connect() may still be reading it.
@@ -52,6 +64,19 @@ ApplyStats Reconciler::commit(std::map<ServiceKey, SlotImage> images,
                               const std::vector<ServiceKey> &removals) {
   ApplyStats stats;
 
+  // Resilience state entries exist before any set names them; the images being replaced or
+  // removed give theirs up only after the writes (a key both sides share is never released).
+  StateKeys to_create;
+  std::vector<SlotImage> replaced;
+  if (states_) {
+    for (const auto &[key, image] : images) {
+      auto it = installed_.find(key);
+      if (it != installed_.end() && it->second.known && it->second.image == image) continue;
+      append(to_create, refs_.missing(image));
+    }
+    states_->create(to_create);
+  }
+
   // Removals: unbind first (new connects stop finding the service), then empty the slots.
   std::vector<uint32_t> cleared;
   for (const auto &key : removals) {
@@ -60,6 +85,7 @@ ApplyStats Reconciler::commit(std::map<ServiceKey, SlotImage> images,
     maps_.unbind(it->first);
     map_writes_++;
     cleared.push_back(it->second.slot);
+    if (states_) replaced.push_back(it->second.image);
     installed_.erase(it);
     stats.removed++;
   }
@@ -97,8 +123,13 @@ ApplyStats Reconciler::commit(std::map<ServiceKey, SlotImage> images,
   for (auto &[key, image] : images) {
     auto it = installed_.find(key);
     if (it == installed_.end()) continue;  // bound below
-    if (!it->second.known || !(it->second.image == image))
+    if (!it->second.known || !(it->second.image == image)) {
+      if (states_) {
+        refs_.add(image);
+        replaced.push_back(std::move(it->second.image));
+      }
       it->second = {it->second.slot, std::move(image), true};
+    }
   }
 
   for (size_t i = 0; i < binds.size(); i++) {
@@ -110,8 +141,14 @@ ApplyStats Reconciler::commit(std::map<ServiceKey, SlotImage> images,
       for (size_t j = i; j < binds.size(); j++) used_slots_.erase(binds[j].second);
       throw;
     }
+    if (states_) refs_.add(images.at(key));
     installed_[key] = {slot, std::move(images.at(key)), true};
     stats.added++;
+  }
+  if (states_) {
+    StateKeys released;
+    for (const auto &image : replaced) append(released, refs_.remove(image));
+    states_->release(released);
   }
   return stats;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "reconcile/lb_maps.h"
+#include "reconcile/resilience_states.h"
 
 namespace sockmesh::reconcile {
 
@@ -21,8 +22,9 @@ struct ApplyStats {
 
 class Reconciler {
  public:
-  // Adopts what the maps already hold.
-  explicit Reconciler(LbMaps &maps);
+  // Adopts what the maps already hold. With `states`, keeps the resilience state entries in step
+  // with the installed sets (created before a set names them, released once none does).
+  explicit Reconciler(LbMaps &maps, ResilienceStates *states = nullptr);
 
   // Throws when a desired service does not fit the kernel (std::invalid_argument, before any
   // write) or a map write fails (std::runtime_error); after a failed write the reconciler
@@ -51,6 +53,8 @@ class Reconciler {
                     const std::vector<ServiceKey> &removals);
 
   LbMaps &maps_;
+  ResilienceStates *states_ = nullptr;
+  StateRefs refs_;  // state keys of the installed images
   std::map<ServiceKey, Installed> installed_;
   std::set<uint32_t> used_slots_;
   uint32_t next_slot_ = 0;

@@ -2,6 +2,8 @@
 
 #include <netinet/in.h>
 
+#include <cerrno>
+
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -9,6 +11,7 @@
 
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/resources/names.h"
+#include "sockmesh/resources/resilience.h"
 #include "sockmesh/v1/resources.pb.h"
 
 namespace sockmesh::reconcile {
@@ -71,6 +74,8 @@ uint32_t kernel_policy(v1::LbPolicy policy) {
       return SM_LB_ROUND_ROBIN;
     case v1::LB_POLICY_MAGLEV:
       return SM_LB_MAGLEV;
+    case v1::LB_POLICY_LEAST_CONNECTIONS:
+      return SM_LB_LEAST_CONN;
     default:
       return SM_LB_RANDOM;
   }
@@ -115,6 +120,49 @@ DesiredService translate_service(const v1::Service& service, uint8_t family,
   return out;
 }
 
+constexpr uint64_t kNsPerMs = 1000000;
+
+}  // namespace
+
+DesiredResilience resilience_of(const v1::Service &service) {
+  namespace r = resources;
+  DesiredResilience out;
+  out.service_id = service_id_of(resources::resource_id(service.metadata()));
+  if (service.has_circuit_breaker()) {
+    out.max_connections = service.circuit_breaker().max_connections();
+    out.max_backend_connections = service.circuit_breaker().max_connections_per_backend();
+  }
+  if (service.has_outlier_detection()) {
+    const auto &od = service.outlier_detection();
+    out.consecutive_failures =
+        od.consecutive_failures() ? od.consecutive_failures() : r::kDefaultConsecutiveFailures;
+    const uint64_t base = od.base_ejection_time_ms() ? od.base_ejection_time_ms() : r::kDefaultBaseEjectionMs;
+    uint64_t max = od.max_ejection_time_ms() ? od.max_ejection_time_ms() : r::kDefaultMaxEjectionMs;
+    if (max < base) max = base;  // only a default max can be below a given base
+    out.base_ejection_ns = base * kNsPerMs;
+    out.max_ejection_ns = max * kNsPerMs;
+    out.max_ejection_percent =
+        od.has_max_ejection_percent() ? od.max_ejection_percent() : r::kDefaultMaxEjectionPercent;
+  }
+  if (service.has_rate_limit() && service.rate_limit().connections_per_second() > 0) {
+    const auto &rl = service.rate_limit();
+    const uint64_t rate = rl.connections_per_second();
+    const uint64_t burst = rl.burst() ? rl.burst() : rate;
+    out.rate_interval_ns = 1000000000ull / rate;
+    out.rate_burst_ns = (burst - 1) * out.rate_interval_ns;
+    out.rate_per_source = rl.per_source_workload();
+  }
+  if (service.has_fault_injection() && service.fault_injection().has_abort()) {
+    const auto &fi = service.fault_injection();
+    out.fault_ppm = r::fault_percent_ppm(fi.abort().percent());
+    out.fault_errno = uint32_t(r::fault_errno(fi.abort().error()).value_or(ECONNREFUSED));
+    out.fault_scoped = fi.has_sources();
+  }
+  return out;
+}
+
+namespace {
+
 uint8_t ip_proto(v1::Protocol protocol) {
   return protocol == v1::PROTOCOL_UDP ? IPPROTO_UDP : IPPROTO_TCP;
 }
@@ -134,7 +182,9 @@ DesiredState translate(const v1::Snapshot& snapshot) {
       auto it = by_family.find(key.addr.family);
       if (it == by_family.end())
         it = by_family.emplace(key.addr.family, translate_service(service, key.addr.family, workloads)).first;
-      state[key] = it->second;
+      auto &desired = state[key] = it->second;
+      // Resilience decides TCP connects only; a UDP VIP is balanced as before.
+      if (key.proto == IPPROTO_TCP) desired.resilience = resilience_of(service);
     }
   }
   return state;

@@ -5,6 +5,7 @@
 #include "reconcile/desired_state.h"
 
 namespace sockmesh::v1 {
+class Service;
 class Snapshot;
 class VirtualAddress;
 }  // namespace sockmesh::v1
@@ -16,6 +17,9 @@ namespace sockmesh::reconcile {
 inline constexpr uint64_t kSplitScale = 1u << 20;
 
 DesiredState translate(const sockmesh::v1::Snapshot &snapshot);
+
+// The kernel's resilience settings of a validated service, for its TCP VIPs.
+DesiredResilience resilience_of(const sockmesh::v1::Service &service);
 
 // The kernel key of a validated VIP.
 ServiceKey key_of(const sockmesh::v1::VirtualAddress &vip);

@@ -83,6 +83,12 @@ const char *reason_text(uint8_t reason) {
       return "no_backend";
     case SM_CLOSE_DENIED:
       return "denied";
+    case SM_CLOSE_OVERFLOW:
+      return "overflow";
+    case SM_CLOSE_RATE_LIMITED:
+      return "rate_limited";
+    case SM_CLOSE_FAULT:
+      return "fault";
     default:
       return "";
   }

@@ -38,12 +38,23 @@ constexpr const char *kNames[] = {
     "fastpath_map_full",    // SM_CNT_FASTPATH_MAP_FULL
     "fastpath_peer_missing",  // SM_CNT_FASTPATH_PEER_MISSING
     "fastpath_peer_gone",   // SM_CNT_FASTPATH_PEER_GONE
+    "connect_overflow",     // SM_CNT_RS_OVERFLOW
+    "connect_no_healthy_backend",  // SM_CNT_RS_NO_BACKEND
+    "connect_rerouted",     // SM_CNT_RS_REROUTED
+    "connect_rate_limited", // SM_CNT_RS_RATE_LIMITED
+    "connect_fault",        // SM_CNT_RS_FAULT
+    "backend_failures",     // SM_CNT_RS_FAILURES
+    "backend_ejections",    // SM_CNT_RS_EJECTIONS
+    "backend_ejections_held",  // SM_CNT_RS_EJECT_HELD
+    "connect_untracked",    // SM_CNT_RS_UNTRACKED
 };
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == SM_CNT__MAX);
 static_assert(SM_CNT_REVERSE_LOST == 8);
 static_assert(SM_CNT_GETSOCKOPT_MISS == 13);
 static_assert(SM_CNT_CONNECT_DENIED == 14);
 static_assert(SM_CNT_EVENTS_LOST == 16);
+static_assert(SM_CNT_FASTPATH_PEER_GONE == 23);
+static_assert(SM_CNT_RS_UNTRACKED == 32);
 
 }  // namespace
 

@@ -41,19 +41,35 @@ static __always_inline int sm_choose_index(void *inner, const struct sm_backend_
   }
 }
 
-/* Looks `key` up and, for a service, chooses a backend into *out. */
-static __always_inline int sm_balance(const struct sm_service_key *key, const struct sm_backend **out) {
+/* Looks `key` up: for a service, its slot, inner map and backend set (SM_LB_CHOSEN here means
+ * the set was found, SM_LB_NO_BACKEND that it was not). */
+static __always_inline int sm_lookup_set(const struct sm_service_key *key, __u32 *slot_out,
+                                         void **inner_out, const struct sm_backend_set **set_out) {
   const struct sm_service_value *svc = bpf_map_lookup_elem(&sm_services, key);
   if (!svc)
     return SM_LB_NOT_A_SERVICE;
   __u32 slot = svc->set_slot;
   __u32 zero = 0;
+  *slot_out = slot;
   void *inner = bpf_map_lookup_elem(&sm_backend_sets, &slot);
   if (!inner)
     return SM_LB_NO_BACKEND;
   const struct sm_backend_set *set = bpf_map_lookup_elem(inner, &zero);
   if (!set)
     return SM_LB_NO_BACKEND;
+  *inner_out = inner;
+  *set_out = set;
+  return SM_LB_CHOSEN;
+}
+
+/* Looks `key` up and, for a service, chooses a backend into *out. */
+static __always_inline int sm_balance(const struct sm_service_key *key, const struct sm_backend **out) {
+  __u32 slot = 0;
+  void *inner = 0;
+  const struct sm_backend_set *set = 0;
+  int found = sm_lookup_set(key, &slot, &inner, &set);
+  if (found != SM_LB_CHOSEN || !set)
+    return found;
   int idx = sm_choose_index(inner, set, slot);
   if (idx < 0 || idx >= SM_MAX_BACKENDS)
     return SM_LB_NO_BACKEND;

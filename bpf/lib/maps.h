@@ -11,6 +11,7 @@
 #include "sockmesh/fastpath.h"
 #include "sockmesh/lb_maps.h"
 #include "sockmesh/policy.h"
+#include "sockmesh/resilience.h"
 #include "sockmesh/telemetry.h"
 
 /* VIP:port/proto -> slot of the service's backend set. Pinned: survives agent restarts. */
@@ -239,6 +240,53 @@ struct {
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_netns SEC(".maps");
+
+/* Resilience (include/sockmesh/resilience.h). All pinned: counts of live connections outlive an
+ * agent restart. Entries are created and removed by the agent. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_MAX_SERVICES);
+  __type(key, __u64);
+  __type(value, struct sm_service_state);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_service_states SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, SM_RS_MAX_BACKEND_STATES);
+  __type(key, struct sm_backend_key);
+  __type(value, struct sm_backend_state);
+  __uint(map_flags, BPF_F_NO_PREALLOC); /* freed after an RCU grace period: a connect still
+                                           holding a removed entry writes to valid memory */
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_backend_states SEC(".maps");
+
+/* Per-source rate buckets: LRU, a source that stops connecting ages out. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct sm_rate_source_key);
+  __type(value, __u64);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_rate_sources SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, struct sm_rate_source_key);
+  __type(value, __u32);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_fault_sources SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct sm_rs_conn);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_rs_conns SEC(".maps");
 
 /* enum sm_counter -> count, per CPU. */
 struct {

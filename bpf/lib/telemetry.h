@@ -146,9 +146,10 @@ static __always_inline void sm_tm_refused(struct bpf_sock_addr *ctx,
   sm_tm_key_of(&key, asked, via_vip, dest, src, dst);
   struct sm_traffic_value *v = sm_tm_value(&key);
   if (v) {
+    /* Resilience's refusals are counted per service (sm_service_states), not per tuple. */
     if (reason == SM_CLOSE_NO_BACKEND)
       v->no_backend += 1;
-    else
+    else if (reason == SM_CLOSE_DENIED)
       v->denied += 1;
   }
   if (sm_tm_sampled(cfg, bpf_get_prandom_u32())) {

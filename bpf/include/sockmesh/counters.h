@@ -33,7 +33,17 @@ enum sm_counter {
   SM_CNT_FASTPATH_MAP_FULL = 21,   /* a socket left out: sm_fastpath full (or the key taken) */
   SM_CNT_FASTPATH_PEER_MISSING = 22, /* a direction on TCP: its first message found no peer */
   SM_CNT_FASTPATH_PEER_GONE = 23,  /* a message to TCP: the peer had closed */
-  SM_CNT__MAX = 24,
+  /* Resilience (docs/resilience.md). */
+  SM_CNT_RS_OVERFLOW = 24,     /* connect refused: the service at max_connections */
+  SM_CNT_RS_NO_BACKEND = 25,   /* connect refused: every backend ejected or at its limit */
+  SM_CNT_RS_REROUTED = 26,     /* connect sent elsewhere: its first pick ejected or full */
+  SM_CNT_RS_RATE_LIMITED = 27, /* connect refused by a rate limit */
+  SM_CNT_RS_FAULT = 28,        /* connect failed by fault injection */
+  SM_CNT_RS_FAILURES = 29,     /* failures counted against backends (refused, timed out, RTO storm) */
+  SM_CNT_RS_EJECTIONS = 30,    /* backends ejected */
+  SM_CNT_RS_EJECT_HELD = 31,   /* ejections held back by max_ejection_percent (or a concurrent one) */
+  SM_CNT_RS_UNTRACKED = 32,    /* a connection not charged: state entry or socket storage missing */
+  SM_CNT__MAX = 33,
 };
 
 #endif

@@ -32,6 +32,25 @@ enum sm_lb_policy {
   SM_LB_RANDOM = 0,      /* weighted random */
   SM_LB_ROUND_ROBIN = 1, /* weighted round-robin, one cursor per CPU and slot */
   SM_LB_MAGLEV = 2,      /* Maglev table indexed by a hash of the client's cgroup id */
+  SM_LB_LEAST_CONN = 3,  /* the less loaded of two weighted-random picks (resilience.h) */
+};
+
+/* A service's resilience settings (docs/resilience.md), in its backend set so that they change
+ * with its backends in one swap. All zero: connections are neither counted nor limited. */
+struct sm_resilience {
+  __u64 service;          /* the service's id (key of sm_service_states); 0: nothing tracked */
+  __u64 base_ejection_ns; /* first ejection's length */
+  __u64 max_ejection_ns;  /* cap on one ejection */
+  __u64 rate_interval_ns; /* rate limit: 1e9 / connections per second; 0: no rate limit */
+  __u64 rate_burst_ns;    /* how far ahead of now the bucket may run: (burst - 1) * interval */
+  __u32 flags;            /* SM_RS_* (resilience.h) */
+  __u32 max_connections;  /* per service; 0: no limit */
+  __u32 max_backend_connections; /* per backend; 0: no limit */
+  __u32 consecutive_failures;    /* failures in a row that eject; 0: outlier detection off */
+  __u32 max_ejection_percent;
+  __u32 fault_ppm;   /* connects failed by fault injection, per million; 0: none */
+  __u32 fault_errno; /* the errno they fail with (positive) */
+  __u32 pad;
 };
 
 /* An IPv4 address is in addr[0], the rest zero; all in network byte order. */
@@ -61,6 +80,7 @@ struct sm_backend_set {
   __u32 total_weight; /* == backends[count-1].weight_cum; 0 means no usable backend */
   __u32 policy;       /* enum sm_lb_policy */
   __u32 maglev_size;  /* entries of the Maglev table (policy MAGLEV), else 0 */
+  struct sm_resilience rs;
   struct sm_backend backends[SM_MAX_BACKENDS];
 };
 

@@ -116,6 +116,9 @@ enum sm_close_reason {
   SM_CLOSE_CONNECT_FAILED = 3, /* never established (refused, unreachable, timed out) */
   SM_CLOSE_NO_BACKEND = 4,     /* refused at connect(): the VIP has no usable backend */
   SM_CLOSE_DENIED = 5,         /* refused at connect() by authorization policy */
+  SM_CLOSE_OVERFLOW = 6,       /* refused at connect(): circuit breaker (docs/resilience.md) */
+  SM_CLOSE_RATE_LIMITED = 7,   /* refused at connect(): rate limit */
+  SM_CLOSE_FAULT = 8,          /* failed at connect() by fault injection */
 };
 
 struct sm_conn_event {

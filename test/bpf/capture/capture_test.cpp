@@ -391,7 +391,7 @@ TEST_F(CaptureFlowTest, ProgramsAndLinksOfBothCgroups) {
                        "sm_sendmsg4 cgroup/sendmsg4", "sm_sendmsg6 cgroup/sendmsg6",
                        "sm_recvmsg4 cgroup/recvmsg4", "sm_recvmsg6 cgroup/recvmsg6",
                        "sm_getpeername4 cgroup/getpeername4", "sm_getpeername6 cgroup/getpeername6",
-                       "sm_sockops sockops", "sm_sockops_agent sockops",
+                       "sm_sock_release cgroup/sock_release", "sm_sockops sockops", "sm_sockops_agent sockops",
                        "sm_getsockopt cgroup/getsockopt", "sm_fastpath_msg sk_msg"}));
   const std::string pins = "/sys/fs/bpf/sockmesh/" + node_;
   for (const char *name :

@@ -56,7 +56,10 @@ TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
                                    "helper:sk_msg:bpf_msg_redirect_hash",
                                    "helper:sk_msg:bpf_sk_storage_get",
                                    "helper:sockops:bpf_sock_hash_update",
-                                   "helper:sockops:bpf_get_netns_cookie"}));
+                                   "helper:sockops:bpf_get_netns_cookie",
+                                   "attach:cgroup/sock_release",
+                                   "helper:sock_release:bpf_sk_storage_get", "helper:bpf_loop",
+                                   "helper:sockops:bpf_loop"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));
   EXPECT_EQ(fast_path_missing(features), std::vector<std::string>{});

@@ -30,6 +30,7 @@
 
 #include "loader/datapath.h"
 #include "reconcile/bpf_lb_maps.h"
+#include "reconcile/bpf_resilience_states.h"
 #include "reconcile/reconciler.h"
 #include "telemetry/datapath_counters.h"
 
@@ -205,10 +206,13 @@ class SockLbTest : public ::testing::Test {
     datapath_ = std::make_unique<loader::Datapath>(node_, cgroup_, options);
     maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                    datapath_->backend_sets_fd());
-    reconciler_ = std::make_unique<reconcile::Reconciler>(*maps_);
+    states_ = std::make_unique<reconcile::BpfResilienceStates>(datapath_->service_states_fd(),
+                                                               datapath_->backend_states_fd());
+    reconciler_ = std::make_unique<reconcile::Reconciler>(*maps_, states_.get());
   }
   void close_datapath() {
     reconciler_.reset();
+    states_.reset();
     maps_.reset();
     datapath_.reset();
   }
@@ -257,6 +261,7 @@ class SockLbTest : public ::testing::Test {
   std::vector<std::string> subs_;
   std::unique_ptr<loader::Datapath> datapath_;
   std::unique_ptr<reconcile::BpfLbMaps> maps_;
+  std::unique_ptr<reconcile::BpfResilienceStates> states_;
   std::unique_ptr<reconcile::Reconciler> reconciler_;
 };
 

@@ -18,7 +18,7 @@ TEST_F(SockLbTest, ProgramsAreAttachedThroughPinnedLinks) {
                                              "cgroup/sendmsg4", "cgroup/sendmsg6",
                                              "cgroup/recvmsg4", "cgroup/recvmsg6",
                                              "cgroup/getpeername4", "cgroup/getpeername6",
-                                             "sockops", "sk_msg"}));
+                                             "cgroup/sock_release", "sockops", "sk_msg"}));
   EXPECT_TRUE(std::filesystem::exists("/sys/fs/bpf/sockmesh/" + node_ + "/link_connect4"));
   EXPECT_TRUE(std::filesystem::exists("/sys/fs/bpf/sockmesh/" + node_ + "/sm_services"));
 }

@@ -190,13 +190,13 @@ TEST(ValidateTest, MaglevTableSize) {
 
 // The figures docs/config.md gives for the kernel memory of a Maglev VIP port.
 TEST(ValidateTest, MaglevMemoryFiguresInTheDocs) {
-  EXPECT_EQ(SM_MAGLEV_CHUNK, 1552u);
+  EXPECT_EQ(SM_MAGLEV_CHUNK, 1624u);
   auto bytes_per_vip_port = [](uint64_t table_size) {
     return SM_MAGLEV_CHUNK * (1 + (table_size + SM_MAGLEV_CHUNK - 1) / SM_MAGLEV_CHUNK);
   };
-  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MIN_SIZE), 3104u);
-  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_DEFAULT_SIZE), 6208u);
-  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MAX_SIZE), 68288u);
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MIN_SIZE), 3248u);
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_DEFAULT_SIZE), 6496u);
+  EXPECT_EQ(bytes_per_vip_port(SM_MAGLEV_MAX_SIZE), 68208u);
 }
 
 TEST(ValidateTest, Ipv6VipsCompareAsAddresses) {
