@@ -35,6 +35,8 @@
 #include "reconcile/mesh_view.h"
 #include "reconcile/policy_maps.h"
 #include "reconcile/reconciler.h"
+#include "reconcile/bpf_resilience_states.h"
+#include "reconcile/fault_sources.h"
 #include "reconcile/translate.h"
 #include "sockmesh/capture_maps.h"
 #include "sockmesh/common/paths.h"
@@ -47,6 +49,7 @@
 #include "telemetry/map_inspector.h"
 #include "telemetry/metrics_exporter.h"
 #include "telemetry/names.h"
+#include "telemetry/resilience_report.h"
 #include "telemetry/traffic_counters.h"
 #include "xds/discovery_client.h"
 #include "xds/error_detail.h"
@@ -198,7 +201,10 @@ void Agent::start() {
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                     datapath_->backend_sets_fd());
-  reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_);
+  resilience_states_ = std::make_unique<reconcile::BpfResilienceStates>(
+      datapath_->service_states_fd(), datapath_->backend_states_fd());
+  reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_, resilience_states_.get());
+  fault_sources_ = std::make_unique<reconcile::FaultSourceMap>(datapath_->fault_sources_fd());
   spdlog::info("event=datapath_ready node={} pin_dir={} adopted={} adopted_services={}",
                options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services());
   start_telemetry();
@@ -248,6 +254,11 @@ void Agent::start() {
         proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
                                 options_.outbound_port, options_.tunnel_port, fast_path_.get()},
         *rotator_, *capture_maps_, policy_maps_.get());
+    {
+      // What was applied before the proxy existed (the last known good state).
+      std::lock_guard lock(mu_);
+      proxy_->set_upstreams(proxy::upstream_table_of(desired_, snapshot_.services()));
+    }
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
     client_ = std::make_unique<xds::DiscoveryClient>(
@@ -312,6 +323,40 @@ std::optional<v1::ErrorDetail> Agent::apply_candidate(const xds::KnownGood &cand
   return std::nullopt;
 }
 
+// The (service, workload) pairs a scoped fault applies to, from the services and this node's
+// workloads (their numbers are the proxy's). Without the proxy (file mode) workloads have no
+// numbers and a scoped fault applies to nobody (docs/resilience.md). Called with mu_ held.
+void Agent::sync_fault_sources() {
+  if (!fault_sources_) return;
+  reconcile::FaultSourceSet wanted;
+  if (proxy_ && mesh_view_) {
+    telemetry::Names names;
+    proxy_->name_numbers(&names);
+    std::map<std::string, uint32_t> number_of;
+    for (const auto &[n, w] : names.workloads) number_of[w.id] = n;
+    for (const auto &service : snapshot_.services()) {
+      if (!service.has_fault_injection() || !service.fault_injection().has_sources()) continue;
+      const uint64_t id =
+          reconcile::service_id_of(service.metadata().namespace_() + "/" + service.metadata().name());
+      for (const auto &[wid, w] : mesh_view_->workloads) {
+        if (w.node != options_.node) continue;
+        if (!reconcile::fault_source_matches(service.fault_injection().sources(), w.ns, w.labels))
+          continue;
+        auto it = number_of.find(wid);
+        if (it != number_of.end()) wanted.insert({id, it->second});
+      }
+    }
+  }
+  try {
+    const auto stats = fault_sources_->sync(wanted);
+    if (stats.written || stats.removed)
+      spdlog::info("event=fault_sources_synced entries={} written={} removed={}", wanted.size(),
+                   stats.written, stats.removed);
+  } catch (const std::exception &e) {
+    spdlog::error("event=fault_sources_sync_failed reason=\"{}\"", e.what());
+  }
+}
+
 void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta) {
   if (delta && !reconcile::touches_mesh_view(delta->changed, delta->removed)) return;
   auto view = std::make_shared<const reconcile::MeshView>(reconcile::mesh_view_of(state.resources));
@@ -325,6 +370,7 @@ void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *de
   {
     std::lock_guard lock(mu_);
     mesh_view_ = std::move(view);
+    sync_fault_sources();
   }
   refresh_log_names();
 }
@@ -463,6 +509,9 @@ std::optional<std::string> Agent::apply_service_change(const xds::KnownGood &sta
 
 void Agent::record_applied(const reconcile::ApplyStats &stats, int64_t micros,
                            std::string_view path) {
+  // The proxy retries failed connects on other backends of the same VIP (M8).
+  if (proxy_) proxy_->set_upstreams(proxy::upstream_table_of(desired_, snapshot_.services()));
+  sync_fault_sources();
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();
@@ -855,6 +904,20 @@ v1::FastPathReport Agent::fast_path() {
   v1::FastPathReport report;
   report.set_switched_on(false);
   report.set_supported(datapath_->fast_path_loaded());
+  return report;
+}
+
+v1::ResilienceReport Agent::resilience(const std::string &ns, const std::string &name) {
+  telemetry::ResilienceSelection selection;
+  {
+    // Only the selection is taken under the lock; the maps are read after it.
+    std::lock_guard lock(mu_);
+    selection = telemetry::select_resilience(desired_, ns, name);
+  }
+  auto report =
+      telemetry::resilience_report(selection, datapath_->service_states_fd(),
+                                   datapath_->backend_states_fd(), telemetry::read_clocks());
+  report.set_node(options_.node);
   return report;
 }
 

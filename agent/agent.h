@@ -30,6 +30,8 @@ class Datapath;
 namespace reconcile {
 struct ApplyStats;
 class BpfLbMaps;
+class BpfResilienceStates;
+class FaultSourceMap;
 class Reconciler;
 }  // namespace reconcile
 namespace admin {
@@ -103,6 +105,7 @@ class Agent : public admin::AdminState {
   v1::ListMapsResponse maps() override;
   v1::DumpMapResponse dump_map(const std::string &name, uint32_t limit) override;
   v1::FastPathReport fast_path() override;
+  v1::ResilienceReport resilience(const std::string &ns, const std::string &name) override;
   bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) override;
 
  private:
@@ -124,6 +127,7 @@ class Agent : public admin::AdminState {
   // next push by a hundred milliseconds); a stop writes what is unwritten.
   // After the kernel took a change, or refused it (mu_ held).
   void record_applied(const reconcile::ApplyStats &stats, int64_t micros, std::string_view path);
+  void sync_fault_sources();
   std::string record_kernel_failure(const std::exception &e);
   void request_persist();
   void persist_loop();
@@ -150,7 +154,9 @@ class Agent : public admin::AdminState {
   std::vector<loader::Feature> features_;  // probed at start; constant afterwards
   std::unique_ptr<loader::Datapath> datapath_;
   std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;
+  std::unique_ptr<reconcile::BpfResilienceStates> resilience_states_;  // before reconciler_
   std::unique_ptr<reconcile::Reconciler> reconciler_;
+  std::unique_ptr<reconcile::FaultSourceMap> fault_sources_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<xds::LastKnownGood> lkg_;
   std::unique_ptr<xds::DiscoveryClient> client_;

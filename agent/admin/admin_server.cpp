@@ -59,14 +59,12 @@ class AdminService final : public v1::Admin::Service {
   }
   grpc::Status DumpMap(grpc::ServerContext *, const v1::DumpMapRequest *request,
                        v1::DumpMapResponse *reply) override {
-    try {
-      *reply = state_.dump_map(request->name(), request->limit());
-      return grpc::Status::OK;
-    } catch (const std::out_of_range &e) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
-    } catch (const std::exception &e) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
-    }
+    return guarded_lookup([&] { *reply = state_.dump_map(request->name(), request->limit()); });
+  }
+  grpc::Status GetResilience(grpc::ServerContext *, const v1::GetResilienceRequest *request,
+                             v1::ResilienceReport *reply) override {
+    return guarded_lookup(
+        [&] { *reply = state_.resilience(request->namespace_(), request->name()); });
   }
 
  private:
@@ -75,6 +73,19 @@ class AdminService final : public v1::Admin::Service {
     try {
       fn();
       return grpc::Status::OK;
+    } catch (const std::exception &e) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    }
+  }
+  // For calls whose request names something (a map, a service): std::out_of_range is a name the
+  // agent does not hold, NOT_FOUND with its message.
+  template <typename Fn>
+  grpc::Status guarded_lookup(Fn fn) {
+    try {
+      fn();
+      return grpc::Status::OK;
+    } catch (const std::out_of_range &e) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, e.what());
     } catch (const std::exception &e) {
       return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }

@@ -25,6 +25,9 @@ class AdminState {
   virtual v1::DumpMapResponse dump_map(const std::string &name, uint32_t limit) = 0;
   // The same-node fast path: on or off and why, per workload, the counters.
   virtual v1::FastPathReport fast_path() = 0;
+  // Resilience at connect(): every tracked service when `name` is empty, else the services called
+  // `name` in `ns` (any namespace when empty). Throws std::out_of_range when `name` names none.
+  virtual v1::ResilienceReport resilience(const std::string &ns, const std::string &name) = 0;
   // Blocks until the config generation differs from `generation` (true) or `limit` passes (false).
   virtual bool wait_for_change(uint64_t generation, std::chrono::milliseconds limit) = 0;
 };

@@ -329,6 +329,69 @@ void add_fast_path(Families &f, const v1::FastPathReport &fp) {
     Families::sample(fallbacks, {{"reason", reason}}, double(count));
 }
 
+// Resilience at connect() (ResilienceReport, what `meshctl resilience` shows): per tracked service
+// and per backend, labelled like the traffic families' services and backends. Entries the kernel
+// has no state for have no series; every tracked service has all four refusal reasons.
+void add_resilience(Families &f, const v1::ResilienceReport &report) {
+  auto &service_active = f.add("sockmesh_service_active_connections",
+                               "Connections the kernel charges to a service on this node now "
+                               "(what maxConnections limits).",
+                               kGauge);
+  auto &refused = f.add("sockmesh_service_refused_connections_total",
+                        "Connects to a service refused at connect() by resilience, by reason: "
+                        "overflow (maxConnections), no_backend (every backend ejected or full), "
+                        "rate_limited, fault (fault injection).",
+                        kCounter);
+  for (const auto &s : report.services()) {
+    if (!s.state().tracked()) continue;
+    const std::string service = s.namespace_() + "/" + s.name();
+    Families::sample(service_active, {{"service", service}},
+                     double(s.state().active_connections()));
+    const std::pair<const char *, uint64_t> by_reason[] = {
+        {"overflow", s.state().overflows()},
+        {"no_backend", s.state().no_backend()},
+        {"rate_limited", s.state().rate_limited()},
+        {"fault", s.state().faults()}};
+    for (const auto &[reason, count] : by_reason)
+      Families::sample(refused, {{"service", service}, {"reason", reason}}, double(count));
+  }
+  struct Field {
+    const char *name, *help;
+    MetricType type;
+    double (*value)(const v1::BackendResilience &);
+  };
+  static const Field fields[] = {
+      {"sockmesh_backend_active_connections",
+       "Connections the kernel charges to a backend of a service on this node now (what "
+       "maxConnectionsPerBackend limits).",
+       kGauge, [](const v1::BackendResilience &b) { return double(b.active_connections()); }},
+      {"sockmesh_backend_connects_total", "Connects charged to a backend of a service.", kCounter,
+       [](const v1::BackendResilience &b) { return double(b.connects()); }},
+      {"sockmesh_backend_failures_total",
+       "Failures counted against a backend (refused, timed out, retransmission storm).", kCounter,
+       [](const v1::BackendResilience &b) { return double(b.failures()); }},
+      {"sockmesh_backend_ejected", "1 while outlier detection keeps a backend out, else 0.", kGauge,
+       [](const v1::BackendResilience &b) { return b.ejected() ? 1.0 : 0.0; }},
+      {"sockmesh_backend_ejections_total", "Times outlier detection ejected a backend.", kCounter,
+       [](const v1::BackendResilience &b) { return double(b.ejections_total()); }},
+      {"sockmesh_backend_overflows_total",
+       "Connects that found a backend at maxConnectionsPerBackend.", kCounter,
+       [](const v1::BackendResilience &b) { return double(b.overflows()); }},
+  };
+  for (const Field &field : fields) {
+    auto &family = f.add(field.name, field.help, field.type);
+    for (const auto &s : report.services()) {
+      const std::string service = s.namespace_() + "/" + s.name();
+      for (const auto &b : s.backends()) {
+        if (!b.tracked()) continue;
+        Families::sample(
+            family, {{"service", service}, {"backend", b.address()}, {"workload", b.workload()}},
+            field.value(b));
+      }
+    }
+  }
+}
+
 // Everything computed at scrape time from the admin state.
 class ScrapeCollector final : public prometheus::Collectable {
  public:
@@ -341,6 +404,13 @@ class ScrapeCollector final : public prometheus::Collectable {
     const v1::TrafficReport traffic = state_.traffic();
     const v1::ListMapsResponse maps = state_.maps();
     const v1::FastPathReport fast_path = state_.fast_path();
+    v1::ResilienceReport resilience;
+    try {
+      resilience = state_.resilience("", "");
+    } catch (const std::exception &) {
+      // The resilience maps could not be read: their families have no series this scrape, the
+      // rest is served.
+    }
 
     sample_info(f, status);
     add_traffic(f, traffic);
@@ -352,6 +422,7 @@ class ScrapeCollector final : public prometheus::Collectable {
       Families::sample(events, {{"counter", c.name()}}, double(c.value()));
     add_denials(f, status);
     add_fast_path(f, fast_path);
+    add_resilience(f, resilience);
 
     add_maps(f, maps);
     add_programs(f, status);

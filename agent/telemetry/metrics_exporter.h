@@ -1,8 +1,8 @@
 // meshd's Prometheus endpoint (docs/metrics.md): `/metrics` on --metrics-address, text exposition.
 // Everything but the config-apply histogram is computed at scrape time from the same messages the
-// admin API serves (AdminState::status(), traffic(), maps(), fast_path()): meshctl and Prometheus
-// read one source of truth. prometheus-cpp and gRPC stay out of this header (pimpl): cheap to
-// include.
+// admin API serves (AdminState::status(), traffic(), maps(), fast_path(), resilience()): meshctl
+// and Prometheus read one source of truth. prometheus-cpp and gRPC stay out of this header
+// (pimpl): cheap to include.
 #pragma once
 
 #include <memory>

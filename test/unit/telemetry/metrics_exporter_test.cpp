@@ -44,9 +44,16 @@ class FakeAdminState : public admin::AdminState {
     std::lock_guard lock(mu);
     return fast_path_;
   }
+  v1::ResilienceReport resilience(const std::string &, const std::string &) override {
+    std::lock_guard lock(mu);
+    if (resilience_fails) throw std::runtime_error("sm_service_states is not loaded");
+    return resilience_;
+  }
   bool wait_for_change(uint64_t, std::chrono::milliseconds) override { return false; }
 
   std::mutex mu;
+  v1::ResilienceReport resilience_;
+  bool resilience_fails = false;
   v1::AgentStatus status_;
   v1::TrafficReport traffic_;
   v1::ListMapsResponse maps_;
@@ -168,6 +175,38 @@ void fill(FakeAdminState &s) {
   w = fp.add_workloads();
   w->set_workload("demo/batch");  // netns unknown: no sockets
   w->set_netns_unknown_reason("no process in its cgroup yet");
+
+  // demo/web: one busy backend, one ejected, one the kernel has no entry for; demo/api: no
+  // service entry yet.
+  auto *rs = s.resilience_.add_services();
+  rs->set_namespace_("demo");
+  rs->set_name("web");
+  rs->mutable_state()->set_tracked(true);
+  rs->mutable_state()->set_active_connections(12);
+  rs->mutable_state()->set_overflows(3);
+  rs->mutable_state()->set_rate_limited(41);
+  rs->mutable_state()->set_faults(7);
+  auto *b = rs->add_backends();
+  b->set_workload("demo/web-v1-a");
+  b->set_address("10.78.1.10:8080");
+  b->set_tracked(true);
+  b->set_active_connections(4);
+  b->set_connects(1203);
+  b = rs->add_backends();
+  b->set_workload("demo/web-v2-a");
+  b->set_address("10.78.2.11:8080");
+  b->set_tracked(true);
+  b->set_connects(17);
+  b->set_failures(9);
+  b->set_ejected(true);
+  b->set_ejections_total(2);
+  b->set_overflows(1);
+  b = rs->add_backends();
+  b->set_workload("demo/web-v2-b");
+  b->set_address("10.78.2.12:8080");
+  rs = s.resilience_.add_services();
+  rs->set_namespace_("demo");
+  rs->set_name("api");
 }
 
 const std::string kPair =
@@ -322,6 +361,54 @@ TEST_F(MetricsExporterTest, FastPathFamilies) {
                                    "sockmesh_fastpath_redirected_messages_total 0",
                                    "sockmesh_fastpath_sockets 0",
                                }));
+}
+
+// The resilience families: every sample, exactly; entries the kernel has no state for have none.
+TEST_F(MetricsExporterTest, ResilienceFamilies) {
+  MetricsServer server({"127.0.0.1:0", false}, state);
+  const auto resilience_lines = [&] {
+    std::vector<std::string> out;
+    for (const auto &line : sample_lines(http_get(server.port()).body))
+      if (line.rfind("sockmesh_service_", 0) == 0 || line.rfind("sockmesh_backend_", 0) == 0)
+        out.push_back(line);
+    return out;
+  };
+  const std::string a =
+      "service=\"demo/web\",backend=\"10.78.1.10:8080\",workload=\"demo/web-v1-a\"";
+  const std::string b =
+      "service=\"demo/web\",backend=\"10.78.2.11:8080\",workload=\"demo/web-v2-a\"";
+  EXPECT_EQ(resilience_lines(),
+            (std::vector<std::string>{
+                "sockmesh_backend_active_connections{" + a + "} 4",
+                "sockmesh_backend_active_connections{" + b + "} 0",
+                "sockmesh_backend_connects_total{" + a + "} 1203",
+                "sockmesh_backend_connects_total{" + b + "} 17",
+                "sockmesh_backend_ejected{" + a + "} 0",
+                "sockmesh_backend_ejected{" + b + "} 1",
+                "sockmesh_backend_ejections_total{" + a + "} 0",
+                "sockmesh_backend_ejections_total{" + b + "} 2",
+                "sockmesh_backend_failures_total{" + a + "} 0",
+                "sockmesh_backend_failures_total{" + b + "} 9",
+                "sockmesh_backend_overflows_total{" + a + "} 0",
+                "sockmesh_backend_overflows_total{" + b + "} 1",
+                "sockmesh_service_active_connections{service=\"demo/web\"} 12",
+                "sockmesh_service_refused_connections_total{service=\"demo/web\",reason="
+                "\"fault\"} 7",
+                "sockmesh_service_refused_connections_total{service=\"demo/web\",reason="
+                "\"no_backend\"} 0",
+                "sockmesh_service_refused_connections_total{service=\"demo/web\",reason="
+                "\"overflow\"} 3",
+                "sockmesh_service_refused_connections_total{service=\"demo/web\",reason="
+                "\"rate_limited\"} 41",
+            }));
+  // Maps that cannot be read: no resilience series, everything else still served.
+  {
+    std::lock_guard lock(state.mu);
+    state.resilience_fails = true;
+  }
+  EXPECT_TRUE(resilience_lines().empty());
+  const auto lines = sample_lines(http_get(server.port()).body);
+  EXPECT_TRUE(lines.contains("sockmesh_config_generation 7"));
 }
 
 TEST_F(MetricsExporterTest, FileModeHasNoStreamOrTunnel) {
