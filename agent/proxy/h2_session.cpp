@@ -96,6 +96,7 @@ struct H2Session::Callbacks {
       if (n == ":scheme") r.scheme = v;
       if (n == ":path") r.path = v;
       if (n == ":protocol") r.protocol = v;
+      if (n == kConnectTimeoutHeader) r.connect_timeout = v;
     } else if (n == ":status") {
       int status = 0;
       for (char c : v) status = c >= '0' && c <= '9' ? status * 10 + (c - '0') : -1000;
@@ -240,12 +241,16 @@ std::shared_ptr<H2Stream> H2Session::find(int32_t stream_id) const {
   return it == streams_.end() ? nullptr : it->second;
 }
 
-int32_t H2Session::submit_connect(const std::string &authority, std::shared_ptr<H2Stream> stream) {
+int32_t H2Session::submit_connect(const std::string &authority, std::shared_ptr<H2Stream> stream,
+                                  uint32_t connect_timeout_ms) {
   if (state_ != State::kOpen) return -1;
-  nghttp2_nv nva[] = {header(":method", "CONNECT"), header(":authority", authority)};
+  const std::string timeout = std::to_string(connect_timeout_ms);
+  nghttp2_nv nva[] = {header(":method", "CONNECT"), header(":authority", authority),
+                      header(kConnectTimeoutHeader, timeout)};
   nghttp2_data_provider body{};
   body.read_callback = &Callbacks::read_body;
-  int32_t id = nghttp2_submit_request(session_, nullptr, nva, 2, &body, nullptr);
+  int32_t id = nghttp2_submit_request(session_, nullptr, nva, connect_timeout_ms != 0 ? 3 : 2,
+                                      &body, nullptr);
   if (id < 0) return -1;
   streams_[id] = std::move(stream);
   unsent_.insert(id);
@@ -307,6 +312,25 @@ void H2Session::reset_stream(int32_t stream_id, uint32_t error_code) {
   if (state_ != State::kOpen) return;
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, error_code);
   flush();
+}
+
+void H2Session::abandon(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  streams_.erase(it);
+  statuses_.erase(stream_id);
+  unsent_.erase(stream_id);  // counted with streams_ (give_back_unsendable)
+  if (state_ == State::kOpen) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream_id, error_code);
+    flush();
+  }
+  if (streams_.empty()) arm_idle_timer();
+  if (hooks_.on_stream_closed) {
+    asio::post(tls_->socket().get_executor(),
+               [self = shared_from_this(), left = streams_.size()]() {
+                 if (self->hooks_.on_stream_closed) self->hooks_.on_stream_closed(left);
+               });
+  }
 }
 
 void H2Session::shutdown() {

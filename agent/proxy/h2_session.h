@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -51,13 +52,18 @@ class H2Stream {
   virtual void take(uint8_t *out, size_t n) = 0;
 };
 
-// The pseudo-headers of a request (server side).
+// The request header in which the outbound agent says how long the inbound agent's connect to
+// the destination may take, in milliseconds (docs/tunnel.md, "Request and response").
+inline constexpr std::string_view kConnectTimeoutHeader = "sockmesh-connect-timeout-ms";
+
+// The pseudo-headers of a request (server side), and the headers the tunnel knows.
 struct H2Request {
   std::string method;
   std::string authority;
   std::string scheme;
   std::string path;
   std::string protocol;
+  std::string connect_timeout;  // kConnectTimeoutHeader's value as sent; empty when absent
 };
 
 class H2Session : public std::enable_shared_from_this<H2Session> {
@@ -83,9 +89,11 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   // Sends the preface and settings and starts reading. Call once, after the TLS handshake.
   void start();
 
-  // Client: a CONNECT request for `authority` whose body comes from `stream`. Returns the stream
-  // id, or -1 (the session cannot take streams).
-  int32_t submit_connect(const std::string &authority, std::shared_ptr<H2Stream> stream);
+  // Client: a CONNECT request for `authority` whose body comes from `stream`, with
+  // kConnectTimeoutHeader when `connect_timeout_ms` is not 0. Returns the stream id, or -1 (the
+  // session cannot take streams).
+  int32_t submit_connect(const std::string &authority, std::shared_ptr<H2Stream> stream,
+                         uint32_t connect_timeout_ms = 0);
   // Server: `stream` handles the bytes of request `stream_id`.
   void attach(int32_t stream_id, std::shared_ptr<H2Stream> stream);
   // Server: the response; with_body makes the attached stream the body (the tunnel's other
@@ -96,6 +104,9 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   // n bytes of the stream's DATA were written out: reopen the windows by that much.
   void consume(int32_t stream_id, size_t n);
   void reset_stream(int32_t stream_id, uint32_t error_code);
+  // Client: resets the stream and forgets its H2Stream at once (no on_closed, no more DATA for
+  // it): the stream goes on to another attempt elsewhere.
+  void abandon(int32_t stream_id, uint32_t error_code);
 
   // GOAWAY and close once written; streams still open are told kConnectionLost.
   void shutdown();

@@ -1,5 +1,6 @@
 #include "proxy/node_proxy.h"
 
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -9,6 +10,7 @@
 #include <asio/ip/v6_only.hpp>
 #include <filesystem>
 #include <optional>
+#include <random>
 
 #include "fastpath/fast_path.h"
 #include "identity/rotator.h"
@@ -33,8 +35,9 @@ struct WorkloadEntry {
 
 // What the proxy looks up per connection, rebuilt whole for every mesh view and swapped in.
 struct Tables {
-  std::map<uint32_t, WorkloadEntry> workloads;  // by the workload number the kernel reports
-  std::map<uint32_t, std::string> node_names;   // by node number
+  std::map<uint32_t, WorkloadEntry> workloads;       // by the workload number the kernel reports
+  std::map<std::string, uint32_t> workload_numbers;  // "ns/name" -> number (retry targets)
+  std::map<uint32_t, std::string> node_names;        // by node number
   std::map<std::string, asio::ip::tcp::endpoint>
       tunnels;  // node name -> its agent's tunnel listener
   std::map<asio::ip::address, uint32_t> local_by_address;  // this node's workloads, for inbound
@@ -67,6 +70,16 @@ void listen_on(asio::ip::tcp::acceptor &acceptor, const asio::ip::tcp::endpoint 
   acceptor.listen(asio::socket_base::max_listen_connections);
 }
 
+// One captured connection's attempts at the backends of its service.
+struct Attempts {
+  std::shared_ptr<const Tables> tables;
+  std::shared_ptr<const UpstreamService> service;  // null: not a VIP's (a direct connect)
+  UpstreamBackend current;                         // of the attempt under way
+  TriedBackends tried;
+  uint32_t retries_left = 0;
+  uint32_t count = 1;
+};
+
 }  // namespace
 
 struct NodeProxy::Impl {
@@ -92,6 +105,12 @@ struct NodeProxy::Impl {
   SslCtx server_context;
   uint64_t captured_accepted = 0;
   std::map<std::string, uint64_t> dropped;
+  std::shared_ptr<const UpstreamTable> upstreams = std::make_shared<UpstreamTable>();
+  uint64_t upstream_attempts = 0;
+  uint64_t upstream_retries = 0;
+  std::map<std::string, uint64_t> upstream_failed;
+  uint64_t upstream_exhausted = 0;
+  std::mt19937_64 random{std::random_device{}()};  // the io thread's only
 
   Impl(NodeProxyOptions o, identity::Rotator &ids, reconcile::CaptureMaps &maps,
        reconcile::PolicyMaps *policy_maps)
@@ -184,19 +203,108 @@ struct NodeProxy::Impl {
       return drop("unknown_destination_node", "node number " + std::to_string(info->dst_node));
     if (!identities.workloads().current(source->second.spiffe))
       return drop("no_svid", source->second.spiffe.str());
-    const std::string destination = info->backend.to_string();
-    const std::string from = source->second.id, to = info->original.to_string(), via = node->second;
+    auto attempts = std::make_shared<Attempts>();
+    attempts->tables = t;
+    attempts->current = {reconcile::format_ip(info->backend.addr), info->backend.port, 0, ""};
+    attempts->tried.insert({attempts->current.ip, attempts->current.port});
+    std::shared_ptr<const UpstreamTable> upstream_table;
+    {
+      std::lock_guard lock(mu);
+      upstream_table = upstreams;
+      ++upstream_attempts;
+    }
+    const auto service = upstream_table->find(
+        reconcile::ServiceKey{info->original.addr, info->original.port, IPPROTO_TCP});
+    if (service != upstream_table->end()) {
+      attempts->service = service->second;
+      attempts->retries_left = service->second->retries;
+    }
+    Target first{
+        {tunnel->second, pki::SpiffeId::node(options.trust_domain, node->second)},
+        info->backend.to_string(),
+        attempts->service ? attempts->service->connect_timeout : std::chrono::milliseconds(0)};
+    const std::string from = source->second.id, to = info->original.to_string();
     client->carry(
-        std::move(socket), source->second.spiffe,
-        {tunnel->second, pki::SpiffeId::node(options.trust_domain, node->second)}, destination,
-        [from, to, destination, via](const CarryResult &result) {
+        std::move(socket), source->second.spiffe, std::move(first),
+        [this, attempts, from, to](const AttemptEnd &end) {
+          return attempt_ended(*attempts, end, from, to);
+        },
+        [from, to, attempts](const CarryResult &result) {
           spdlog::info(
-              "event=outbound source={} original={} backend={} node={} outcome={} status={} "
+              "event=outbound source={} original={} backend={} outcome={} status={} attempts={} "
               "bytes_out={} bytes_in={}{}",
-              from, to, destination, via, outcome_name(result.outcome), result.status,
-              result.bytes_to_tunnel, result.bytes_from_tunnel,
+              from, to,
+              reconcile::format_endpoint(reconcile::parse_ip(attempts->current.ip),
+                                         attempts->current.port),
+              outcome_name(result.outcome), result.status, attempts->count, result.bytes_to_tunnel,
+              result.bytes_from_tunnel,
               result.detail.empty() ? "" : " detail=\"" + result.detail + "\"");
         });
+  }
+
+  // How an attempt went: told to the failure sink and counted; after a failure, the next backend
+  // of the service to try, if the connection may still be retried (docs/tunnel.md).
+  std::optional<Target> attempt_ended(Attempts &a, const AttemptEnd &end, const std::string &from,
+                                      const std::string &to) {
+    UpstreamFailureSink *sink = options.upstream_failures;
+    const UpstreamAttempt attempt{a.service ? a.service->service : "", a.current.ip,
+                                  a.current.port};
+    if (end.connected) {
+      if (sink && a.service) sink->succeeded(attempt);
+      return std::nullopt;
+    }
+    if (sink && a.service) sink->failed(attempt);
+    {
+      std::lock_guard lock(mu);
+      ++upstream_failed[end.reason];
+    }
+    if (!end.retry_possible) return std::nullopt;  // the client went away
+    std::optional<size_t> next;
+    if (a.service && a.retries_left > 0) {
+      const Tables &t = *a.tables;
+      // Same-node backends are not retried on: the agent would have to relay them itself
+      // without the tunnel (docs/tunnel.md, "Limits").
+      auto usable = [&](const UpstreamBackend &b) {
+        const auto number = t.workload_numbers.find(b.workload);
+        if (number == t.workload_numbers.end()) return false;
+        const auto &workload = t.workloads.at(number->second);
+        return workload.node != options.node && t.tunnels.count(workload.node) > 0;
+      };
+      auto ejected = [&](const UpstreamBackend &b) {
+        return sink && sink->ejected({a.service->service, b.ip, b.port});
+      };
+      next = next_backend(a.service->backends, a.tried, usable, ejected, random());
+    }
+    if (!next) {
+      {
+        std::lock_guard lock(mu);
+        ++upstream_exhausted;
+      }
+      spdlog::warn(
+          "event=upstream_exhausted source={} original={} backend={}:{} attempts={} reason={} "
+          "detail=\"{}\"",
+          from, to, a.current.ip, a.current.port, a.count, end.reason, end.detail);
+      return std::nullopt;
+    }
+    const UpstreamBackend &b = a.service->backends[*next];
+    const Tables &t = *a.tables;
+    const std::string &node = t.workloads.at(t.workload_numbers.at(b.workload)).node;
+    spdlog::info(
+        "event=upstream_retry source={} original={} failed={}:{} reason={} next={}:{} "
+        "attempt={}",
+        from, to, a.current.ip, a.current.port, end.reason, b.ip, b.port, a.count + 1);
+    a.current = b;
+    a.tried.insert({b.ip, b.port});
+    --a.retries_left;
+    ++a.count;
+    {
+      std::lock_guard lock(mu);
+      ++upstream_attempts;
+      ++upstream_retries;
+    }
+    return Target{{t.tunnels.at(node), pki::SpiffeId::node(options.trust_domain, node)},
+                  reconcile::format_endpoint(reconcile::parse_ip(b.ip), b.port),
+                  a.service->connect_timeout};
   }
 };
 
@@ -311,6 +419,7 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
         local_workloads.push_back(
             {n, source ? *source : policy::Source::unauthenticated(), entry.destination});
       }
+      tables->workload_numbers[id] = n;
       tables->workloads.emplace(n, std::move(entry));
     }
     tables->policies = policy::PolicyIndex::build(view->policies, d.options.trust_domain);
@@ -360,6 +469,12 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   }
 }
 
+void NodeProxy::set_upstreams(std::shared_ptr<const UpstreamTable> upstreams) {
+  if (!upstreams) upstreams = std::make_shared<UpstreamTable>();
+  std::lock_guard lock(impl_->mu);
+  impl_->upstreams = std::move(upstreams);
+}
+
 void NodeProxy::name_numbers(telemetry::Names *names) const {
   auto &d = *impl_;
   std::shared_ptr<const Tables> tables;
@@ -381,6 +496,10 @@ NodeProxyStats NodeProxy::stats() const {
   std::lock_guard lock(impl_->mu);
   s.captured_accepted = impl_->captured_accepted;
   s.outbound_dropped = impl_->dropped;
+  s.upstream_attempts = impl_->upstream_attempts;
+  s.upstream_retries = impl_->upstream_retries;
+  s.upstream_failed = impl_->upstream_failed;
+  s.upstream_exhausted = impl_->upstream_exhausted;
   return s;
 }
 

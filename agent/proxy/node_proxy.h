@@ -16,6 +16,8 @@
 
 #include "proxy/tunnel_server.h"
 #include "proxy/tunnel_stats.h"
+#include "proxy/upstream_failures.h"
+#include "proxy/upstream_table.h"
 
 namespace sockmesh::identity {
 class Rotator;
@@ -43,6 +45,9 @@ struct NodeProxyOptions {
   // The same-node fast path (docs/fastpath.md), when the kernel supports it and it is switched
   // on: told this node's workloads with every view. Null: off.
   fastpath::FastPath *fast_path = nullptr;
+  // Told how every connect attempt to a backend went, and asked which backends the kernel ejects
+  // (outlier detection). Null: nobody.
+  UpstreamFailureSink *upstream_failures = nullptr;
 };
 
 struct NodeProxyStats {
@@ -52,6 +57,14 @@ struct NodeProxyStats {
   // Accepted but not carried, by reason: no_capture_record, unknown_source, no_svid,
   // unknown_destination_node.
   std::map<std::string, uint64_t> outbound_dropped;
+  // Connect attempts to backends for carried connections (docs/tunnel.md, "Connect timeout and
+  // retries"): every attempt, the first ones included; those that were retries after a failed
+  // one; failed attempts by reason (connect_refused, connect_timeout, attempt_timeout, tunnel);
+  // connections reset because their last allowed attempt failed or no backend was left.
+  uint64_t upstream_attempts = 0;
+  uint64_t upstream_retries = 0;
+  std::map<std::string, uint64_t> upstream_failed;
+  uint64_t upstream_exhausted = 0;
   std::vector<InboundConnection> inbound_connections;
 };
 
@@ -67,6 +80,9 @@ class NodeProxy {
   // A new view of the mesh (workloads, nodes, policies): the proxy's tables, the policy index and
   // the kernel's policy and capture maps follow it.
   void set_view(std::shared_ptr<const reconcile::MeshView> view);
+  // The services' VIPs, backends and connect settings, for retrying failed connects; replaced
+  // whole with every applied change of services or workloads. Until the first: no retries.
+  void set_upstreams(std::shared_ptr<const UpstreamTable> upstreams);
   NodeProxyStats stats() const;
   // The workload and node numbers the kernel's maps hold, with their names and SPIFFE IDs.
   void name_numbers(telemetry::Names *names) const;

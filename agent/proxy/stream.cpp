@@ -52,9 +52,75 @@ void TunnelStream::bind(std::shared_ptr<H2Session> session, int32_t id) {
 
 void TunnelStream::expect_response_within(std::chrono::milliseconds timeout) {
   response_timer_.expires_after(timeout);
-  response_timer_.async_wait([self = shared_from_this()](const std::error_code &ec) {
-    if (!ec && !self->established_) self->fail("no CONNECT response in time");
+  response_timer_.async_wait(
+      [self = shared_from_this(), attempt = attempt_](const std::error_code &ec) {
+        // A handler queued before its attempt failed must not fail the next one.
+        if (!ec && !self->established_ && self->attempt_ == attempt)
+          self->fail_attempt("attempt_timeout", "no CONNECT response in time");
+      });
+}
+
+void TunnelStream::attempt_deadline(std::chrono::steady_clock::time_point deadline) {
+  has_deadline_ = true;
+  deadline_ = deadline;
+  rearm_deadline();
+}
+
+void TunnelStream::rearm_deadline() {
+  if (!has_deadline_ || finished_) return;
+  response_timer_.expires_at(deadline_);
+  response_timer_.async_wait([self = shared_from_this(),
+                              attempt = attempt_](const std::error_code &ec) {
+    if (!ec && !self->established_ && self->attempt_ == attempt)
+      self->fail_attempt("attempt_timeout", "no CONNECT response before the attempt's deadline");
   });
+}
+
+void TunnelStream::fail_attempt(const std::string &reason, const std::string &detail) {
+  if (finished_) return;
+  if (!attempt_hook_ || established_) {
+    fail(detail);
+    return;
+  }
+  attempt_failed(0, reason, detail);
+}
+
+void TunnelStream::attempt_failed(int status, const std::string &reason,
+                                  const std::string &detail) {
+  response_timer_.cancel();
+  has_deadline_ = false;
+  // The stream leaves the session at once: whatever that session still says about this id (its
+  // close, late DATA) is not for the next attempt.
+  if (session_ && !h2_closed_) session_->abandon(id_, NGHTTP2_CANCEL);
+  session_.reset();
+  id_ = -1;
+  h2_closed_ = false;
+  status_ = status;
+  ++attempt_;
+  // Nothing comes before a 200; a misbehaving peer's bytes are not the next destination's.
+  counters_.buffered.sub(down_.clear());
+  down_eof_ = false;
+  AttemptEnd e;
+  e.status = status;
+  e.reason = reason;
+  e.detail = detail;
+  spdlog::debug("tunnel stream attempt failed status={} reason={} detail=\"{}\"", status, reason,
+                detail);
+  asio::post(socket_.get_executor(), [self = shared_from_this(), e]() mutable {
+    e.retry_possible = !self->finished_;
+    if (self->attempt_hook_) {
+      self->attempt_hook_(self, e);
+    } else {
+      self->give_up(e);
+    }
+  });
+}
+
+void TunnelStream::give_up(const AttemptEnd &e) {
+  if (finished_) return;
+  status_ = e.status;
+  discard();
+  end(e.status != 0 ? StreamEnd::Outcome::kRefused : StreamEnd::Outcome::kFailed, e.detail);
 }
 
 void TunnelStream::connected(asio::ip::tcp::socket destination) {
@@ -99,6 +165,12 @@ void TunnelStream::on_response(int status) {
   response_timer_.cancel();
   if (status != 200) {
     counters_.streams_refused++;
+    if (attempt_hook_ && (status == 502 || status == 503 || status == 504)) {
+      // The destination refused or did not answer: another one may.
+      attempt_failed(status, status == 504 ? "connect_timeout" : "connect_refused",
+                     "CONNECT answered " + std::to_string(status));
+      return;
+    }
     discard();
     end(StreamEnd::Outcome::kRefused, "CONNECT answered " + std::to_string(status));
     if (!h2_closed_) session_->reset_stream(id_, NGHTTP2_CANCEL);
@@ -106,6 +178,14 @@ void TunnelStream::on_response(int status) {
   }
   established_ = true;
   counters_.streams_opened++;
+  if (attempt_hook_) {
+    AttemptEnd e;
+    e.connected = true;
+    e.status = status;
+    asio::post(socket_.get_executor(), [self = shared_from_this(), e]() {
+      if (self->attempt_hook_) self->attempt_hook_(self, e);
+    });
+  }
   session_->resume_send(id_);
   read_socket();
   write_socket();
@@ -156,6 +236,16 @@ void TunnelStream::on_closed(uint32_t error_code) {
   }
   if (error_code == NGHTTP2_NO_ERROR && up_ended_ && down_eof_) {
     maybe_finish();
+    return;
+  }
+  if (!established_ && attempt_hook_) {
+    // Before the response: nothing of the destination reached the application, another
+    // destination may take it. session_ no longer knows the stream (h2_closed_).
+    attempt_failed(0, "tunnel",
+                   error_code == kConnectionLost
+                       ? "tunnel connection lost before the CONNECT response"
+                       : "stream reset by the peer before its response (HTTP/2 error " +
+                             std::to_string(error_code) + ")");
     return;
   }
   discard();

@@ -42,6 +42,18 @@ struct StreamEnd {
 };
 const char *outcome_name(StreamEnd::Outcome outcome);
 
+// How one attempt of an outbound stream at its destination ended (docs/tunnel.md, "Connect
+// timeout and retries").
+struct AttemptEnd {
+  bool connected = false;  // the CONNECT was answered 200
+  int status = 0;          // the response's status; 0 when there was none
+  // Why it failed: "connect_refused" (502, 503), "connect_timeout" (504), "attempt_timeout" (no
+  // response in time on this side), "tunnel" (the tunnel to the node could not carry it).
+  std::string reason;
+  std::string detail;
+  bool retry_possible = true;  // false: the application or the client went away meanwhile
+};
+
 class TunnelStream : public H2Stream, public std::enable_shared_from_this<TunnelStream> {
  public:
   using Done = std::function<void(const StreamEnd &)>;
@@ -57,6 +69,11 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   void bind(std::shared_ptr<H2Session> session, int32_t id);
   // Outbound: fail unless a response arrives within `timeout`.
   void expect_response_within(std::chrono::milliseconds timeout);
+  // Outbound: fail the current attempt unless a response arrives by `deadline`; kept across a
+  // REFUSED_STREAM placement (rearm_deadline()).
+  void attempt_deadline(std::chrono::steady_clock::time_point deadline);
+  bool has_attempt_deadline() const { return has_deadline_; }
+  void rearm_deadline();
   // Inbound: the destination is connected; answers 200 and relays.
   void connected(asio::ip::tcp::socket destination);
   // Inbound: answered with `status` and no body (the server sent the response).
@@ -71,6 +88,24 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   using Retry = std::function<void(const std::shared_ptr<TunnelStream> &)>;
   void retry_if_refused(Retry retry) { retry_ = std::move(retry); }
   bool finished() const { return finished_; }
+
+  // Outbound, retries on other destinations: with a hook, an attempt that fails before the 200
+  // (a 502/503/504, no response by the deadline, the tunnel connection failing or lost, the
+  // stream reset before its response) does not end the stream. The stream leaves its session,
+  // keeps the application's socket and the bytes read from it (nothing was sent: no DATA before
+  // the 200), and the hook is called (posted) with the failure; it must then either place the
+  // stream again (after next_attempt()) or give_up(). A 200 calls the hook too (posted, with
+  // `connected`); its return is then only news.
+  using AttemptHook =
+      std::function<void(const std::shared_ptr<TunnelStream> &, const AttemptEnd &)>;
+  void watch_attempts(AttemptHook hook) { attempt_hook_ = std::move(hook); }
+  // Fails the current attempt (as above) when there is a hook and no response yet; otherwise
+  // the same as fail().
+  void fail_attempt(const std::string &reason, const std::string &detail);
+  // Ends the stream after a failed attempt: refused with its status, or failed.
+  void give_up(const AttemptEnd &end);
+  // Attempts started so far; placements of an older attempt are stale.
+  uint32_t attempt() const { return attempt_; }
 
   // H2Stream
   void on_response(int status) override;
@@ -92,12 +127,17 @@ class TunnelStream : public H2Stream, public std::enable_shared_from_this<Tunnel
   void discard();
   void reset_socket();
   void end(StreamEnd::Outcome outcome, const std::string &detail);
+  void attempt_failed(int status, const std::string &reason, const std::string &detail);
 
   asio::ip::tcp::socket socket_;
   TunnelLimits limits_;
   TunnelCounters &counters_;
   Done done_;
   Retry retry_;
+  AttemptHook attempt_hook_;
+  uint32_t attempt_ = 0;
+  bool has_deadline_ = false;
+  std::chrono::steady_clock::time_point deadline_;
   std::shared_ptr<H2Session> session_;
   int32_t id_ = -1;
   ByteQueue up_;    // socket -> tunnel

@@ -44,6 +44,8 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
     struct Waiting {
       std::shared_ptr<TunnelStream> stream;
       std::string authority;
+      uint32_t connect_timeout_ms = 0;
+      uint32_t attempt = 0;  // the stream's attempt it was placed for
     };
     std::vector<Waiting> waiting;  // streams that arrived before the session
     bool draining = false;         // its generation is old: no new streams, closed when idle
@@ -57,8 +59,15 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
   Impl(asio::io_context &io, CredentialSource credentials, TunnelLimits limits)
       : strand(asio::make_strand(io)), credentials(std::move(credentials)), limits(limits) {}
 
-  void carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, const Peer &node,
-             const std::string &destination, std::function<void(const CarryResult &)> done) {
+  // One application connection's way to its destination, across attempts.
+  struct Job {
+    pki::SpiffeId source;
+    Target target;  // the current attempt's
+    OnAttempt on_attempt;
+  };
+  using JobPtr = std::shared_ptr<Job>;
+
+  void carry(asio::ip::tcp::socket app, JobPtr job, std::function<void(const CarryResult &)> done) {
     bool app_open = app.is_open();
     auto stream = std::make_shared<TunnelStream>(std::move(app), limits, counters,
                                                  [done = std::move(done)](const StreamEnd &e) {
@@ -74,22 +83,59 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
     }
     stream->start_reading();
     std::weak_ptr<Impl> weak = weak_from_this();
-    stream->retry_if_refused(
-        [weak, source, node, destination](const std::shared_ptr<TunnelStream> &stream) {
-          auto self = weak.lock();
-          if (!self || self->stopped) {
-            stream->fail("tunnel client stopped");
-            return;
-          }
-          self->place(stream, source, node, destination);
-        });
-    place(stream, source, node, destination);
+    stream->retry_if_refused([weak, job](const std::shared_ptr<TunnelStream> &stream) {
+      auto self = weak.lock();
+      if (!self || self->stopped) {
+        stream->fail("tunnel client stopped");
+        return;
+      }
+      self->place(stream, job);  // the same attempt, on another connection
+    });
+    if (job->on_attempt) {
+      stream->watch_attempts(
+          [weak, job](const std::shared_ptr<TunnelStream> &stream, const AttemptEnd &end) {
+            auto self = weak.lock();
+            if (!self) {
+              stream->fail("tunnel client stopped");
+              return;
+            }
+            self->attempt_ended(stream, job, end);
+          });
+    }
+    start_attempt(stream, job);
+  }
+
+  void start_attempt(const std::shared_ptr<TunnelStream> &stream, const JobPtr &job) {
+    if (job->target.connect_timeout.count() > 0)
+      stream->attempt_deadline(std::chrono::steady_clock::now() + job->target.connect_timeout +
+                               limits.attempt_margin);
+    place(stream, job);
+  }
+
+  void attempt_ended(const std::shared_ptr<TunnelStream> &stream, const JobPtr &job,
+                     AttemptEnd end) {
+    if (end.connected) {
+      if (!stopped) job->on_attempt(end);
+      return;
+    }
+    if (stopped) {  // not the destination's failure: nobody is told
+      stream->give_up(end);
+      return;
+    }
+    std::optional<Target> next = job->on_attempt(end);
+    if (!next || !end.retry_possible || stream->finished()) {
+      stream->give_up(end);
+      return;
+    }
+    job->target = std::move(*next);
+    start_attempt(stream, job);
   }
 
   // Puts the stream on a pooled connection for (source, node) of the source's current
   // credential, or on a new one.
-  void place(const std::shared_ptr<TunnelStream> &stream, const pki::SpiffeId &source,
-             const Peer &node, const std::string &destination) {
+  void place(const std::shared_ptr<TunnelStream> &stream, const JobPtr &job) {
+    const pki::SpiffeId &source = job->source;
+    const Peer &node = job->target.node;
     std::shared_ptr<const Credentialed> credential;
     try {
       credential = credentials(source);
@@ -118,10 +164,11 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
       target = dial(key, node, *credential);
       pool[key].push_back(target);
     }
+    const uint32_t timeout_ms = static_cast<uint32_t>(job->target.connect_timeout.count());
     if (target->session) {
-      submit(target, stream, destination);
+      submit(target, stream, job->target.destination, timeout_ms);
     } else {
-      target->waiting.push_back({stream, destination});
+      target->waiting.push_back({stream, job->target.destination, timeout_ms, stream->attempt()});
     }
   }
 
@@ -217,24 +264,31 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
                   peer.id->str(), c->generation);
     auto waiting = std::move(c->waiting);
     c->waiting.clear();
-    for (auto &w : waiting) submit(c, w.stream, w.authority);
+    for (auto &w : waiting)
+      if (w.stream->attempt() == w.attempt)  // not given up on meanwhile (deadline)
+        submit(c, w.stream, w.authority, w.connect_timeout_ms);
     maybe_close(c);
   }
 
   void submit(const ConnectionPtr &c, const std::shared_ptr<TunnelStream> &stream,
-              const std::string &authority) {
+              const std::string &authority, uint32_t connect_timeout_ms) {
     if (stream->finished()) return;  // the application reset it while it waited
-    int32_t id = c->session->submit_connect(authority, stream);
+    int32_t id = c->session->submit_connect(authority, stream, connect_timeout_ms);
     if (id < 0) {
-      stream->fail("tunnel connection is closing");
+      stream->fail_attempt("tunnel", "tunnel connection is closing");
       return;
     }
     stream->bind(c->session, id);
-    stream->expect_response_within(limits.response_timeout);
+    if (stream->has_attempt_deadline()) {
+      stream->rearm_deadline();  // the attempt's, from its start (a REFUSED_STREAM cancelled it)
+    } else {
+      stream->expect_response_within(limits.response_timeout);
+    }
   }
 
-  // A connection that failed before carrying anything: its waiting streams are reset.
-  void fail_connection(const ConnectionPtr &c, const std::string &detail) {
+  // A connection that failed before carrying anything: its waiting streams' attempts fail
+  // (stop(): the streams are reset).
+  void fail_connection(const ConnectionPtr &c, const std::string &detail, bool final = false) {
     spdlog::debug("tunnel client connection failed node={} detail=\"{}\"",
                   endpoint_text(c->node.address), detail);
     c->timer.cancel();
@@ -244,7 +298,14 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
     auto waiting = std::move(c->waiting);
     c->waiting.clear();
     remove(c);
-    for (auto &w : waiting) w.stream->fail(detail);
+    for (auto &w : waiting) {
+      if (w.stream->attempt() != w.attempt) continue;  // gone on to another attempt
+      if (final) {
+        w.stream->fail(detail);
+      } else {
+        w.stream->fail_attempt("tunnel", detail);
+      }
+    }
   }
 
   void drain(const ConnectionPtr &c) {
@@ -284,7 +345,7 @@ struct TunnelClient::Impl : std::enable_shared_from_this<TunnelClient::Impl> {
             connection_count--;
           }
         } else {
-          fail_connection(c, "tunnel client stopped");
+          fail_connection(c, "tunnel client stopped", true);
         }
       }
     }
@@ -308,6 +369,11 @@ TunnelClient::~TunnelClient() {
 
 void TunnelClient::carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, const Peer &node,
                          std::string destination, std::function<void(const CarryResult &)> done) {
+  carry(std::move(app), source, Target{node, std::move(destination)}, {}, std::move(done));
+}
+
+void TunnelClient::carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, Target first,
+                         OnAttempt on_attempt, std::function<void(const CarryResult &)> done) {
   // The socket moves onto the strand, so that its completions are serialised with the rest.
   asio::ip::tcp::socket mine(impl_->strand);
   std::error_code ec;
@@ -318,10 +384,11 @@ void TunnelClient::carry(asio::ip::tcp::socket app, const pki::SpiffeId &source,
       if (!ec) mine.assign(protocol, fd, ec);
     }
   }
+  auto job =
+      std::make_shared<Impl::Job>(Impl::Job{source, std::move(first), std::move(on_attempt)});
   asio::post(impl_->strand,
-             [impl = impl_, mine = std::move(mine), source, node,
-              destination = std::move(destination), done = std::move(done)]() mutable {
-               impl->carry(std::move(mine), source, node, destination, std::move(done));
+             [impl = impl_, mine = std::move(mine), job, done = std::move(done)]() mutable {
+               impl->carry(std::move(mine), job, std::move(done));
              });
 }
 

@@ -14,9 +14,11 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "proxy/stream.h"
@@ -46,6 +48,25 @@ struct Peer {
 // How a carried connection ended (outcome, CONNECT status, byte counts, detail).
 using CarryResult = StreamEnd;
 
+// One attempt at a destination: through which node, to what, and how long the connect may take.
+struct Target {
+  Peer node;
+  std::string destination;  // "ip:port" or "[ip6]:port", what the inbound agent connects to
+  // Sent as the sockmesh-connect-timeout-ms header (the inbound agent cuts it to its
+  // max_connect_timeout), and this end fails the attempt when no response came
+  // connect_timeout + TunnelLimits::attempt_margin after the attempt started (the tunnel's dial
+  // included). 0: no header (the peer's own connect_timeout), response_timeout from the CONNECT.
+  std::chrono::milliseconds connect_timeout{0};
+};
+
+// Told how each attempt ended (on the strand; must not throw). After a failed one (a 502, 503 or
+// 504, no response in time, the tunnel to the node failed or was lost before the response) with
+// `retry_possible`, the Target it returns is tried next with the bytes the application wrote so
+// far; std::nullopt ends the connection as that attempt ended (reset). Its return is ignored
+// for a connected attempt. Not told about attempts ended by the application, stop() or a missing
+// credential.
+using OnAttempt = std::function<std::optional<Target>(const AttemptEnd &)>;
+
 class TunnelClient {
  public:
   TunnelClient(asio::io_context &io, CredentialSource credentials, TunnelLimits limits = {});
@@ -62,6 +83,10 @@ class TunnelClient {
   // once, on the tunnel's strand.
   void carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, const Peer &node,
              std::string destination, std::function<void(const CarryResult &)> done);
+  // The same with retries: `first` is tried first, then what `on_attempt` returns after each
+  // failed attempt (docs/tunnel.md, "Connect timeout and retries").
+  void carry(asio::ip::tcp::socket app, const pki::SpiffeId &source, Target first,
+             OnAttempt on_attempt, std::function<void(const CarryResult &)> done);
 
   // Pooled connections (being dialled, in use, or draining after a rotation).
   size_t connections() const;

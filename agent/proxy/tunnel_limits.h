@@ -44,6 +44,14 @@ struct TunnelLimits {
 
   // TCP connect to a peer node (client) or to the destination (server; failure answers 504).
   std::chrono::milliseconds connect_timeout{5000};
+  // Server: the most a client may ask for in the connect-timeout header (longer requests are
+  // cut to it). Larger than connect_timeout, which stands when a client asks nothing: a service
+  // may allow its backends more than the default, but no peer may hold a connect for long.
+  std::chrono::milliseconds max_connect_timeout{60000};
+  // Client: an attempt that asked for a connect timeout gives up this much after it (counted
+  // from the attempt's start, the tunnel's dial and handshake included), so that a node that
+  // does not answer at all fails the attempt too.
+  std::chrono::milliseconds attempt_margin{1000};
   // TLS handshake, both ends.
   std::chrono::milliseconds handshake_timeout{5000};
   // Client: from sending CONNECT to its response (the server's connect_timeout plus margin).

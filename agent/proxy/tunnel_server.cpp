@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
@@ -72,6 +73,17 @@ std::optional<asio::ip::tcp::endpoint> parse_authority(std::string_view authorit
   asio::ip::address address = asio::ip::make_address(std::string(host), ec);
   if (ec || address.is_v6() != bracketed) return std::nullopt;
   return asio::ip::tcp::endpoint(address, static_cast<uint16_t>(number));
+}
+
+std::optional<std::chrono::milliseconds> parse_connect_timeout(std::string_view value) {
+  if (value.empty() || value.size() > 9) return std::nullopt;
+  uint64_t ms = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return std::nullopt;
+    ms = ms * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (ms == 0) return std::nullopt;
+  return std::chrono::milliseconds(ms);
 }
 
 struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
@@ -250,6 +262,17 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       refuse(400, "CONNECT authority \"" + request.authority + "\" is not ip:port");
       return;
     }
+    // The client's connect timeout for this destination (the service's), cut to our limit.
+    std::chrono::milliseconds timeout = limits.connect_timeout;
+    if (!request.connect_timeout.empty()) {
+      const auto asked = parse_connect_timeout(request.connect_timeout);
+      if (!asked) {
+        refuse(400, std::string(kConnectTimeoutHeader) + " \"" + request.connect_timeout +
+                        "\" is not a number of milliseconds");
+        return;
+      }
+      timeout = std::min(*asked, limits.max_connect_timeout);
+    }
     // Called from inside nghttp2: nothing may be thrown through it.
     Decision decision{false, "no_authorizer", "no Authorizer"};
     try {
@@ -264,16 +287,17 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       refuse(403, "denied by " + decision.rule + ": " + decision.reason);
       return;
     }
-    connect_destination(c, id, stream, *destination);
+    connect_destination(c, id, stream, *destination, timeout);
   }
 
   void connect_destination(const ConnectionPtr &c, int32_t id,
                            const std::shared_ptr<TunnelStream> &stream,
-                           const asio::ip::tcp::endpoint &destination) {
+                           const asio::ip::tcp::endpoint &destination,
+                           std::chrono::milliseconds timeout) {
     auto socket = std::make_shared<asio::ip::tcp::socket>(strand);
     auto timer = std::make_shared<asio::steady_timer>(strand);
     auto timed_out = std::make_shared<bool>(false);
-    timer->expires_after(limits.connect_timeout);
+    timer->expires_after(timeout);
     timer->async_wait([socket, timed_out](const std::error_code &ec) {
       if (ec) return;
       *timed_out = true;

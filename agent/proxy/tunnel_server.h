@@ -3,7 +3,8 @@
 // pki::reason_name), then for each HTTP/2 CONNECT stream asks the Authorizer whether the peer's
 // identity may reach the destination, connects to it and relays: 200 and the bytes, or 400
 // (malformed request), 403 (denied), 502 (the destination refused or failed), 504 (it did not
-// answer within connect_timeout).
+// answer within connect_timeout, or the shorter time the client asked for in the
+// sockmesh-connect-timeout-ms header, at most max_connect_timeout).
 //
 // Threading: every public function may be called from any thread. The work runs on a strand of
 // the io_context; the Authorizer and the server_context source are called on it. An exception
@@ -13,6 +14,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,6 +50,10 @@ struct InboundConnection {
 
 // "ip:port" or "[ip6]:port" (a CONNECT :authority); nullopt when it is anything else.
 std::optional<asio::ip::tcp::endpoint> parse_authority(std::string_view authority);
+
+// The value of the connect-timeout header (kConnectTimeoutHeader): 1 to 9 decimal digits, not
+// 0; nullopt when it is anything else. The caller cuts it to its own limit.
+std::optional<std::chrono::milliseconds> parse_connect_timeout(std::string_view value);
 
 class TunnelServer {
  public:
