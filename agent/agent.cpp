@@ -37,6 +37,7 @@
 #include "reconcile/reconciler.h"
 #include "reconcile/bpf_resilience_states.h"
 #include "reconcile/fault_sources.h"
+#include "reconcile/upstream_reports.h"
 #include "reconcile/translate.h"
 #include "sockmesh/capture_maps.h"
 #include "sockmesh/common/paths.h"
@@ -250,14 +251,19 @@ void Agent::start() {
     spdlog::info("event=fastpath switched_on={} supported={} enabled={} agent_hops={}",
                  options_.fast_path, fast_path_missing.empty(), fast_path_->enabled(),
                  fast_path_->agent_hops());
+    // Made here, in the agent's cgroup now that sm_setsockopt is attached to it.
+    upstream_reports_ =
+        std::make_unique<reconcile::KernelUpstreamReports>(datapath_->backend_states_fd());
     proxy_ = std::make_unique<proxy::NodeProxy>(
         proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
-                                options_.outbound_port, options_.tunnel_port, fast_path_.get()},
+                                options_.outbound_port, options_.tunnel_port, fast_path_.get(),
+                                upstream_reports_.get()},
         *rotator_, *capture_maps_, policy_maps_.get());
     {
       // What was applied before the proxy existed (the last known good state).
       std::lock_guard lock(mu_);
       proxy_->set_upstreams(proxy::upstream_table_of(desired_, snapshot_.services()));
+      set_report_slots();
     }
     if (!held.resources.empty()) mesh_state_applied(held, nullptr);
     admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
@@ -355,6 +361,19 @@ void Agent::sync_fault_sources() {
   } catch (const std::exception &e) {
     spdlog::error("event=fault_sources_sync_failed reason=\"{}\"", e.what());
   }
+}
+
+// Where the kernel finds each service's settings when the agent reports an upstream connect: one
+// TCP VIP port's slot per service and family. Called with mu_ held.
+void Agent::set_report_slots() {
+  if (!upstream_reports_) return;
+  reconcile::KernelUpstreamReports::Slots slots;
+  for (const auto &[key, service] : desired_) {
+    if (key.proto != IPPROTO_TCP) continue;
+    const int64_t slot = reconciler_->slot_of(key);
+    if (slot >= 0) slots.emplace(std::pair{service.service, key.addr.family}, uint32_t(slot));
+  }
+  upstream_reports_->set_slots(std::move(slots));
 }
 
 void Agent::mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta) {
@@ -512,6 +531,7 @@ void Agent::record_applied(const reconcile::ApplyStats &stats, int64_t micros,
   // The proxy retries failed connects on other backends of the same VIP (M8).
   if (proxy_) proxy_->set_upstreams(proxy::upstream_table_of(desired_, snapshot_.services()));
   sync_fault_sources();
+  set_report_slots();
   generation_++;
   changed_.notify_all();
   applied_unix_ms_ = now_ms();

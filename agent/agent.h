@@ -32,6 +32,7 @@ struct ApplyStats;
 class BpfLbMaps;
 class BpfResilienceStates;
 class FaultSourceMap;
+class KernelUpstreamReports;
 class Reconciler;
 }  // namespace reconcile
 namespace admin {
@@ -128,6 +129,7 @@ class Agent : public admin::AdminState {
   // After the kernel took a change, or refused it (mu_ held).
   void record_applied(const reconcile::ApplyStats &stats, int64_t micros, std::string_view path);
   void sync_fault_sources();
+  void set_report_slots();
   std::string record_kernel_failure(const std::exception &e);
   void request_persist();
   void persist_loop();
@@ -164,6 +166,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<reconcile::CaptureMaps> capture_maps_;  // control-plane mode
   std::unique_ptr<reconcile::PolicyMaps> policy_maps_;    // control-plane mode
   std::unique_ptr<fastpath::FastPath> fast_path_;         // control-plane mode
+  std::unique_ptr<reconcile::KernelUpstreamReports> upstream_reports_;  // before proxy_
   std::unique_ptr<proxy::NodeProxy> proxy_;               // control-plane mode
   std::unique_ptr<telemetry::TrafficCounters> traffic_;
   std::unique_ptr<telemetry::AccessLog> access_log_;     // when its mode is not off

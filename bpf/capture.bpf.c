@@ -241,4 +241,18 @@ int sm_getsockopt(struct bpf_sockopt *ctx) {
   return sm_answer(ctx, &copy, sizeof(copy));
 }
 
+/* The agent's reports of connects it made for captured connections (SM_SO_RS_REPORT,
+ * include/sockmesh/resilience.h): counted like sock_ops' own, and the kernel's setsockopt()
+ * skipped. Every other option is left to the kernel. */
+SEC("cgroup/setsockopt")
+int sm_setsockopt(struct bpf_sockopt *ctx) {
+  if (ctx->level != SM_SOL_IP || ctx->optname != SM_SO_RS_REPORT) return SM_SOCKOPT_OK;
+  const struct sm_rs_report *in = ctx->optval;
+  if ((const void *)(in + 1) > ctx->optval_end) return 0; /* too short: EPERM */
+  struct sm_rs_report report = *in;
+  sm_rs_reported(&report);
+  ctx->optlen = -1; /* handled here: the kernel's setsockopt() is not called */
+  return SM_SOCKOPT_OK;
+}
+
 char LICENSE[] SEC("license") = "GPL";

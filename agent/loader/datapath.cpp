@@ -295,6 +295,7 @@ void Datapath::attach_agent(const std::string &agent_cgroup) {
       {
           {capture_->progs.sm_sockops_agent, "sockops", "link_agent_sockops"},
           {capture_->progs.sm_getsockopt, "cgroup/getsockopt", "link_agent_getsockopt"},
+          {capture_->progs.sm_setsockopt, "cgroup/setsockopt", "link_agent_setsockopt"},
       },
       cgroup.get(), id, OtherCgroup::kReplace);
   agent_cgroup_id_ = id;

@@ -222,6 +222,8 @@ std::vector<FeatureProbe> feature_table() {
       {required("helper:sock_release:bpf_sk_storage_get", "6.1"),
        [] { return sock_release_has_helper(BPF_FUNC_sk_storage_get); }},
       {required("helper:bpf_loop", "5.17"), [] { return has_helper(BPF_FUNC_loop); }},
+      {required("attach:cgroup/setsockopt", "5.3"),
+       [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_SETSOCKOPT); }},
       {required("helper:sockops:bpf_loop", "5.17"),
        [] { return sock_ops_has_helper(BPF_FUNC_loop); }},
       {optional("helper:bpf_set_retval", "5.18",

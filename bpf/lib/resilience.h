@@ -279,28 +279,23 @@ static long sm_rs_count_one(__u32 i, void *data) {
   return 0;
 }
 
-/* A failure of the connection's backend: counted, and once the run reaches the threshold the
- * backend is ejected (docs/resilience.md). The settings are read from the service's current
- * backend set through the slot the connection was balanced by. */
-static __always_inline void sm_rs_failed(struct sm_rs_conn *rec) {
-  if (rec->flags & SM_RSC_CAPTURED) return; /* the agent's connect, reported by the agent */
-  __u32 had = __sync_fetch_and_or(&rec->flags, SM_RSC_FAILED);
-  if (had & SM_RSC_FAILED) return;
-  struct sm_backend_state *st = bpf_map_lookup_elem(&sm_backend_states, &rec->backend);
-  if (!st || st->gen != rec->backend_gen) return;
+/* A failure of a backend: counted, and once the run reaches the threshold the backend is ejected
+ * (docs/resilience.md). The settings are read from the service's current backend set through
+ * `slot`, the VIP port the connection was balanced by. */
+static __always_inline void sm_rs_backend_failed(struct sm_backend_state *st,
+                                                 const struct sm_backend_key *backend, __u32 slot) {
   __sync_fetch_and_add(&st->failures, 1);
   sm_count(SM_CNT_RS_FAILURES);
   __u32 consecutive = __sync_add_and_fetch(&st->consecutive, 1);
 
   __u32 zero = 0;
-  __u32 slot = rec->slot;
   void *inner = bpf_map_lookup_elem(&sm_backend_sets, &slot);
   if (!inner) return;
   const struct sm_backend_set *set = bpf_map_lookup_elem(inner, &zero);
-  if (!set || set->rs.service != rec->backend.service) return;
+  if (!set || set->rs.service != backend->service) return;
   __u64 now = bpf_ktime_get_ns();
   if (!sm_rs_should_eject(st, consecutive, set->rs.consecutive_failures, now)) return;
-  __u64 service = rec->backend.service;
+  __u64 service = backend->service;
   struct sm_service_state *svc = bpf_map_lookup_elem(&sm_service_states, &service);
   if (!svc) return;
   /* One ejection decision at a time per service, so that two failures on two CPUs cannot both
@@ -318,6 +313,27 @@ static __always_inline void sm_rs_failed(struct sm_rs_conn *rec) {
     sm_count(SM_CNT_RS_EJECT_HELD);
   asm volatile("" ::: "memory"); /* the state's writes before the unlock */
   svc->eject_lock = 0;
+}
+
+/* A failure seen on the connection's own socket (sock_ops), at most one per connection. */
+static __always_inline void sm_rs_failed(struct sm_rs_conn *rec) {
+  if (rec->flags & SM_RSC_CAPTURED) return; /* the agent's connect, reported by the agent */
+  __u32 had = __sync_fetch_and_or(&rec->flags, SM_RSC_FAILED);
+  if (had & SM_RSC_FAILED) return;
+  struct sm_backend_state *st = bpf_map_lookup_elem(&sm_backend_states, &rec->backend);
+  if (!st || st->gen != rec->backend_gen) return;
+  sm_rs_backend_failed(st, &rec->backend, rec->slot);
+}
+
+/* The agent's report of a connect it made (SM_SO_RS_REPORT). */
+static __always_inline void sm_rs_reported(const struct sm_rs_report *report) {
+  struct sm_backend_key key = report->backend;
+  struct sm_backend_state *st = bpf_map_lookup_elem(&sm_backend_states, &key);
+  if (!st) return;
+  if (report->outcome == SM_RS_REPORT_FAILED)
+    sm_rs_backend_failed(st, &key, report->slot);
+  else if (report->outcome == SM_RS_REPORT_SUCCEEDED && st->consecutive != 0)
+    st->consecutive = 0;
 }
 
 /* The socket's error (sk_err) as sock_ops sees it: set when a connect was refused or timed out,

@@ -90,6 +90,21 @@ struct sm_rs_conn {
   __u32 slot;  /* the service's backend-set slot: a failure reads the current settings there */
 };
 
+/* How the agent reports the outcome of a connect it made on a captured connection's behalf (to a
+ * backend on another node, whose failures this node's kernel never sees): a setsockopt() at
+ * SOL_IP with this option on any socket of the agent's cgroup; the agent's cgroup/setsockopt
+ * program counts it as sock_ops counts a failure or success, and the kernel's setsockopt is
+ * skipped. */
+#define SM_SO_RS_REPORT 0x534e /* "SN" */
+#define SM_RS_REPORT_FAILED 1
+#define SM_RS_REPORT_SUCCEEDED 2
+
+struct sm_rs_report {
+  struct sm_backend_key backend;
+  __u32 slot;    /* a backend-set slot of the service (one of its TCP VIP ports) */
+  __u32 outcome; /* SM_RS_REPORT_* */
+};
+
 /* ---- Decisions ---- */
 
 /* Why a backend cannot take a connect now. */

@@ -392,7 +392,8 @@ TEST_F(CaptureFlowTest, ProgramsAndLinksOfBothCgroups) {
                        "sm_recvmsg4 cgroup/recvmsg4", "sm_recvmsg6 cgroup/recvmsg6",
                        "sm_getpeername4 cgroup/getpeername4", "sm_getpeername6 cgroup/getpeername6",
                        "sm_sock_release cgroup/sock_release", "sm_sockops sockops", "sm_sockops_agent sockops",
-                       "sm_getsockopt cgroup/getsockopt", "sm_fastpath_msg sk_msg"}));
+                       "sm_getsockopt cgroup/getsockopt", "sm_setsockopt cgroup/setsockopt",
+                       "sm_fastpath_msg sk_msg"}));
   const std::string pins = "/sys/fs/bpf/sockmesh/" + node_;
   for (const char *name :
        {"link_sockops", "link_agent_sockops", "link_agent_getsockopt", "sm_workloads",

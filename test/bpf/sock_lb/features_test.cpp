@@ -59,6 +59,7 @@ TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
                                    "helper:sockops:bpf_get_netns_cookie",
                                    "attach:cgroup/sock_release",
                                    "helper:sock_release:bpf_sk_storage_get", "helper:bpf_loop",
+                                   "attach:cgroup/setsockopt",
                                    "helper:sockops:bpf_loop"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));

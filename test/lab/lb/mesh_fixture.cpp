@@ -324,6 +324,21 @@ v1::FastPathReport MeshLab::fast_path(int node) {
   return reply;
 }
 
+v1::ResilienceReport MeshLab::resilience(int node, const std::string &ns, const std::string &name) {
+  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::Admin::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 5s);
+  v1::GetResilienceRequest request;
+  request.set_namespace_(ns);
+  request.set_name(name);
+  v1::ResilienceReport reply;
+  auto result = stub->GetResilience(&context, request, &reply);
+  if (!result.ok()) throw std::runtime_error("GetResilience: " + result.error_message());
+  return reply;
+}
+
 v1::AgentStatus MeshLab::wait_generation(int node, uint64_t after) {
   v1::AgentStatus last;
   wait_until(

@@ -52,6 +52,8 @@ class MeshLab {
   v1::AgentStatus status(int node);
   v1::TrafficReport traffic(int node);
   v1::FastPathReport fast_path(int node);
+  // One service's resilience state on node's agent (GetResilience).
+  v1::ResilienceReport resilience(int node, const std::string &ns, const std::string &name);
   // Waits until node's agent reports a generation > `after` (or a last_error when expect_error).
   v1::AgentStatus wait_generation(int node, uint64_t after);
   v1::AgentStatus wait_error(int node);
