@@ -310,6 +310,22 @@ fi
 step "Counters (node $(node_name 1))"
 "$meshctl" --node "$(node_name 1)" status | sed -n '/^Counters/,$p'
 
+step "Resilience: a connection rate limit on demo/web, decided by the kernel at connect() (meshctl apply -f examples/demo-resilience.yaml: burst 10, then 1/s)"
+mctl apply -f examples/demo-resilience.yaml
+wait_all_acked
+"$meshlab" exec "$run" --pod client -- sh -c \
+  "for i in \$(seq 30); do curl -s --max-time 2 http://10.96.0.10/ || echo REFUSED; done" > "$work/rate.txt"
+answered=$(grep -c '^web-' "$work/rate.txt" || true)
+refused=$(grep -c '^REFUSED$' "$work/rate.txt" || true)
+echo "rate limit: $answered of 30 answered, $refused refused at connect()"
+# 30 connects take about a second: the burst of 10, and the one or two tokens of that second.
+[ "$answered" -ge 10 ] && [ "$answered" -le 12 ] && [ $((answered + refused)) -eq 30 ] ||
+  { echo "demo: the rate limit did not hold" >&2; exit 1; }
+"$meshctl" --node "$(node_name 1)" resilience demo/web
+mctl apply -f examples/demo-web-50-50.yaml
+wait_all_acked
+echo "rate limit lifted (examples/demo-web-50-50.yaml)"
+
 step "meshctl controlplane status"
 mctl cp status
 

@@ -48,6 +48,9 @@ expect '^sockmesh_tcp_connections_opened_total\{.*source_workload="demo/client"'
 expect '^promtool check metrics: ok$'
 expect '^Fast path: +on'
 expect '^64 MiB between two pods of one node, none of it through the veth$'
+expect '^rate limit: 1[0-2] of 30 answered, (18|19|20) refused at connect\(\)$'
+expect '^Refused: +overflow 0, no backend 0, rate limited (18|19|20), fault 0$'
+expect '^rate limit lifted'
 expect '^demo: ok$'
 # Nothing of the lab may remain.
 if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then

@@ -82,9 +82,9 @@ TEST_F(ControlPlaneLabTest, BadChangesAreRefusedWholeAndNothingIsApplied) {
          for (auto &e : *web(s).mutable_endpoints()) e.set_weight(0);
        },
        "weight"},
-      {"unsupported policy",
-       [&](auto &s) { web(s).set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS); },
-       "LEAST_CONNECTIONS"},
+      {"resilience setting out of range",
+       [&](auto &s) { web(s).mutable_outlier_detection()->set_max_ejection_percent(101); },
+       "maxEjectionPercent"},
       {"bad workload address",
        [&](auto &s) { s.mutable_workloads(0)->set_addresses(0, "10.78.1.300"); },
        "spec.addresses[0]"},

@@ -184,12 +184,12 @@ TEST_F(StateTest, RefusesTooManyEndpoints) {
                  R"(service "demo/web": spec.endpoints: at most 64 endpoints per service, got 65)");
 }
 
-TEST_F(StateTest, RefusesUnsupportedPolicy) {
+TEST_F(StateTest, RefusesAnOutOfRangeResilienceSetting) {
   v1::Resource r = web();
-  r.mutable_service()->set_lb_policy(v1::LB_POLICY_LEAST_CONNECTIONS);
+  r.mutable_service()->mutable_outlier_detection()->set_max_ejection_percent(101);
   expect_refused(
       one(r),
-      R"(service "demo/web": spec.lbPolicy: LEAST_CONNECTIONS is not supported yet (it arrives with circuit breaking); use RANDOM, ROUND_ROBIN or MAGLEV)");
+      R"(service "demo/web": spec.outlierDetection.maxEjectionPercent: must be between 0 and 100, got 101)");
 }
 
 TEST_F(StateTest, RefusesEmptyBodyAndEmptyName) {
