@@ -367,6 +367,38 @@ TEST_F(ResilienceTest, RateLimitPassesTheBurstThenTheRate) {
   EXPECT_GE(counter("connect_rate_limited"), 45u);
 }
 
+TEST_F(ResilienceTest, PerSourceRateLimitGivesEachWorkloadItsOwnBucket) {
+  reconcile::DesiredResilience rs;
+  rs.rate_interval_ns = 1000000000ull;        // 1/s: nothing refills during the test
+  rs.rate_burst_ns = (4 - 1) * rs.rate_interval_ns;  // burst 4
+  rs.rate_per_source = true;
+  apply(service({2, 3}, rs));
+  const std::string a = sub_cgroup("a"), b = sub_cgroup("b");
+  reconcile::CaptureMaps capture(datapath_->workloads_fd(), datapath_->endpoints_fd(),
+                                 datapath_->agent_config_fd());
+  capture.sync_workloads({{reconcile::CaptureMaps::cgroup_id_of(a), 7, false},
+                          {reconcile::CaptureMaps::cgroup_id_of(b), 8, false}});
+  auto run = [&](Backends &) {
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 10; i++) {
+      int fd = open_vip();
+      if (fd >= 0) ok++, close(fd);
+      else if (fd == -ECONNREFUSED) refused++;
+    }
+    printf("ok:%d refused:%d\n", ok, refused);
+  };
+  // Each workload gets its own burst of 4; the first one's use leaves the second's untouched.
+  EXPECT_EQ(in_cgroup(a, run), "ok:4 refused:6\n");
+  EXPECT_EQ(in_cgroup(b, run), "ok:4 refused:6\n");
+  EXPECT_EQ(service_state().rate_limited, 12u);
+  sm_rate_source_key key{};
+  key.service = reconcile::service_id_of("test/web");
+  key.workload = 7;
+  uint64_t tat = 0;
+  EXPECT_EQ(bpf_map_lookup_elem(datapath_->rate_sources_fd(), &key, &tat), 0);
+  EXPECT_GT(tat, 0u);
+}
+
 TEST_F(ResilienceTest, FaultInjectionFailsItsShareWithItsErrnoOnlyForScopedSources) {
   reconcile::DesiredResilience rs;
   rs.fault_ppm = 250000;  // 25 %
