@@ -124,7 +124,9 @@ static __always_inline int sm_connect_vip_tcp(struct bpf_sock_addr *ctx, int v6,
   int have_wl = 0;
   __u64 now = 0;
   struct sm_service_state *svc = 0;
-  if (set && set->rs.service != 0) {
+  /* A service without a usable backend is refused below as it always was (connect_no_backend);
+   * resilience only chooses among backends that exist. */
+  if (set && set->rs.service != 0 && set->total_weight != 0) {
     __u64 service = set->rs.service;
     svc = bpf_map_lookup_elem(&sm_service_states, &service);
     if (!svc) sm_count(SM_CNT_RS_UNTRACKED); /* not written yet: balanced as without */
