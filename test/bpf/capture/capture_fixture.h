@@ -434,7 +434,7 @@ class CaptureTest : public ::testing::Test {
   // A service of one TCP (or UDP) VIP port with the given backends ("ip", port) of weight 1.
   static reconcile::DesiredService service(
       const std::vector<std::pair<std::string, uint16_t>> &backends) {
-    reconcile::DesiredService s{"test/web", SM_LB_RANDOM, 0, {}};
+    reconcile::DesiredService s{"test/web", SM_LB_RANDOM, 0, {}, {}};
     for (const auto &[ip, port] : backends)
       s.backends.push_back({parse_ip(ip), port, 1, "test/" + ip, ""});
     return s;

@@ -15,7 +15,7 @@ class SockLbFamiliesTest : public SockLbTest {};
 
 reconcile::DesiredService v6_backends(std::vector<std::pair<uint16_t, uint32_t>> port_weight,
                                       uint32_t policy = SM_LB_RANDOM) {
-  reconcile::DesiredService service{"test/web6", policy, 0, {}};
+  reconcile::DesiredService service{"test/web6", policy, 0, {}, {}};
   for (auto [port, weight] : port_weight)
     service.backends.push_back({parse_ip("::1"), port, weight, "test/be" + std::to_string(port), ""});
   return service;

@@ -47,7 +47,7 @@ const reconcile::ServiceKey kEmptyVip{reconcile::parse_ip("10.96.0.11"), 80, IPP
 
 reconcile::DesiredService backends(std::vector<std::pair<uint8_t, uint32_t>> last_octet_weight,
                                    uint32_t policy = SM_LB_RANDOM) {
-  reconcile::DesiredService service{"test/web", policy, policy == SM_LB_MAGLEV ? 4093u : 0u, {}};
+  reconcile::DesiredService service{"test/web", policy, policy == SM_LB_MAGLEV ? 4093u : 0u, {}, {}};
   for (auto [last, weight] : last_octet_weight)
     service.backends.push_back({reconcile::parse_ip("127.0.0." + std::to_string(last)), 9001,
                                 weight, "test/be" + std::to_string(last), ""});

@@ -59,7 +59,7 @@ ServiceKey vip(uint8_t last, uint16_t port = 80) {
 
 DesiredService service(const std::string &name, std::vector<uint32_t> weights,
                        uint32_t policy = SM_LB_RANDOM) {
-  DesiredService s{name, policy, policy == SM_LB_MAGLEV ? 13u : 0u, {}};
+  DesiredService s{name, policy, policy == SM_LB_MAGLEV ? 13u : 0u, {}, {}};
   int host = 10;
   for (uint32_t w : weights)
     s.backends.push_back(
