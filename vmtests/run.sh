@@ -18,7 +18,7 @@
 #                    initramfs built)
 #   --work DIR       initramfs and logs (default: build/vmtests)
 #   --cache DIR      downloaded packages and kernels (default: build/vmtests-cache; never commit)
-#   --timeout SECS   per boot, covering boot, tests and power-off (default: 540)
+#   --timeout SECS   per boot, covering boot, tests and power-off (default: 840)
 #   --mem MIB        guest memory (default: 1024)
 #   --smp N          guest CPUs (default: 2)
 #   --prepare-only   download and build the initramfs, boot nothing (the ctest fixture vm.prepare)
@@ -31,7 +31,7 @@ root=$(cd "$here/.." && pwd)
 binaries=()
 work=$root/build/vmtests
 cache=$root/build/vmtests-cache
-timeout_s=540
+timeout_s=840
 mem=1024
 smp=2
 prepare_only=0
