@@ -69,25 +69,6 @@ int open_vip() {
   return fd;
 }
 
-// Which of `listeners` (last octet -> fd) got the connection just made; -1 after 5 s.
-int accepted_by(const std::map<int, int> &listeners) {
-  std::vector<pollfd> fds;
-  std::vector<int> lasts;
-  for (auto [last, fd] : listeners) {
-    fds.push_back({fd, POLLIN, 0});
-    lasts.push_back(last);
-  }
-  if (poll(fds.data(), fds.size(), 5000) <= 0) return -1;
-  for (size_t i = 0; i < fds.size(); ++i) {
-    if (!(fds[i].revents & POLLIN)) continue;
-    int conn = accept(fds[i].fd, nullptr, nullptr);
-    if (conn >= 0) {
-      close(conn);
-      return lasts[i];
-    }
-  }
-  return -1;
-}
 
 TEST_F(ResilienceTest, ActiveConnectionsAreCountedAndGivenBackOnCloseAndOnSigkill) {
   apply(service({2, 3}, {}));

@@ -70,6 +70,29 @@ sockaddr_in6 sockaddr6_of(const in6_addr &host_ip, uint16_t port) {
   return addr;
 }
 
+// Which of `listeners` (a key each -> listening fd) got the connection just made; -1 after 5 s.
+// The handshake completes inside connect(), but on another CPU the child socket can reach the
+// accept queue a moment later (seen on 6.1 under qemu): wait for a listener to become readable
+// instead of sweeping once.
+[[maybe_unused]] int accepted_by(const std::map<int, int> &listeners) {
+  std::vector<pollfd> fds;
+  std::vector<int> keys;
+  for (auto [key, fd] : listeners) {
+    fds.push_back({fd, POLLIN, 0});
+    keys.push_back(key);
+  }
+  if (poll(fds.data(), fds.size(), 5000) <= 0) return -1;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (!(fds[i].revents & POLLIN)) continue;
+    int conn = accept(fds[i].fd, nullptr, nullptr);
+    if (conn >= 0) {
+      close(conn);
+      return keys[i];
+    }
+  }
+  return -1;
+}
+
 // Inside the child: a private netns with loopback up; TCP listeners and UDP servers on
 // 127.0.0.2/.3:9001 and [::1]:9001/9002.
 class Backends {
@@ -119,27 +142,8 @@ class Backends {
     return fd;
   }
 
-  // Which listener got the connection just made. The handshake completes inside connect(), but
-  // on another CPU the child socket can reach the accept queue a moment later (seen on 6.1 under
-  // qemu): wait for a listener to become readable instead of sweeping once.
-  int accepted_by() {
-    std::vector<pollfd> fds;
-    std::vector<int> lasts;
-    for (auto [last, fd] : listeners_) {
-      fds.push_back({fd, POLLIN, 0});
-      lasts.push_back(last);
-    }
-    if (poll(fds.data(), fds.size(), 5000) <= 0) return -1;
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      int conn = accept(fds[i].fd, nullptr, nullptr);
-      if (conn >= 0) {
-        close(conn);
-        return lasts[i];
-      }
-    }
-    return -1;
-  }
+  // Which listener got the connection just made (its last octet, or its port for [::1]).
+  int accepted_by() { return sockmesh::accepted_by(listeners_); }
 
  private:
   std::map<int, int> listeners_;
