@@ -123,8 +123,12 @@ static __always_inline int sm_rs_take(const struct sm_backend_set *set, int idx,
     pick->index = idx;
     return SM_RS_USABLE;
   }
-  if (st->ejected_until != 0 && sm_rs_ejected(st, sm_rs_now(now))) return SM_RS_EJECTED;
+  /* The decision of resilience.h (unit-tested) on what the state shows now; the clock only when
+   * the backend was ever ejected. The charge below re-checks the limit atomically. */
   __u32 max = set->rs.max_backend_connections;
+  int why = sm_rs_backend_check(st, max, st->ejected_until != 0 ? sm_rs_now(now) : 0);
+  if (why == SM_RS_FULL) __sync_fetch_and_add(&st->overflows, 1);
+  if (why != SM_RS_USABLE) return why;
   __s64 before_charge = __sync_fetch_and_add(&st->active, 1);
   if (max != 0 && before_charge >= (__s64)max) {
     __sync_fetch_and_add(&st->active, -1);
