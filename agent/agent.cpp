@@ -23,6 +23,7 @@
 #include <stdexcept>
 
 #include "admin/admin_server.h"
+#include "admin/health_server.h"
 #include "admin/mesh_status.h"
 #include "config/file_watcher.h"
 #include "fastpath/fast_path.h"
@@ -273,6 +274,7 @@ void Agent::start() {
           return apply_candidate(candidate, &delta);
         });
     persist_thread_ = std::thread([this] { persist_loop(); });
+    start_health();
     return;
   }
   {
@@ -282,6 +284,7 @@ void Agent::start() {
   }
   refresh_log_names();
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
+  start_health();
 }
 
 // A push (or the persisted state at start): validated, then applied; refused with the first
@@ -594,6 +597,7 @@ void Agent::stop_persisting() {
 }
 
 Agent::~Agent() {
+  health_.reset();  // its thread calls status() at every probe
   stop_persisting();
   client_.reset();      // its thread calls back into the agent
   metrics_.reset();     // its threads read the agent's state at every scrape
@@ -736,6 +740,7 @@ v1::AgentStatus Agent::status() {
     p->set_id(program.prog_id);
     p->set_attach_type(program.attach_type);
     p->set_link_id(program.link_id);
+    p->set_attached(program.attached);
   }
   for (const auto &feature : features_) {
     auto *f = out.add_features();
@@ -865,6 +870,15 @@ void Agent::start_telemetry() {
     spdlog::info("event=metrics_listening address={} port={} bpf_run_stats={}",
                  options_.metrics_address, metrics_->port(), metrics_->bpf_stats_held());
   }
+}
+
+void Agent::start_health() {
+  if (options_.health_address == "off") return;
+  admin::HealthOptions health;
+  health.address = options_.health_address;
+  health_ = std::make_unique<admin::HealthServer>(health, *this);
+  spdlog::info("event=health_listening address={} port={} paths=/healthz/live,/healthz/ready",
+               options_.health_address, health_->port());
 }
 
 std::shared_ptr<const telemetry::Names> Agent::names() {

@@ -37,7 +37,8 @@ class Reconciler;
 }  // namespace reconcile
 namespace admin {
 class AdminServer;
-}
+class HealthServer;
+}  // namespace admin
 namespace identity {
 class Rotator;
 }
@@ -82,6 +83,9 @@ struct AgentOptions {
   uint32_t events_ring_bytes = 4u << 20;
   std::string metrics_address = "0.0.0.0:15020";
   bool bpf_run_stats = false;
+  // Kubernetes probes (docs/metrics.md, "Health probes"): /healthz/live and /healthz/ready on
+  // this "host:port" ("off": none), started once the agent is up.
+  std::string health_address = "0.0.0.0:15021";
   // The same-node fast path (docs/fastpath.md), when the kernel supports it; the hops to and from
   // the agent too only when asked.
   bool fast_path = true;
@@ -144,6 +148,8 @@ class Agent : public admin::AdminState {
   void mesh_state_applied(const xds::KnownGood &state, const xds::Delta *delta);
   // Telemetry: the kernel's switch, the access log and the metrics endpoint (after the data path).
   void start_telemetry();
+  // The health probes' server, last in start(): its answers come from status().
+  void start_health();
   // The numbers and addresses of the kernel's maps, named from the applied state.
   std::shared_ptr<const telemetry::Names> names();
   // Hands the access log the names of the state just applied.
@@ -172,6 +178,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<telemetry::AccessLog> access_log_;     // when its mode is not off
   std::unique_ptr<telemetry::MapInspector> inspector_;
   std::unique_ptr<telemetry::MetricsServer> metrics_;    // unless its address is "off"
+  std::unique_ptr<admin::HealthServer> health_;          // unless its address is "off"
   std::string trust_domain_;                    // control-plane mode, from the node certificate
   std::shared_ptr<const reconcile::MeshView> mesh_view_;  // under mu_
   std::thread persist_thread_;

@@ -124,6 +124,14 @@ int main(int argc, char **argv) {
   app.add_option("--metrics-address", metrics_address,
                  "host:port of the Prometheus endpoint (/metrics), or off")
       ->capture_default_str();
+  std::string health_address = defaults.health_address;
+  app.add_option("--health-address", health_address,
+                 "host:port of the health probes, or off. GET /healthz/live: 200 while every BPF "
+                 "program is loaded and attached (never depends on the control plane); GET "
+                 "/healthz/ready: 200 when live, a config was applied, and in control-plane mode "
+                 "the discovery stream is connected and the node certificate unexpired. 503 and "
+                 "the failing checks otherwise (docs/metrics.md)")
+      ->capture_default_str();
   bool bpf_run_stats = false;
   app.add_flag("--bpf-run-stats", bpf_run_stats,
                "Have the kernel count run time and runs of every BPF program while meshd runs "
@@ -168,6 +176,7 @@ int main(int argc, char **argv) {
     options.events_ring_bytes = ring_bytes;
     options.metrics_address = metrics_address;
     options.bpf_run_stats = bpf_run_stats;
+    options.health_address = health_address;
     options.fast_path = fast_path == "on";
     options.fast_path_agent_hops = fast_path_agent_hops == "on";
     sockmesh::Agent agent(options);

@@ -316,7 +316,14 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
         bpf_link__destroy(link);
         fail("inspect pinned link " + pin, err);
       }
-      if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgroup_id) {
+      if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == 0) {
+        // Detached (`bpftool link detach`, or its cgroup was removed): attached nowhere, so a new
+        // link takes its pin. This is what makes a restart the cure for a failed liveness probe.
+        bpf_link__destroy(link);
+        link = nullptr;
+        if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove pin " + pin, errno);
+        spdlog::warn("event=link_defunct pin={} action=attach_again", pin);
+      } else if (info.type != BPF_LINK_TYPE_CGROUP || info.cgroup.cgroup_id != cgroup_id) {
         if (other == OtherCgroup::kRefuse) {
           bpf_link__destroy(link);
           throw std::runtime_error("pinned link " + pin +
@@ -336,6 +343,7 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
                      info.cgroup.cgroup_id, cgroup_id);
       }
     }
+    link_cgroups_.push_back(cgroup_id);
     if (link) {
       links_.push_back(link);
       if (int err = bpf_link__update_program(link, slot.prog); err != 0)
@@ -419,7 +427,24 @@ int Datapath::rate_sources_fd() const {
 
 std::vector<ProgramInfo> Datapath::programs() const {
   auto out = programs_;
-  if (fastpath_) out.push_back(fast_path_program_);  // attached to sm_fastpath: no link
+  for (size_t i = 0; i < out.size() && i < links_.size(); ++i) {
+    bpf_link_info info{};
+    uint32_t len = sizeof(info);
+    out[i].attached = bpf_obj_get_info_by_fd(bpf_link__fd(links_[i]), &info, &len) == 0 &&
+                      info.cgroup.cgroup_id == link_cgroups_[i];
+  }
+  if (fastpath_) {
+    // Attached to sm_fastpath: no link. Kernels before 6.0 cannot list a sockmap's programs;
+    // there it counts as attached (it was at start).
+    ProgramInfo program = fast_path_program_;
+    uint32_t ids[4] = {}, count = 4, flags = 0;
+    if (bpf_prog_query(bpf_map__fd(fastpath_->maps.sm_fastpath), BPF_SK_MSG_VERDICT, 0, &flags, ids,
+                       &count) == 0)
+      program.attached = std::find(ids, ids + count, program.prog_id) != ids + count;
+    else
+      program.attached = true;
+    out.push_back(program);
+  }
   return out;
 }
 

@@ -26,6 +26,9 @@ struct ProgramInfo {
   std::string attach_type;  // section, e.g. "cgroup/connect4"
   uint32_t prog_id = 0;
   uint32_t link_id = 0;
+  // Attached now, as the kernel says at the time programs() is called (a link detached by
+  // `bpftool link detach`, or by its cgroup's removal, is not).
+  bool attached = false;
 };
 
 struct MapInfo {
@@ -98,7 +101,7 @@ class Datapath {
 
   const std::string &pin_dir() const { return pin_dir_; }
   // The cgroup programs in attach order, then the fast path's sk_msg program (link_id 0: it is
-  // attached to the sm_fastpath map, not through a link).
+  // attached to the sm_fastpath map, not through a link). `attached` is asked of the kernel.
   std::vector<ProgramInfo> programs() const;
   std::vector<MapInfo> maps() const;
   // true when the pinned state of an earlier agent was adopted.
@@ -127,6 +130,7 @@ class Datapath {
   capture *capture_ = nullptr;
   ::fastpath *fastpath_ = nullptr;  // null when the kernel lacks the fast path
   std::vector<::bpf_link *> links_;
+  std::vector<uint64_t> link_cgroups_;  // the cgroup each of links_ was attached to
   std::vector<ProgramInfo> programs_;
   ProgramInfo fast_path_program_;
   bool adopted_ = false;

@@ -47,11 +47,13 @@ v1::AgentStatus sample_status() {
   p->set_attach_type("cgroup/connect4");
   p->set_id(42);
   p->set_link_id(7);
+  p->set_attached(true);
   p = s.add_programs();
   p->set_name("sm_getpeername4");
   p->set_attach_type("cgroup/getpeername4");
   p->set_id(43);
   p->set_link_id(8);
+  p->set_attached(true);
   auto *m = s.add_maps();
   m->set_name("sm_services");
   m->set_id(10);
@@ -696,13 +698,15 @@ const char *const kStatusJson = R"({
       "name": "sm_connect4",
       "id": 42,
       "attachType": "cgroup/connect4",
-      "linkId": 7
+      "linkId": 7,
+      "attached": true
     },
     {
       "name": "sm_getpeername4",
       "id": 43,
       "attachType": "cgroup/getpeername4",
-      "linkId": 8
+      "linkId": 8,
+      "attached": true
     }
   ],
   "maps": [
@@ -774,10 +778,12 @@ programs:
     id: 42
     attachType: cgroup/connect4
     linkId: 7
+    attached: true
   - name: sm_getpeername4
     id: 43
     attachType: cgroup/getpeername4
     linkId: 8
+    attached: true
 maps:
   - name: sm_services
     id: 10
