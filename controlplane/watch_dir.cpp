@@ -158,8 +158,10 @@ void DirWatcher::run() {
       while ((n = ::read(inotify_fd_, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
           auto *event = reinterpret_cast<inotify_event *>(p);
-          if (event->len > 0 && std::string_view(event->name).ends_with(".yaml"))
-            yaml_changed = true;
+          // A Kubernetes ConfigMap volume changes by swapping the "..data" symlink to a new
+          // directory (its *.yaml are symlinks through it): no event names a .yaml file then.
+          const std::string_view name = event->len > 0 ? event->name : "";
+          if (name.ends_with(".yaml") || name == "..data") yaml_changed = true;
           p += sizeof(inotify_event) + event->len;
         }
       }

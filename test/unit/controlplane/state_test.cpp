@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "fixture.h"
 #include "node_filter.h"
@@ -424,6 +426,36 @@ TEST(WatchDir, FilesMayReferToEachOtherAndErrorsNameFileAndLine) {
       load.errors[0],
       dir.path() +
           R"(/c-bad.yaml:4: node "default/n3": spec.addresses[0]: "x" is not an IPv4 or IPv6 address)");
+}
+
+// The layout kubelet gives a ConfigMap volume (the chart's controlplane.meshResources): each file
+// a symlink through "..data", which an update swaps atomically to a new timestamped directory.
+TEST(WatchDir, AConfigMapVolumeUpdateIsApplied) {
+  TempDir dir, store_dir;
+  const std::string root = dir.path();
+  fs::create_directory(root + "/..2026_11_26_1");
+  std::ofstream(root + "/..2026_11_26_1/mesh.yaml") << kMesh;
+  fs::create_directory_symlink("..2026_11_26_1", root + "/..data");
+  fs::create_symlink("..data/mesh.yaml", root + "/mesh.yaml");
+
+  Store store(store_dir.path());
+  State state(store);
+  DirWatcher watcher(state, root);
+  ASSERT_EQ(state.view().version, 1u);
+  const size_t before = state.view().resources->size();
+
+  fs::create_directory(root + "/..2026_11_26_2");
+  std::ofstream(root + "/..2026_11_26_2/mesh.yaml")
+      << kMesh << "---\napiVersion: sockmesh/v1\nkind: Node\nmetadata: {name: n3}\n"
+      << "spec: {addresses: [10.77.0.3]}\n";
+  fs::create_directory_symlink("..2026_11_26_2", root + "/..data_tmp");
+  fs::rename(root + "/..data_tmp", root + "/..data");
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (state.view().version == 1u && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(state.view().version, 2u);
+  EXPECT_EQ(state.view().resources->size(), before + 1);
 }
 
 }  // namespace
