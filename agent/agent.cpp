@@ -73,8 +73,13 @@ std::string join_lines(const std::vector<std::string> &lines) {
   return out;
 }
 
-// The programs must never see the agent's own sockets (its upstream connections would be
-// balanced or captured again): refuse a workload cgroup that contains the agent.
+// The programs must never act on the agent's own sockets (its upstream connections would be
+// balanced or captured again). An agent inside the workload cgroup (a DaemonSet pod under
+// kubepods, the programs attached at the cgroup v2 root) is fine: the loader tells the programs
+// its cgroup and they leave its sockets alone (docs/datapath.md). An agent whose own cgroup IS the
+// workload cgroup is refused: nothing would tell its sockets from the workloads' there, and the
+// agent-cgroup programs would run for every workload socket (any workload could report upstream
+// failures to eject backends, or be answered SO_ORIGINAL_DST).
 void check_workload_cgroup(const std::string &cgroup) {
   if (cgroup.empty() || cgroup[0] != '/')
     throw std::runtime_error("--cgroup must be an absolute path, got \"" + cgroup + "\"");
@@ -88,9 +93,9 @@ void check_workload_cgroup(const std::string &cgroup) {
   while (mine.size() > 1 && mine.back() == '/') mine.pop_back();
   std::string target = cgroup;
   while (target.size() > 1 && target.back() == '/') target.pop_back();
-  if (mine == target || mine.rfind(target + "/", 0) == 0)
-    throw std::runtime_error("meshd runs inside the workload cgroup it would capture (" + mine +
-                             "); start it from another cgroup");
+  if (mine == target)
+    throw std::runtime_error("meshd runs in the workload cgroup itself (" + mine +
+                             "); start it from another cgroup, or from one below it");
 }
 
 // 64-bit FNV-1a: the agent remembers which file text it applied or refused by digest, not by
@@ -199,6 +204,9 @@ void Agent::start() {
   datapath_options.events_ring_bytes = options_.events_ring_bytes;
   const auto fast_path_missing = loader::fast_path_missing(features_);
   datapath_options.fast_path = fast_path_missing.empty();
+  // Told before the first workload program is attached: inside the workload cgroup, the agent's
+  // sockets are left alone from the start (its listeners and connections are all made later).
+  datapath_options.agent_cgroup = loader::cgroup2_mount() + loader::own_cgroup();
   datapath_ =
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),

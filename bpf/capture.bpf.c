@@ -20,6 +20,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/agent_sockets.h"
 #include "lib/fastpath.h"
 #include "lib/maps.h"
 #include "lib/resilience.h"
@@ -70,12 +71,15 @@ static __always_inline void sm_ops_client_closed(struct bpf_sock_ops *skops) {
 }
 
 /* Workload sockets: capture records on their way to the agent, the telemetry of counted
- * connections (lib/telemetry.h), and the same-node fast path (lib/fastpath.h). */
+ * connections (lib/telemetry.h), and the same-node fast path (lib/fastpath.h). The agent's own
+ * sockets, when it runs inside the workload cgroup, are sm_sockops_agent's alone
+ * (lib/agent_sockets.h). */
 SEC("sockops")
 int sm_sockops(struct bpf_sock_ops *skops) {
   struct sm_conn *conn;
   struct sm_rs_conn *rs;
   struct bpf_sock *sk = skops->sk; /* once, at a constant offset */
+  if (sm_agent_socket(sk)) return SM_SOCKOPS_OK;
   switch (skops->op) {
     case BPF_SOCK_OPS_TCP_CONNECT_CB: {
       __u32 flags = sm_ops_client_connect(skops);

@@ -5,10 +5,12 @@
  * application sees what it asked for. Both families; IPv4-mapped IPv6 is balanced as IPv4.
  * A captured workload's TCP connect to a mesh workload on another node goes to the agent's
  * outbound listener instead (lib/capture.h); a workload's TCP connect to a workload of this node
- * is allowed or refused from the compiled authorization policies (lib/policy.h). */
+ * is allowed or refused from the compiled authorization policies (lib/policy.h). The agent's own
+ * sockets, when it runs inside the workload cgroup, are left alone (lib/agent_sockets.h). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "lib/agent_sockets.h"
 #include "lib/capture.h"
 #include "lib/lb.h"
 #include "lib/maps.h"
@@ -253,37 +255,69 @@ static __always_inline int sm_getpeername(struct bpf_sock_addr *ctx, int v6) {
   return SM_ALLOW;
 }
 
+/* Each sock_addr program first lets the agent's own calls through untouched (lib/agent_sockets.h):
+ * the agent's connections go where it sends them. */
 SEC("cgroup/connect4")
-int sm_connect4(struct bpf_sock_addr *ctx) { return sm_connect(ctx, 0); }
+int sm_connect4(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_connect(ctx, 0);
+}
 
 SEC("cgroup/connect6")
-int sm_connect6(struct bpf_sock_addr *ctx) { return sm_connect(ctx, 1); }
+int sm_connect6(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_connect(ctx, 1);
+}
 
 SEC("cgroup/sendmsg4")
-int sm_sendmsg4(struct bpf_sock_addr *ctx) { return sm_sendmsg(ctx, 0); }
+int sm_sendmsg4(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_sendmsg(ctx, 0);
+}
 
 SEC("cgroup/sendmsg6")
-int sm_sendmsg6(struct bpf_sock_addr *ctx) { return sm_sendmsg(ctx, 1); }
+int sm_sendmsg6(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_sendmsg(ctx, 1);
+}
 
 SEC("cgroup/recvmsg4")
-int sm_recvmsg4(struct bpf_sock_addr *ctx) { return sm_recvmsg(ctx, 0); }
+int sm_recvmsg4(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_recvmsg(ctx, 0);
+}
 
 SEC("cgroup/recvmsg6")
-int sm_recvmsg6(struct bpf_sock_addr *ctx) { return sm_recvmsg(ctx, 1); }
+int sm_recvmsg6(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_recvmsg(ctx, 1);
+}
+
+/* A socket is created: when its creator is the agent (running inside the workload cgroup), it is
+ * marked as the agent's, for the programs that run without the agent's task at hand (sock_ops in
+ * softirq, sock_release). Never refuses a socket. */
+SEC("cgroup/sock_create")
+int sm_sock_create(struct bpf_sock *sk) {
+  if (sm_agent_task()) {
+    __u32 *mark = bpf_sk_storage_get(&sm_agent_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+    if (mark) *mark = 1;
+  }
+  return 1;
+}
 
 /* The application let its socket go: a connection's charges not yet given back by sock_ops (its
- * connect failed before TCP started, or it closed before TCP reached CLOSE) are given back now. */
+ * connect failed before TCP started, or it closed before TCP reached CLOSE) are given back now.
+ * The agent's sockets carry no charge of the workload programs; one of the agent's own is not
+ * touched (looked at only when a record exists: the common case costs one lookup). */
 SEC("cgroup/sock_release")
 int sm_sock_release(struct bpf_sock *sk) {
   struct sm_rs_conn *rec = bpf_sk_storage_get(&sm_rs_conns, sk, 0, 0);
-  if (rec) sm_rs_release(rec);
+  if (rec && !sm_agent_socket(sk)) sm_rs_release(rec);
   return 1;
 }
 
 SEC("cgroup/getpeername4")
-int sm_getpeername4(struct bpf_sock_addr *ctx) { return sm_getpeername(ctx, 0); }
+int sm_getpeername4(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_getpeername(ctx, 0);
+}
 
 SEC("cgroup/getpeername6")
-int sm_getpeername6(struct bpf_sock_addr *ctx) { return sm_getpeername(ctx, 1); }
+int sm_getpeername6(struct bpf_sock_addr *ctx) {
+  return sm_agent_task() ? SM_ALLOW : sm_getpeername(ctx, 1);
+}
 
 char LICENSE[] SEC("license") = "GPL";

@@ -23,6 +23,7 @@
 #include "capture.skel.h"
 #include "fastpath.skel.h"
 #include "sock_lb.skel.h"
+#include "sockmesh/capture_maps.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/counters.h"
 #include "sockmesh/fastpath.h"
@@ -213,6 +214,9 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
     fail("open workload cgroup " + workload_cgroup, err);
   }
   try {
+    // Before the first workload program is attached (or a pinned link switched to a new one): an
+    // agent inside the workload cgroup is never acted on.
+    if (!options.agent_cgroup.empty()) set_agent_cgroup(options.agent_cgroup);
     attach_all(cgroup.get(), cgroup_id_of(workload_cgroup));
   } catch (...) {
     destroy();
@@ -265,6 +269,8 @@ void Datapath::destroy() {
 void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
   attach_slots(
       {
+          // First: the agent's sockets are marked from the moment any other program runs.
+          {skel_->progs.sm_sock_create, "cgroup/sock_create", "link_sock_create"},
           {skel_->progs.sm_connect4, "cgroup/connect4", "link_connect4"},
           {skel_->progs.sm_connect6, "cgroup/connect6", "link_connect6"},
           {skel_->progs.sm_sendmsg4, "cgroup/sendmsg4", "link_sendmsg4"},
@@ -279,16 +285,41 @@ void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
       cgroup_fd, cgroup_id, OtherCgroup::kRefuse);
 }
 
-void Datapath::attach_agent(const std::string &agent_cgroup) {
+// The agent's cgroup may lie inside the workload cgroup, never be it: the workloads' own sockets
+// would count as the agent's (never balanced), and the agent-cgroup programs would run for every
+// workload socket (attach_agent).
+void Datapath::set_agent_cgroup(const std::string &agent_cgroup) {
   std::string agent = canonical_dir(agent_cgroup);
   std::string workloads = canonical_dir(workload_cgroup_);
-  if (same_or_below(agent, workloads) || same_or_below(workloads, agent))
-    throw std::runtime_error("agent cgroup " + agent_cgroup + " must lie outside workload cgroup " +
-                             workload_cgroup_ + " and must not contain it");
+  if (agent == workloads)
+    throw std::runtime_error("agent cgroup " + agent_cgroup + " must not be workload cgroup " +
+                             workload_cgroup_ + " itself (it may lie inside it)");
+  sm_agent_cgroup value{};
+  if (same_or_below(agent, workloads)) {
+    value.id = cgroup_id_of(agent);
+    value.level = cgroup_level(agent);
+  }
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(agent_cgroup_fd(), &zero, &value, BPF_ANY) != 0)
+    fail("write the agent's cgroup into sm_agent_cgroup", errno);
+  spdlog::info("event=agent_cgroup cgroup={} inside_workloads={} cgroup_id={} level={}", agent,
+               value.id != 0, value.id, value.level);
+}
+
+void Datapath::attach_agent(const std::string &agent_cgroup) {
+  // The agent-cgroup programs on the workload cgroup or above it would run for every workload
+  // socket: sm_setsockopt would take any workload's reports of failed upstreams (and eject
+  // backends), sm_getsockopt answer for them. Inside it, they run for the agent's sockets only.
+  std::string agent = canonical_dir(agent_cgroup);
+  std::string workloads = canonical_dir(workload_cgroup_);
+  if (same_or_below(workloads, agent))
+    throw std::runtime_error("agent cgroup " + agent_cgroup + " must not be workload cgroup " +
+                             workload_cgroup_ + " nor contain it (it may lie inside it)");
   uint64_t id = cgroup_id_of(agent_cgroup);
   if (agent_cgroup_id_ == id) return;
   if (agent_cgroup_id_ != 0)
     throw std::runtime_error("the capture programs are attached to another agent cgroup already");
+  set_agent_cgroup(agent_cgroup);
   UniqueFd cgroup(open(agent_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cgroup.valid()) fail("open agent cgroup " + agent_cgroup, errno);
   attach_slots(
@@ -423,6 +454,9 @@ int Datapath::fault_sources_fd() const {
 }
 int Datapath::rate_sources_fd() const {
   return bpf_map__fd(skel_->maps.sm_rate_sources);
+}
+int Datapath::agent_cgroup_fd() const {
+  return bpf_map__fd(skel_->maps.sm_agent_cgroup);
 }
 
 std::vector<ProgramInfo> Datapath::programs() const {

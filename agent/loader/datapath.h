@@ -49,6 +49,13 @@ struct DatapathOptions {
   // sk_msg program is loaded and attached to sm_fastpath, and sock_ops may insert sockets
   // (whether it does is the agent's switch in sm_agent). Without it the code is pruned.
   bool fast_path = true;
+  // The cgroup v2 directory the agent runs in (empty: not told; what sm_agent_cgroup holds stays).
+  // When it lies inside the workload cgroup, its id goes into sm_agent_cgroup before any workload
+  // program is attached, and the workload programs leave the agent's sockets alone
+  // (docs/datapath.md, "The agent inside the workload cgroup"); otherwise (beside it, or above it
+  // with no agent-cgroup programs) 0 goes there. It must not be the workload cgroup itself
+  // (std::runtime_error).
+  std::string agent_cgroup = {};
 };
 
 class Datapath {
@@ -63,10 +70,12 @@ class Datapath {
   // Attaches the agent's end of capture (docs/datapath.md, "Capture") to `agent_cgroup`, the
   // cgroup v2 directory meshd runs in: a sock_ops program that takes capture records over onto
   // the agent's accepted sockets, and a cgroup/getsockopt program that answers SO_ORIGINAL_DST
-  // and SM_SO_CAPTURE_INFO on them. Must be neither the workload cgroup nor inside it nor above
-  // it (std::runtime_error otherwise). Pinned like the other links; a pinned link of an earlier
-  // agent is switched to the new program in place, or, when the agent's cgroup is another one
-  // now (a service manager re-creates it on restart), replaced. Idempotent; attaching this
+  // and SM_SO_CAPTURE_INFO on them. Must be neither the workload cgroup nor above it
+  // (std::runtime_error otherwise); inside it, the workload programs are told to leave the
+  // agent's sockets alone (as DatapathOptions::agent_cgroup, which the agent passes so that this
+  // holds from the first workload program on). Pinned like the other links; a pinned link of an
+  // earlier agent is switched to the new program in place, or, when the agent's cgroup is another
+  // one now (a service manager re-creates it on restart), replaced. Idempotent; attaching this
   // instance to a second agent cgroup is refused.
   void attach_agent(const std::string &agent_cgroup);
 
@@ -97,6 +106,8 @@ class Datapath {
   int backend_states_fd() const;
   int fault_sources_fd() const;
   int rate_sources_fd() const;
+  // The agent's cgroup as the workload programs know it (bpf/include/sockmesh/capture_maps.h).
+  int agent_cgroup_fd() const;
   bool fast_path_loaded() const { return fastpath_ != nullptr; }
 
   const std::string &pin_dir() const { return pin_dir_; }
@@ -118,6 +129,8 @@ class Datapath {
   };
   enum class OtherCgroup { kRefuse, kReplace };
   void attach_all(int cgroup_fd, uint64_t cgroup_id);
+  // Writes sm_agent_cgroup for an agent in `agent_cgroup` (see DatapathOptions::agent_cgroup).
+  void set_agent_cgroup(const std::string &agent_cgroup);
   void attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint64_t cgroup_id,
                     OtherCgroup other);
   void destroy();

@@ -113,6 +113,10 @@ bool sock_release_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_RELEASE, helper);
 }
 
+bool sock_create_has_helper(int helper) {
+  return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_CREATE, helper);
+}
+
 bool getsockopt_has_helper(int helper) {
   return has_helper_in(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_GETSOCKOPT, helper);
 }
@@ -226,6 +230,13 @@ std::vector<FeatureProbe> feature_table() {
        [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCKOPT, BPF_CGROUP_SETSOCKOPT); }},
       {required("helper:sockops:bpf_loop", "5.17"),
        [] { return sock_ops_has_helper(BPF_FUNC_loop); }},
+      // The agent inside the workload cgroup (docs/datapath.md): its sockets marked at creation.
+      {required("attach:cgroup/sock_create", "4.10"),
+       [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_CREATE); }},
+      {required("helper:sock_create:bpf_get_current_ancestor_cgroup_id", "5.7"),
+       [] { return sock_create_has_helper(BPF_FUNC_get_current_ancestor_cgroup_id); }},
+      {required("helper:sock_create:bpf_sk_storage_get", "6.1"),
+       [] { return sock_create_has_helper(BPF_FUNC_sk_storage_get); }},
       {optional("helper:bpf_set_retval", "5.18",
                 "a connect() or sendto() to a VIP with no usable endpoint fails with EPERM instead "
                 "of ECONNREFUSED"),

@@ -145,6 +145,26 @@ struct {
   __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sm_capture_accepted SEC(".maps");
 
+/* The agent's own cgroup when it runs inside the workload cgroup (include/sockmesh/capture_maps.h),
+ * and its sockets, marked at creation. BPF_F_CLONE: a socket accepted on a marked listener is
+ * marked too (the kernel copies the storage into the child), before any sock_ops callback of the
+ * child runs. Pinned: a restarted agent finds its sockets marked. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sm_agent_cgroup);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_agent_cgroup SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+  __type(key, int);
+  __type(value, __u32);
+  __uint(pinning, LIBBPF_PIN_BY_NAME);
+} sm_agent_socks SEC(".maps");
+
 /* Same-node authorization (layouts: include/sockmesh/policy.h). Pinned: a restarted agent finds
  * the decisions in place and the kernel keeps deciding while it is away. No prealloc: memory
  * follows the entries the agent compiled (most destinations have none). */

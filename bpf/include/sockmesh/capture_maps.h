@@ -9,6 +9,8 @@
  * sm_capture_store    SK_STORAGE   client socket        -> sm_capture_info   connect4/6
  * sm_capture_flows    LRU_HASH     sm_flow_key          -> sm_capture_info   sockops (both ends)
  * sm_capture_accepted SK_STORAGE   agent's socket       -> sm_capture_info   sockops (agent end)
+ * sm_agent_cgroup     ARRAY[1]     0                    -> sm_agent_cgroup   loader writes
+ * sm_agent_socks      SK_STORAGE   agent's socket       -> __u32 (1)         sock_create
  *
  * Byte order: addresses and ports in network order, as everywhere in the data path; an IPv4
  * address is in addr[0] with the rest zero; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is
@@ -66,6 +68,19 @@ struct sm_endpoint {
   __u32 workload_id; /* agent-assigned number of the workload holding the address */
   __u32 node_id;     /* agent-assigned number of the node it runs on */
   __u32 flags;       /* SM_EP_* */
+};
+
+/* Element 0 of sm_agent_cgroup: the agent's own cgroup when it lies inside the workload cgroup
+ * (a DaemonSet pod under kubepods, the programs attached at the cgroup v2 root), else all zero.
+ * The workload programs run for the agent's sockets then too, and leave them alone: the sock_addr
+ * programs when the calling task is in this cgroup or below it (the ancestor of its cgroup at
+ * `level` is `id`), sock_ops and sock_release when the socket is marked in sm_agent_socks
+ * (cgroup/sock_create marks the sockets such a task creates; an accepted socket inherits its
+ * listener's mark). Written by the loader before it attaches the workload programs. */
+struct sm_agent_cgroup {
+  __u64 id;    /* cgroup id (inode of the cgroup v2 directory); 0 = the agent is not inside */
+  __u32 level; /* its level below the cgroup v2 root (the root is 0) */
+  __u32 pad;
 };
 
 /* Element 0 of sm_agent: where captured connections go. A port of 0 means no listener of that

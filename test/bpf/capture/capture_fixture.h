@@ -7,6 +7,10 @@
 //       client/  client/container/  client/sidecar/  other/  unknown/
 //     agent/  agent2/                             the agent's cgroup (capture programs attached)
 //
+// With agent_inside_ (AgentInsideTest, and every CaptureFlowTest again as AgentInside.* through
+// SOCKMESH_TEST_AGENT_INSIDE=1) the agent's cgroups are workloads/meshd/ and workloads/meshd2/
+// instead: the agent inside the workload cgroup, as a DaemonSet pod is under kubepods.
+//
 // A socket belongs to the cgroup its creator was in at socket(); the child moves itself between
 // cgroups before creating each socket. The parent configures the maps; the child connects and
 // reports "key value" lines, and can stop at a sync point for the parent to change something.
@@ -31,6 +35,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -365,8 +370,9 @@ class CaptureTest : public ::testing::Test {
     cg_.sidecar = cg_.client + "/sidecar";
     cg_.other = cg_.workloads + "/other";
     cg_.unknown = cg_.workloads + "/unknown";
-    cg_.agent = root + "/agent";
-    cg_.agent2 = root + "/agent2";
+    const std::string agents = agent_inside_ ? cg_.workloads + "/meshd" : root + "/agent";
+    cg_.agent = agents;
+    cg_.agent2 = agents + "2";
     for (const auto &dir : cg_.all())
       ASSERT_EQ(mkdir(dir.c_str(), 0755), 0) << dir << ": " << std::strerror(errno);
     open_datapath();
@@ -382,7 +388,10 @@ class CaptureTest : public ::testing::Test {
   }
 
   void open_datapath(bool with_agent = true) {
-    datapath_ = std::make_unique<loader::Datapath>(node_, cg_.workloads);
+    // As meshd does: the agent's cgroup is known before any workload program is attached.
+    loader::DatapathOptions options;
+    if (with_agent) options.agent_cgroup = cg_.agent;
+    datapath_ = std::make_unique<loader::Datapath>(node_, cg_.workloads, options);
     if (with_agent) datapath_->attach_agent(cg_.agent);
     lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                       datapath_->backend_sets_fd());
@@ -490,6 +499,7 @@ class CaptureTest : public ::testing::Test {
   }
 
   std::string node_;
+  bool agent_inside_ = std::getenv("SOCKMESH_TEST_AGENT_INSIDE") != nullptr;
   Cgroups cg_;
   std::unique_ptr<loader::Datapath> datapath_;
   std::unique_ptr<reconcile::BpfLbMaps> lb_maps_;

@@ -386,24 +386,35 @@ TEST_F(CaptureFlowTest, ProgramsAndLinksOfBothCgroups) {
     EXPECT_GT(p.prog_id, 0u);
     if (p.attach_type != "sk_msg") EXPECT_GT(p.link_id, 0u);  // attached to its map
   }
-  EXPECT_EQ(hooks, (std::vector<std::string>{
-                       "sm_connect4 cgroup/connect4", "sm_connect6 cgroup/connect6",
-                       "sm_sendmsg4 cgroup/sendmsg4", "sm_sendmsg6 cgroup/sendmsg6",
-                       "sm_recvmsg4 cgroup/recvmsg4", "sm_recvmsg6 cgroup/recvmsg6",
-                       "sm_getpeername4 cgroup/getpeername4", "sm_getpeername6 cgroup/getpeername6",
-                       "sm_sock_release cgroup/sock_release", "sm_sockops sockops", "sm_sockops_agent sockops",
-                       "sm_getsockopt cgroup/getsockopt", "sm_setsockopt cgroup/setsockopt",
-                       "sm_fastpath_msg sk_msg"}));
+  EXPECT_EQ(hooks,
+            (std::vector<std::string>{
+                "sm_sock_create cgroup/sock_create", "sm_connect4 cgroup/connect4",
+                "sm_connect6 cgroup/connect6", "sm_sendmsg4 cgroup/sendmsg4",
+                "sm_sendmsg6 cgroup/sendmsg6", "sm_recvmsg4 cgroup/recvmsg4",
+                "sm_recvmsg6 cgroup/recvmsg6", "sm_getpeername4 cgroup/getpeername4",
+                "sm_getpeername6 cgroup/getpeername6", "sm_sock_release cgroup/sock_release",
+                "sm_sockops sockops", "sm_sockops_agent sockops", "sm_getsockopt cgroup/getsockopt",
+                "sm_setsockopt cgroup/setsockopt", "sm_fastpath_msg sk_msg"}));
   const std::string pins = "/sys/fs/bpf/sockmesh/" + node_;
   for (const char *name :
-       {"link_sockops", "link_agent_sockops", "link_agent_getsockopt", "sm_workloads",
-        "sm_endpoints", "sm_agent", "sm_capture_store", "sm_capture_flows", "sm_capture_accepted"})
+       {"link_sock_create", "link_sockops", "link_agent_sockops", "link_agent_getsockopt",
+        "sm_agent_cgroup", "sm_agent_socks", "sm_workloads", "sm_endpoints", "sm_agent",
+        "sm_capture_store", "sm_capture_flows", "sm_capture_accepted"})
     EXPECT_TRUE(std::filesystem::exists(pins + "/" + name)) << name;
   datapath_->attach_agent(cg_.agent);  // again: nothing changes
   EXPECT_EQ(datapath_->programs().size(), hooks.size());
-  // The agent's cgroup must not be the workload cgroup, inside it, or above it.
-  for (const auto &bad : {cg_.workloads, cg_.client, cg_.root})
+  // The agent's cgroup must not be the workload cgroup or above it (inside it, it may:
+  // AgentInsideTest).
+  for (const auto &bad : {cg_.workloads, cg_.root})
     EXPECT_THROW(datapath_->attach_agent(bad), std::runtime_error) << bad;
+  // Nor may the data path be told it is the workload cgroup itself; above it (file mode, without
+  // the agent-cgroup programs) is as beside it.
+  loader::DatapathOptions options;
+  options.agent_cgroup = cg_.workloads;
+  EXPECT_THROW(loader::Datapath(node_ + "x", cg_.workloads, options), std::runtime_error);
+  options.agent_cgroup = cg_.root;
+  EXPECT_NO_THROW(loader::Datapath(node_ + "x", cg_.workloads, options));
+  loader::Datapath::uninstall(node_ + "x");
 }
 
 TEST_F(CaptureFlowTest, RestartKeepsTheAgentLinksOrMovesThemWithTheAgent) {

@@ -58,9 +58,13 @@ TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
                                    "helper:sockops:bpf_sock_hash_update",
                                    "helper:sockops:bpf_get_netns_cookie",
                                    "attach:cgroup/sock_release",
-                                   "helper:sock_release:bpf_sk_storage_get", "helper:bpf_loop",
+                                   "helper:sock_release:bpf_sk_storage_get",
+                                   "helper:bpf_loop",
                                    "attach:cgroup/setsockopt",
-                                   "helper:sockops:bpf_loop"}));
+                                   "helper:sockops:bpf_loop",
+                                   "attach:cgroup/sock_create",
+                                   "helper:sock_create:bpf_get_current_ancestor_cgroup_id",
+                                   "helper:sock_create:bpf_sk_storage_get"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));
   EXPECT_EQ(fast_path_missing(features), std::vector<std::string>{});

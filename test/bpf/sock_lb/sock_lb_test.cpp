@@ -14,11 +14,11 @@ TEST_F(SockLbTest, ProgramsAreAttachedThroughPinnedLinks) {
     // The fast path's sk_msg program is attached to its map, without a link.
     if (p.attach_type != "sk_msg") EXPECT_GT(p.link_id, 0u);
   }
-  EXPECT_EQ(hooks, (std::vector<std::string>{"cgroup/connect4", "cgroup/connect6",
-                                             "cgroup/sendmsg4", "cgroup/sendmsg6",
-                                             "cgroup/recvmsg4", "cgroup/recvmsg6",
-                                             "cgroup/getpeername4", "cgroup/getpeername6",
-                                             "cgroup/sock_release", "sockops", "sk_msg"}));
+  EXPECT_EQ(hooks,
+            (std::vector<std::string>{
+                "cgroup/sock_create", "cgroup/connect4", "cgroup/connect6", "cgroup/sendmsg4",
+                "cgroup/sendmsg6", "cgroup/recvmsg4", "cgroup/recvmsg6", "cgroup/getpeername4",
+                "cgroup/getpeername6", "cgroup/sock_release", "sockops", "sk_msg"}));
   EXPECT_TRUE(std::filesystem::exists("/sys/fs/bpf/sockmesh/" + node_ + "/link_connect4"));
   EXPECT_TRUE(std::filesystem::exists("/sys/fs/bpf/sockmesh/" + node_ + "/sm_services"));
 }

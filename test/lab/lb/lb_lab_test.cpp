@@ -78,15 +78,15 @@ TEST_F(LbLabTest, NonVipTrafficIsUntouched) {
 TEST_F(LbLabTest, StatusListsTheProbedKernelFeatures) {
   const auto status = mesh_->status(1);
   // 18, 24 with M5's capture, 28 with M6's telemetry, 34 with M7's fast path, 39 with M8's
-  // resilience (docs/kernels.md)
-  ASSERT_EQ(status.features_size(), 39);
+  // resilience, 42 with M9's agent inside the workload cgroup (docs/kernels.md)
+  ASSERT_EQ(status.features_size(), 42);
   for (const auto &f : status.features()) {
     EXPECT_TRUE(f.present()) << f.name();
     EXPECT_FALSE(f.since().empty()) << f.name();
   }
   EXPECT_EQ(status.features(0).name(), "prog:cgroup_sock_addr");
-  EXPECT_EQ(status.features(38).name(), "helper:bpf_set_retval");
-  EXPECT_FALSE(status.features(38).required());
+  EXPECT_EQ(status.features(41).name(), "helper:bpf_set_retval");
+  EXPECT_FALSE(status.features(41).required());
 }
 
 TEST_F(LbLabTest, VipWithoutBackendsRefusesAndIsCounted) {

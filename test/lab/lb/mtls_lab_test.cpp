@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -480,6 +482,69 @@ TEST(MtlsRotationLabTest, LongLivedConnectionSurvivesRotationAndNewOnesUseTheNew
   EXPECT_GT(after.size(), before.size()) << "the new connection did not present a new certificate";
   longlived.join();
   EXPECT_EQ(words(out), std::vector<std::string>{"50"}) << "the long-lived connection broke";
+}
+
+// M9: both agents restarted inside their node's workload cgroup (pods/meshd, beside the pods), as
+// a DaemonSet's pods are under kubepods. Captured cross-node connections still cross the tunnel
+// byte-exact under an ALLOW policy, and neither node's kernel balances, authorizes or counts the
+// agents' own connections (the tunnel, the delivery to the backend pod).
+TEST(MtlsAgentInsideLabTest, AgentsInsideTheWorkloadCgroupCarryCapturedTrafficAndAreNotCounted) {
+  MeshLab mesh({}, Source::kControlPlane, extra_pods(), {}, without_fast_path());
+  make_secure(mesh);
+  auto &lab = mesh.lab();
+  std::map<int, pid_t> inside;
+  for (int n = 1; n <= 2; ++n) {
+    mesh.stop_agent(n);
+    const std::string cgroup = lab.workload_cgroup(n) + "/meshd";
+    ASSERT_EQ(mkdir(cgroup.c_str(), 0755), 0) << cgroup;
+    // The same agent (its identity is in the state directory), moved into the cgroup first.
+    inside[n] = lab.spawn_in_node(
+        n,
+        {"sh", "-c", "echo $$ > " + cgroup + "/cgroup.procs && exec \"$0\" \"$@\"", MESHD_BIN,
+         "--node", lab.node_name(n), "--cgroup", lab.workload_cgroup(n), "--controlplane",
+         mesh.controlplane_target(), "--state-dir", mesh.dir() + "/state-n" + std::to_string(n),
+         "--fast-path", "off"},
+        mesh.dir() + "/meshd-inside-n" + std::to_string(n) + ".log");
+  }
+  const std::string policy = R"(apiVersion: sockmesh/v1
+kind: AuthorizationPolicy
+metadata: {name: web-from-client, namespace: demo}
+spec:
+  selector: {matchLabels: {app: web}}
+  action: ALLOW
+  rules:
+    - from: [{source: {principals: [cluster.local/ns/demo/sa/client]}}]
+      to: [{operation: {ports: ["9001", "9003", "8080"]}}]
+)";
+  ASSERT_TRUE(mesh.apply(policy).ok());
+  mesh.wait_all_acked();
+  wait_until([&] { return mesh.status(1).mesh().svids_size() == 4; }, 20s, "the SVIDs of node 1");
+  wait_until([&] { return mesh.status(2).mesh().svids_size() == 1; }, 20s, "the SVIDs of node 2");
+  const auto unknown_sources = [&](int node) {
+    int n = 0;
+    const auto report = mesh.traffic(node);  // range-for must not iterate a temporary's member
+    for (const auto &pair : report.pairs()) n += pair.source_workload() == "unknown";
+    return n;
+  };
+  const auto passthrough1 = mesh.counter(1, "connect_passthrough");
+  const auto denied2 = mesh.counter(2, "connect_denied");
+  const auto captured1 = mesh.counter(1, "connect_captured");
+  const std::string server = lab.pod_ip("web-v1-b");
+  for (size_t bytes : {size_t(1), size_t(4) << 20}) {
+    const auto w = words(send_and_hash(lab, "client", server, kHashPort, bytes));
+    ASSERT_EQ(w.size(), 3u) << "bytes=" << bytes << ": " << (w.empty() ? "" : w[0] + " " + w[1]);
+    EXPECT_EQ(w[0], w[1]) << "bytes=" << bytes;
+    EXPECT_EQ(w[2], server + ":" + std::to_string(kHashPort));
+  }
+  EXPECT_EQ(mesh.counter(1, "connect_captured"), captured1 + 2);
+  EXPECT_EQ(mesh.counter(1, "connect_passthrough"), passthrough1) << "the agent's tunnel connect";
+  EXPECT_EQ(mesh.counter(2, "connect_denied"), denied2) << "the agent's delivery to the pod";
+  EXPECT_EQ(unknown_sources(1), 0);
+  EXPECT_EQ(unknown_sources(2), 0) << "node 2's agent's connections to web-v1-b were counted";
+  for (auto [n, pid] : inside) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+  }
 }
 
 }  // namespace
