@@ -44,15 +44,26 @@ int main(int argc, char **argv) {
                  "Control-plane mode: meshcp's discovery address, a gRPC target such as "
                  "unix:/run/sockmesh/meshcp/xds.sock or host:port (mutual TLS with the node's "
                  "certificate)");
-  sockmesh::identity::JoinOptions join;
+  sockmesh::identity::JoinFlags join;
   app.add_option(
       "--join-token", join.token,
-      "Control-plane mode: the one-time token of `meshctl node add NODE`, for a node that "
-      "has not joined yet (its identity is then kept in <state-dir>/identity)");
+      "Control-plane mode: the one-time token of `meshctl node add NODE` (or the cluster's "
+      "bootstrap token), for a node that has not joined yet (its identity is then kept in "
+      "<state-dir>/identity). Shown by ps: prefer --join-token-file");
+  app.add_option(
+      "--join-token-file", join.token_file,
+      "Control-plane mode: a file holding the join token, one line (e.g. the cluster's bootstrap "
+      "token from a mounted Kubernetes Secret), instead of --join-token. Used only when the node "
+      "has no usable identity of the pinned CA in <state-dir>/identity, so it can stay mounted");
   app.add_option(
       "--ca-cert-hash", join.ca_cert_hash,
-      "With --join-token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
+      "With a join token: the sha256:<hex> fingerprint of meshcp's CA that `meshctl node "
       "add` printed; meshd refuses a control plane that does not present it");
+  app.add_option(
+      "--ca-cert-file", join.ca_cert_file,
+      "With a join token, instead of --ca-cert-hash: meshcp's CA certificate (PEM, e.g. the "
+      "tls.crt of the CA's Secret); meshd pins its SHA-256 fingerprint as --ca-cert-hash does. "
+      "Given both, they must name the same CA");
   uint16_t outbound_port = 15001, tunnel_port = 15008;
   app.add_option("--outbound-port", outbound_port,
                  "Control-plane mode: port of the listener captured connections are redirected to "
@@ -155,8 +166,10 @@ int main(int argc, char **argv) {
     if (config.empty() == controlplane.empty())
       throw std::runtime_error("give exactly one of --config FILE and --controlplane ADDR");
     if (state_dir.empty()) state_dir = "/var/lib/sockmesh/" + node;
-    if (!join.token.empty() && controlplane.empty())
-      throw std::runtime_error("--join-token needs --controlplane");
+    for (auto [value, flag] :
+         {std::pair{&join.token, "--join-token"}, {&join.token_file, "--join-token-file"}})
+      if (!value->empty() && controlplane.empty())
+        throw std::runtime_error(std::string(flag) + " needs --controlplane");
     sockmesh::telemetry::check_access_log_options(access_log);
     if (traffic_counters == "off" && access_log.mode != "off")
       throw std::runtime_error("--access-log-mode " + access_log.mode +
@@ -168,7 +181,7 @@ int main(int argc, char **argv) {
     options.config_path = config;
     options.controlplane = controlplane;
     options.state_dir = state_dir;
-    options.join = join;
+    options.join = sockmesh::identity::join_options(join);
     options.outbound_port = outbound_port;
     options.tunnel_port = tunnel_port;
     options.traffic_counters = traffic_counters == "on";

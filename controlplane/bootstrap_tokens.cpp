@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sockmesh/common/atomic_file.h"
+#include "sockmesh/common/token_file.h"
 
 namespace sockmesh::controlplane {
 namespace {
@@ -25,13 +26,17 @@ std::string random_hex(size_t bytes) {
   return hex;
 }
 
-std::string sha256_hex(const std::string &text) {
+std::string sha256(const std::string &text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("bootstrap token: SHA-256 failed");
+  return std::string(reinterpret_cast<const char *>(digest), length);
+}
+
+std::string sha256_hex(const std::string &text) {
   std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  for (unsigned char c : sha256(text)) hex += fmt::format("{:02x}", c);
   return hex;
 }
 
@@ -48,8 +53,17 @@ int64_t unix_seconds(pki::TimePoint t) {
 
 }  // namespace
 
-BootstrapTokens::BootstrapTokens(std::string dir, pki::Clock clock)
+BootstrapTokens::BootstrapTokens(std::string dir, pki::Clock clock,
+                                 const std::string &cluster_token)
     : dir_(std::move(dir)), clock_(std::move(clock)) {
+  if (!cluster_token.empty()) {
+    if (cluster_token.size() < kMinTokenLength)
+      throw std::invalid_argument(fmt::format(
+          "the cluster bootstrap token must have at least {} characters", kMinTokenLength));
+    // Compared as digests: equal lengths whatever is presented, so the comparison's time says
+    // nothing about the token, not even its length.
+    cluster_sha256_ = sha256(cluster_token);
+  }
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("cannot create " + dir_ + ": " + ec.message());
@@ -65,7 +79,8 @@ BootstrapTokens::BootstrapTokens(std::string dir, pki::Clock clock)
       r.used = json.at("used").get<bool>();
       records_[entry.path().stem().string()] = r;
     } catch (const nlohmann::json::exception &e) {
-      throw std::runtime_error(entry.path().string() + ": not a bootstrap token record: " + e.what());
+      throw std::runtime_error(entry.path().string() +
+                               ": not a bootstrap token record: " + e.what());
     }
   }
 }
@@ -81,7 +96,8 @@ void BootstrapTokens::save(const std::string &id, const Record &r) const {
 BootstrapTokens::Issued BootstrapTokens::create(const std::string &node, std::chrono::seconds ttl) {
   if (ttl.count() < 0) throw std::invalid_argument("the token's TTL must not be negative");
   if (ttl > kMaxTtl)
-    throw std::invalid_argument(fmt::format("the token's TTL must be at most {} s (7 days)", kMaxTtl.count()));
+    throw std::invalid_argument(
+        fmt::format("the token's TTL must be at most {} s (7 days)", kMaxTtl.count()));
   if (ttl.count() == 0) ttl = kDefaultTtl;
   std::lock_guard lock(mu_);
   std::string id;
@@ -95,32 +111,51 @@ BootstrapTokens::Issued BootstrapTokens::create(const std::string &node, std::ch
   return {std::string(kPrefix) + id + "." + secret, expires};
 }
 
-void BootstrapTokens::consume(const std::string &node, const std::string &token) {
+const char *BootstrapTokens::method_name(Method method) {
+  return method == Method::kClusterToken ? "cluster_token" : "node_token";
+}
+
+BootstrapTokens::Method BootstrapTokens::consume(const std::string &node,
+                                                 const std::string &token) {
+  // First: the cluster token has no smt1.<id>.<secret> shape, the checks below would call it
+  // malformed.
+  if (!cluster_sha256_.empty()) {
+    const std::string presented = sha256(token);
+    if (CRYPTO_memcmp(presented.data(), cluster_sha256_.data(), presented.size()) == 0)
+      return Method::kClusterToken;
+  }
   std::string_view rest(token);
   if (!rest.starts_with(kPrefix))
-    throw TokenRefused("malformed", "bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
+    throw TokenRefused("malformed",
+                       "bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
   rest.remove_prefix(kPrefix.size());
   const auto dot = rest.find('.');
   const std::string_view id = rest.substr(0, dot);
   const std::string_view secret = dot == std::string_view::npos ? "" : rest.substr(dot + 1);
   if (!is_hex(id, 8) || !is_hex(secret, 32))
-    throw TokenRefused("malformed", "bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
+    throw TokenRefused("malformed",
+                       "bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
   std::lock_guard lock(mu_);
   auto it = records_.find(std::string(id));
   // A wrong secret reads like an unknown token: nothing tells a guesser which ids exist.
   const std::string hash = sha256_hex(std::string(secret));
-  if (it == records_.end() || CRYPTO_memcmp(hash.data(), it->second.secret_sha256.data(), hash.size()) != 0 ||
+  if (it == records_.end() ||
+      CRYPTO_memcmp(hash.data(), it->second.secret_sha256.data(), hash.size()) != 0 ||
       it->second.secret_sha256.size() != hash.size())
     throw TokenRefused("unknown", "bootstrap token: unknown token");
   Record &r = it->second;
-  if (r.used) throw TokenRefused("used", fmt::format("bootstrap token {}: already used (tokens are one-time)", id));
+  if (r.used)
+    throw TokenRefused("used",
+                       fmt::format("bootstrap token {}: already used (tokens are one-time)", id));
   if (unix_seconds(clock_()) >= r.expires_unix)
     throw TokenRefused("expired", fmt::format("bootstrap token {}: expired", id));
   if (r.node != node)
-    throw TokenRefused("wrong_node",
-                       fmt::format("bootstrap token {}: made for node \"{}\", not \"{}\"", id, r.node, node));
+    throw TokenRefused(
+        "wrong_node",
+        fmt::format("bootstrap token {}: made for node \"{}\", not \"{}\"", id, r.node, node));
   r.used = true;
   save(std::string(id), r);
+  return Method::kNodeToken;
 }
 
 }  // namespace sockmesh::controlplane

@@ -48,7 +48,8 @@ void IdentityAuthority::record(const std::string &node, const std::string &workl
   ++issued_by_kind_[workload.empty() ? "node" : "workload"];
 }
 
-v1::JoinNodeResponse IdentityAuthority::issue_node(const std::string &node, const std::string &csr_pem) {
+v1::JoinNodeResponse IdentityAuthority::issue_node(const std::string &node,
+                                                   const std::string &csr_pem) {
   pki::Csr csr;
   try {
     csr = pki::parse_csr(csr_pem);
@@ -71,12 +72,22 @@ v1::JoinNodeResponse IdentityAuthority::join(const v1::JoinNodeRequest &request)
   if (!valid_node_name(request.node()))
     refuse(Code::kInvalidArgument, "bad_node_name",
            fmt::format("node \"{}\": not a valid node name", request.node()));
+  BootstrapTokens::Method method{};
   try {
-    tokens_.consume(request.node(), request.token());
+    method = tokens_.consume(request.node(), request.token());
   } catch (const TokenRefused &e) {
-    refuse(Code::kUnauthenticated, "token_" + e.reason(), fmt::format("node \"{}\": {}", request.node(), e.what()));
+    refuse(Code::kUnauthenticated, "token_" + e.reason(),
+           fmt::format("node \"{}\": {}", request.node(), e.what()));
   }
-  return issue_node(request.node(), request.csr_pem());
+  auto response = issue_node(request.node(), request.csr_pem());
+  const char *name = BootstrapTokens::method_name(method);
+  {
+    std::lock_guard lock(mu_);
+    ++joins_[name];
+  }
+  // The cluster token joins any name: the log is where an operator sees which names used it.
+  spdlog::info("event=node_joined node={} method={}", request.node(), name);
+  return response;
 }
 
 v1::JoinNodeResponse IdentityAuthority::renew_node(const std::string &node,
@@ -84,8 +95,8 @@ v1::JoinNodeResponse IdentityAuthority::renew_node(const std::string &node,
   return issue_node(node, request.csr_pem());
 }
 
-v1::SignWorkloadsResponse IdentityAuthority::sign_workloads(const std::string &node,
-                                                            const v1::SignWorkloadsRequest &request) {
+v1::SignWorkloadsResponse IdentityAuthority::sign_workloads(
+    const std::string &node, const v1::SignWorkloadsRequest &request) {
   const View view = state_.view();
   std::vector<std::pair<std::string, pki::Csr>> checked;
   // Checked whole before anything is issued: one refused workload refuses the request.
@@ -97,20 +108,24 @@ v1::SignWorkloadsResponse IdentityAuthority::sign_workloads(const std::string &n
     const v1::Workload &workload = it->second.workload();
     if (workload.node() != node)
       refuse(Code::kPermissionDenied, "workload_on_other_node",
-             fmt::format("node \"{}\" asked for the SVID of workload \"{}\", which runs on node \"{}\"",
-                         node, item.workload(), workload.node()));
+             fmt::format(
+                 "node \"{}\" asked for the SVID of workload \"{}\", which runs on node \"{}\"",
+                 node, item.workload(), workload.node()));
     pki::Csr csr;
     try {
       csr = pki::parse_csr(item.csr_pem());
     } catch (const pki::PkiError &e) {
-      refuse(Code::kInvalidArgument, "bad_csr", fmt::format("workload \"{}\": {}", item.workload(), e.what()));
+      refuse(Code::kInvalidArgument, "bad_csr",
+             fmt::format("workload \"{}\": {}", item.workload(), e.what()));
     }
-    const std::string sa = workload.service_account().empty() ? "default" : workload.service_account();
-    const auto id = pki::SpiffeId::workload(ca_.trust_domain(), workload.metadata().namespace_(), sa);
+    const std::string sa =
+        workload.service_account().empty() ? "default" : workload.service_account();
+    const auto id =
+        pki::SpiffeId::workload(ca_.trust_domain(), workload.metadata().namespace_(), sa);
     if (!(csr.id == id))
       refuse(Code::kInvalidArgument, "csr_id_mismatch",
-             fmt::format("workload \"{}\": the CSR asks for {}, the workload's identity is {}", item.workload(),
-                         csr.id.str(), id.str()));
+             fmt::format("workload \"{}\": the CSR asks for {}, the workload's identity is {}",
+                         item.workload(), csr.id.str(), id.str()));
     checked.emplace_back(item.workload(), std::move(csr));
   }
   v1::SignWorkloadsResponse response;
@@ -128,23 +143,25 @@ v1::SignWorkloadsResponse IdentityAuthority::sign_workloads(const std::string &n
     svid->set_not_after_unix(unix_seconds(cert.not_after()));
   }
   response.set_trust_bundle_pem(ca_.bundle_pem());
-  spdlog::info("event=svids_issued node={} count={} ttl_s={}", node, checked.size(), ttls_.svid.count());
+  spdlog::info("event=svids_issued node={} count={} ttl_s={}", node, checked.size(),
+               ttls_.svid.count());
   return response;
 }
 
 v1::AddNodeResponse IdentityAuthority::add_node(const v1::AddNodeRequest &request) {
   if (!valid_node_name(request.node()))
-    throw std::invalid_argument(fmt::format(
-        "\"{}\" is not a valid node name (lowercase letters, digits and '-', at most 63, starting and "
-        "ending with a letter or digit)",
-        request.node()));
+    throw std::invalid_argument(
+        fmt::format("\"{}\" is not a valid node name (lowercase letters, digits and '-', at most "
+                    "63, starting and ending with a letter or digit)",
+                    request.node()));
   const auto issued = tokens_.create(request.node(), std::chrono::seconds(request.ttl_seconds()));
   v1::AddNodeResponse response;
   response.set_token(issued.token);
   response.set_expires_unix(unix_seconds(issued.expires));
   response.set_ca_cert_hash(ca_cert_hash());
   response.set_trust_domain(ca_.trust_domain());
-  spdlog::info("event=bootstrap_token node={} expires_unix={}", request.node(), response.expires_unix());
+  spdlog::info("event=bootstrap_token node={} expires_unix={}", request.node(),
+               response.expires_unix());
   return response;
 }
 
@@ -171,6 +188,11 @@ std::map<std::string, uint64_t> IdentityAuthority::refusals() const {
 std::map<std::string, uint64_t> IdentityAuthority::issued() const {
   std::lock_guard lock(mu_);
   return issued_by_kind_;
+}
+
+std::map<std::string, uint64_t> IdentityAuthority::joins() const {
+  std::lock_guard lock(mu_);
+  return joins_;
 }
 
 }  // namespace sockmesh::controlplane

@@ -1,7 +1,7 @@
 // meshcp's certificate authority, as node agents meet it: nodes join with a one-time bootstrap
-// token and get a node certificate; with it they get X.509-SVIDs for the workloads placed on their
-// own node, and nothing else. gRPC-free (identity_service.h adapts it) so that every refusal can
-// be unit-tested with an injectable clock.
+// token (or the reusable cluster token) and get a node certificate; with it they get X.509-SVIDs
+// for the workloads placed on their own node, and nothing else. gRPC-free (identity_service.h
+// adapts it) so that every refusal can be unit-tested with an injectable clock.
 #pragma once
 
 #include <chrono>
@@ -58,6 +58,8 @@ class IdentityAuthority {
   std::map<std::string, uint64_t> refusals() const;
   // Certificates issued since start, by kind: "node" (joins and renewals) and "workload" (SVIDs).
   std::map<std::string, uint64_t> issued() const;
+  // Joins accepted since start, by method: "node_token" (one-time, per node) and "cluster_token".
+  std::map<std::string, uint64_t> joins() const;
 
  private:
   [[noreturn]] void refuse(IdentityRefused::Code code, const std::string &reason,
@@ -73,6 +75,7 @@ class IdentityAuthority {
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> refusals_;
   std::map<std::string, uint64_t> issued_by_kind_;
+  std::map<std::string, uint64_t> joins_;
   // (node, workload) -> the newest certificate issued; workload "" for the node's own.
   std::map<std::pair<std::string, std::string>, v1::IssuedCertificate> issued_;
 };

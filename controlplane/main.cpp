@@ -11,6 +11,7 @@
 #include "metrics_exporter.h"
 #include "server.h"
 #include "sockmesh/common/atomic_file.h"
+#include "sockmesh/common/token_file.h"
 #include "state.h"
 #include "store.h"
 #include "watch_dir.h"
@@ -22,8 +23,8 @@ int main(int argc, char **argv) {
       "root-only unix socket (meshctl apply/delete) or a watched directory of YAML files, are "
       "validated whole, and are pushed to every node agent over the Discovery stream. meshcp is "
       "also the mesh's CA (docs/security.md): nodes join with a one-time token (meshctl node add) "
-      "and get SVIDs for their own workloads; agents reach it over TLS only. SIGTERM or SIGINT "
-      "stop it."};
+      "or the cluster's reusable bootstrap token (--bootstrap-token-file) and get SVIDs for their "
+      "own workloads; agents reach it over TLS only. SIGTERM or SIGINT stop it."};
   app.set_version_flag("--version", SOCKMESH_VERSION);
   std::string state_dir = "/var/lib/sockmesh/meshcp";
   std::string api_socket = "/run/sockmesh/meshcp/api.sock";
@@ -39,8 +40,17 @@ int main(int argc, char **argv) {
                  "SPIFFE trust domain of the mesh (a root made at first start is for it)")
       ->capture_default_str();
   app.add_option("--ca-cert", ca_cert,
-                 "Use this CA certificate (PEM) instead of the root kept in <state-dir>/ca; with --ca-key");
-  app.add_option("--ca-key", ca_key, "The private key (PEM) of --ca-cert");
+                 "Use this CA certificate (PEM) instead of the root kept in <state-dir>/ca; with "
+                 "--ca-key. A CA without a URI SAN (e.g. Helm's genCA) is for --trust-domain");
+  app.add_option("--ca-key", ca_key,
+                 "The private key (PEM: PKCS#8 or SEC1 EC, P-256) of --ca-cert");
+  std::string bootstrap_token_file;
+  app.add_option("--bootstrap-token-file", bootstrap_token_file,
+                 "A file holding the cluster's reusable bootstrap token (one line, at least 32 "
+                 "characters; e.g. a mounted Kubernetes Secret): a node presenting it joins under "
+                 "any node name, any number of times (for a DaemonSet; meshd --join-token-file). "
+                 "One-time tokens of meshctl node add keep working. Read once: restart meshcp to "
+                 "rotate it");
   int64_t node_cert_ttl = 24 * 3600, svid_ttl = 3600;
   app.add_option("--node-cert-ttl", node_cert_ttl, "Lifetime of node certificates, seconds")
       ->check(CLI::Range(int64_t{60}, int64_t{365} * 24 * 3600))
@@ -78,20 +88,29 @@ int main(int argc, char **argv) {
     using namespace sockmesh::controlplane;
     if (ca_cert.empty() != ca_key.empty())
       throw std::runtime_error("give both --ca-cert and --ca-key, or neither");
+    const std::string cluster_token =
+        bootstrap_token_file.empty()
+            ? ""
+            : sockmesh::read_token_file(bootstrap_token_file, "--bootstrap-token-file");
     Store store(state_dir);
     State state(store);
     const auto clock = sockmesh::pki::system_clock();
-    auto ca = ca_cert.empty()
-                  ? sockmesh::pki::CertificateAuthority::load_or_create(state_dir + "/ca", trust_domain, clock)
-                  : sockmesh::pki::CertificateAuthority::from_pem(sockmesh::read_whole_file(ca_cert),
-                                                                  sockmesh::read_whole_file(ca_key));
+    auto ca = ca_cert.empty() ? sockmesh::pki::CertificateAuthority::load_or_create(
+                                    state_dir + "/ca", trust_domain, clock)
+                              : sockmesh::pki::CertificateAuthority::from_pem(
+                                    sockmesh::read_whole_file(ca_cert),
+                                    sockmesh::read_whole_file(ca_key), trust_domain);
     if (ca.trust_domain() != trust_domain)
       throw std::runtime_error("the CA is for trust domain \"" + ca.trust_domain() + "\", not \"" +
                                trust_domain + "\" (--trust-domain)");
-    BootstrapTokens tokens(state_dir + "/bootstrap-tokens", clock);
-    IdentityAuthority authority(std::move(ca), tokens, state,
-                                {std::chrono::seconds(node_cert_ttl), std::chrono::seconds(svid_ttl)}, clock);
-    spdlog::info("event=ca trust_domain={} ca_cert_hash={}", trust_domain, authority.ca_cert_hash());
+    BootstrapTokens tokens(state_dir + "/bootstrap-tokens", clock, cluster_token);
+    if (tokens.has_cluster_token())
+      spdlog::info("event=cluster_bootstrap_token file={}", bootstrap_token_file);
+    IdentityAuthority authority(
+        std::move(ca), tokens, state,
+        {std::chrono::seconds(node_cert_ttl), std::chrono::seconds(svid_ttl)}, clock);
+    spdlog::info("event=ca trust_domain={} ca_cert_hash={}", trust_domain,
+                 authority.ca_cert_hash());
     const View view = state.view();
     spdlog::info("event=start state_dir={} version={} resources={}", state_dir, view.version,
                  view.resources->size());

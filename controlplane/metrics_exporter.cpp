@@ -98,6 +98,14 @@ class Collector final : public prometheus::Collectable {
     for (const char *kind : {"node", "workload"}) issued_by_kind[kind];
     for (const auto &[kind, count] : issued_by_kind)
       Families::sample(issued, {{"kind", kind}}, double(count));
+    auto &joins = f.add("sockmesh_cp_identity_joins_total",
+                        "Nodes that joined, by the token they presented: node_token (one-time, "
+                        "per node) or cluster_token (--bootstrap-token-file).",
+                        kCounter);
+    auto joins_by_method = authority_.joins();
+    for (const char *method : {"node_token", "cluster_token"}) joins_by_method[method];
+    for (const auto &[method, count] : joins_by_method)
+      Families::sample(joins, {{"method", method}}, double(count));
     auto &refusals =
         f.add("sockmesh_cp_identity_refusals_total",
               "Requests the CA refused, by reason (token_used, workload_on_other_node, "

@@ -146,7 +146,8 @@ CertificateAuthority CertificateAuthority::create(std::string_view trust_domain,
 }
 
 CertificateAuthority CertificateAuthority::from_pem(std::string_view cert_pem,
-                                                    std::string_view key_pem) {
+                                                    std::string_view key_pem,
+                                                    std::string_view trust_domain) {
   Certificate cert = Certificate::from_pem(cert_pem);
   PrivateKey key = PrivateKey::from_pem(key_pem);
   std::string who = detail::describe(cert.get());
@@ -158,6 +159,13 @@ CertificateAuthority CertificateAuthority::from_pem(std::string_view cert_pem,
   auto uris = detail::uri_sans(cert.get());
   std::optional<std::string> td;
   if (uris.size() == 1) td = detail::parse_trust_domain_uri(uris[0]);
+  // A CA that names nothing is for the trust domain it is given; one that names something else
+  // (a path, several URIs) is not silently re-purposed.
+  if (!td && uris.empty() && !trust_domain.empty()) {
+    if (!detail::valid_trust_domain(trust_domain))
+      throw PkiError("CA: invalid trust domain \"" + std::string(trust_domain) + "\"");
+    td = std::string(trust_domain);
+  }
   if (!td) throw PkiError("CA: certificate " + who + " has no trust domain URI SAN spiffe://<td>");
   return CertificateAuthority(std::move(cert), std::move(key), *td);
 }
@@ -238,7 +246,8 @@ std::string CertificateAuthority::issue(const Csr &csr, const SpiffeId &id,
   std::string sans = "URI:" + id.str();
   for (const auto &name : options.dns_names) {
     // The names go into an OpenSSL config string: only host-name characters, so none can inject.
-    if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
+    if (name.empty() ||
+        name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") != std::string::npos)
       throw PkiError("CA: \"" + name + "\" is not a DNS name");
     sans += ",DNS:" + name;
   }

@@ -8,10 +8,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <thread>
 
+#include "helm_style_ca.h"
 #include "mesh_fixture.h"
 #include "sockmesh/common/paths.h"
 #include "sockmesh/resources/load.h"
@@ -226,6 +233,116 @@ TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
   close(pipe_fds[0]);
   waitpid(pid, nullptr, 0);
   EXPECT_EQ(err, EACCES) << std::strerror(err);
+}
+
+// The Helm chart's bootstrap (a DaemonSet cannot run `meshctl node add` per node): meshcp runs
+// with the chart's CA (genCAWithKey: CN only, no URI SAN, SEC1 key) and the cluster's bootstrap
+// token from a file; every meshd gets the same --join-token-file and --ca-cert-file. Both nodes
+// get their node certificate and SVIDs, and a restarted agent keeps its identity.
+class ClusterTokenLabTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sockmesh-join-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    files_ = tmpl;
+    const auto ca = make_helm_style_ca();
+    std::ofstream(files_ + "/tls.crt") << ca.cert_pem;
+    std::ofstream(files_ + "/tls.key") << ca.key_pem;
+    std::ofstream(files_ + "/token") << "r4nd0mAlphaNumFromTheChartsSecret42\n";
+  }
+  void TearDown() override { std::filesystem::remove_all(files_); }
+  std::string files_;
+};
+
+TEST_F(ClusterTokenLabTest, NodesJoinWithTheClusterTokenFileAndTheCaCertificateFile) {
+  const std::vector<std::string> meshcp = {
+      "--ca-cert",         files_ + "/tls.crt",      "--ca-key",
+      files_ + "/tls.key", "--bootstrap-token-file", files_ + "/token"};
+  const std::vector<std::string> join = {"--join-token-file", files_ + "/token", "--ca-cert-file",
+                                         files_ + "/tls.crt"};
+  MeshLab mesh({}, Source::kControlPlane, {}, meshcp, {{1, join}, {2, join}});
+  auto &lab = mesh.lab();
+  // web-v1-a runs on node 1, web-v1-b and web-v2-a (one service account) on node 2.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (int node = 1; node <= 2; ++node) {
+    v1::AgentStatus status = mesh.status(node);
+    while (status.mesh().svids_size() < 1 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      status = mesh.status(node);
+    }
+    EXPECT_EQ(status.mesh().trust_domain(), "cluster.local") << node;
+    EXPECT_EQ(status.mesh().node_spiffe_id(),
+              "spiffe://cluster.local/sockmesh/node/" + lab.node_name(node));
+    EXPECT_GT(status.mesh().node_certificate_not_after_unix_ms(), 0);
+    ASSERT_EQ(status.mesh().svids_size(), 1)
+        << "node " << node << ": " << status.mesh().identity_error();
+    EXPECT_EQ(status.mesh().svids(0).spiffe_id(), "spiffe://cluster.local/ns/demo/sa/web");
+    EXPECT_EQ(status.mesh().identity_error(), "ok");
+  }
+  mesh.wait_all_acked();
+  std::ifstream log(mesh.dir() + "/meshcp.log");
+  const std::string meshcp_log((std::istreambuf_iterator<char>(log)),
+                               std::istreambuf_iterator<char>());
+  for (int node = 1; node <= 2; ++node)
+    EXPECT_NE(
+        meshcp_log.find("event=node_joined node=" + lab.node_name(node) + " method=cluster_token"),
+        std::string::npos)
+        << meshcp_log;
+  EXPECT_EQ(meshcp_log.find("event=identity_refused"), std::string::npos) << meshcp_log;
+
+  // A restart with the same (always mounted) files keeps the node's identity: no second join.
+  const auto before = mesh.status(2).mesh().node_certificate_not_after_unix_ms();
+  mesh.stop_agent(2);
+  mesh.start_agent(2);
+  mesh.wait_all_acked();
+  EXPECT_EQ(mesh.status(2).mesh().node_certificate_not_after_unix_ms(), before);
+  EXPECT_NE(mesh.agent_log(2).find("event=node_identity_kept"), std::string::npos)
+      << mesh.agent_log(2);
+}
+
+// meshcp and meshd refuse bad token and CA files at start, each with one line.
+TEST_F(ClusterTokenLabTest, BadFilesStopMeshcpAndMeshdWithOneLine) {
+  auto run = [](const std::string &command) {
+    std::string out;
+    FILE *pipe = popen((command + " 2>&1").c_str(), "r");
+    char buffer[512];
+    while (pipe && fgets(buffer, sizeof buffer, pipe)) out += buffer;
+    const int status = pipe ? pclose(pipe) : -1;
+    return std::pair{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  };
+  std::ofstream(files_ + "/short") << "abc\n";
+  const std::string meshcp = std::string(MESHCP_BIN) + " --state-dir " + files_ +
+                             "/state --api-socket " + files_ + "/api.sock --listen unix:" + files_ +
+                             "/xds.sock --metrics-address off";
+  EXPECT_EQ(run(meshcp + " --bootstrap-token-file " + files_ + "/short"),
+            std::pair(1, "meshcp: --bootstrap-token-file " + files_ +
+                             "/short: the token has 3 characters, at least 32 are needed\n"));
+  EXPECT_EQ(run(meshcp + " --bootstrap-token-file " + files_ + "/missing"),
+            std::pair(1, "meshcp: --bootstrap-token-file " + files_ +
+                             "/missing: cannot read: No such file or directory\n"));
+  const std::string meshd = std::string(MESHD_BIN) +
+                            " --node n1 --cgroup /nonexistent --controlplane unix:" + files_ +
+                            "/xds.sock --state-dir " + files_ + "/n1";
+  EXPECT_EQ(run(meshd + " --join-token smt1.x --join-token-file " + files_ + "/token"),
+            std::pair(1, std::string("meshd: give --join-token or --join-token-file, not both\n")));
+  EXPECT_EQ(
+      run(meshd + " --join-token-file " + files_ + "/token --ca-cert-file " + files_ + "/tls.key"),
+      std::pair(1, "meshd: --ca-cert-file " + files_ +
+                       "/tls.key: not a PEM certificate (no -----BEGIN CERTIFICATE----- block)\n"));
+  // The fingerprint meshd pins is the certificate's SHA-256 as openssl prints it ("sha256
+  // Fingerprint=AB:CD:..."), lowercase without colons.
+  std::string fingerprint =
+      run("openssl x509 -noout -fingerprint -sha256 -in " + files_ + "/tls.crt").second;
+  fingerprint = fingerprint.substr(fingerprint.find('=') + 1);
+  std::erase_if(fingerprint, [](char c) { return c == ':' || c == '\n'; });
+  std::transform(fingerprint.begin(), fingerprint.end(), fingerprint.begin(), ::tolower);
+  ASSERT_EQ(fingerprint.size(), 64u) << fingerprint;
+  EXPECT_EQ(
+      run(meshd + " --join-token-file " + files_ + "/token --ca-cert-file " + files_ +
+          "/tls.crt --ca-cert-hash sha256:" + std::string(64, '0')),
+      std::pair(1, "meshd: --ca-cert-file " + files_ + "/tls.crt is the CA sha256:" + fingerprint +
+                       ", not the --ca-cert-hash sha256:" + std::string(64, '0') +
+                       ": give one of them, or the same CA\n"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -110,7 +111,11 @@ void MeshLab::start_agent(int node) {
     const std::string state_dir = dir_ + "/state-n" + std::to_string(node);
     argv.insert(argv.end(), {"--controlplane", controlplane_target(), "--state-dir", state_dir});
     // A node joins once, with a one-time token (meshctl node add); a restart uses its identity.
-    if (!std::filesystem::exists(state_dir + "/identity/node.key")) {
+    // A test that gives the node --join-token-file (the cluster token) joins with that instead.
+    const auto &extra = meshd_args_[node];
+    const bool token_file =
+        std::find(extra.begin(), extra.end(), "--join-token-file") != extra.end();
+    if (!token_file && !std::filesystem::exists(state_dir + "/identity/node.key")) {
       auto stub = controlplane_stub();
       grpc::ClientContext context;
       v1::AddNodeRequest request;

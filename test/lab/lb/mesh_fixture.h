@@ -34,9 +34,10 @@ class MeshLab {
   // extra_pods: more pods (no echo server, no workload resource: the test declares them);
   // meshcp_args: more flags for meshcp (e.g. --svid-ttl).
   // meshd_args: more flags for the agent of each node (e.g. the access log's); "{dir}" in one
-  // stands for dir().
+  // stands for dir(). A node given --join-token-file joins with it, not with a one-time token.
   explicit MeshLab(Subsets subsets = {}, Source source = Source::kFile,
-                   std::vector<lab::PodSpec> extra_pods = {}, std::vector<std::string> meshcp_args = {},
+                   std::vector<lab::PodSpec> extra_pods = {},
+                   std::vector<std::string> meshcp_args = {},
                    std::map<int, std::vector<std::string>> meshd_args = {});
   ~MeshLab();
 
@@ -79,7 +80,9 @@ class MeshLab {
   void start_agent(int node);
   void stop_agent(int node);  // SIGTERM: pins stay
   // The extra flags of node's agent from its next start_agent() on.
-  void set_meshd_args(int node, std::vector<std::string> args) { meshd_args_[node] = std::move(args); }
+  void set_meshd_args(int node, std::vector<std::string> args) {
+    meshd_args_[node] = std::move(args);
+  }
   // Waits until every agent ACKed the control plane's current version; returns that version.
   std::string wait_all_acked();
 

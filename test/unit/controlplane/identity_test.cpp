@@ -2,9 +2,12 @@
 // workloads, every refusal counted with its reason; the same over gRPC with TLS.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "fixture.h"
 #include "identity_service.h"
 #include "server.h"
+#include "sockmesh/common/token_file.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 #include "sockmesh/v1/identity.grpc.pb.h"
 #include "state.h"
@@ -27,8 +30,9 @@ class IdentityTest : public ::testing::Test {
     v1::ApplyResponse response;
     ASSERT_TRUE(state_->apply(request_of(kMesh), &response).ok());
     tokens_ = std::make_unique<BootstrapTokens>(dir_.path() + "/tokens", clock_);
-    authority_ = std::make_unique<IdentityAuthority>(pki::CertificateAuthority::create("cluster.local", clock_),
-                                                     *tokens_, *state_, IdentityTtls{100s, 20s}, clock_);
+    authority_ = std::make_unique<IdentityAuthority>(
+        pki::CertificateAuthority::create("cluster.local", clock_), *tokens_, *state_,
+        IdentityTtls{100s, 20s}, clock_);
   }
 
   std::string token_for(const std::string &node, int64_t ttl = 0) {
@@ -46,17 +50,20 @@ class IdentityTest : public ::testing::Test {
     return request;
   }
 
-  v1::SignWorkloadsRequest sign_request(const std::string &workload, const std::string &sa = "default") {
+  v1::SignWorkloadsRequest sign_request(const std::string &workload,
+                                        const std::string &sa = "default") {
     v1::SignWorkloadsRequest request;
     auto *csr = request.add_csrs();
     csr->set_workload(workload);
     const auto ns = workload.substr(0, workload.find('/'));
-    csr->set_csr_pem(pki::make_csr(workload_key_, pki::SpiffeId::workload("cluster.local", ns, sa)));
+    csr->set_csr_pem(
+        pki::make_csr(workload_key_, pki::SpiffeId::workload("cluster.local", ns, sa)));
     return request;
   }
 
   // The message of the refusal fn throws, with its reason checked and counted.
-  std::string refusal(const std::string &reason, IdentityRefused::Code code, const std::function<void()> &fn) {
+  std::string refusal(const std::string &reason, IdentityRefused::Code code,
+                      const std::function<void()> &fn) {
     const uint64_t before = authority_->refusals()[reason];
     try {
       fn();
@@ -98,14 +105,16 @@ TEST_F(IdentityTest, NodeJoinsOnceWithItsTokenAndGetsANodeCertificate) {
 
   EXPECT_EQ(refusal("token_used", IdentityRefused::Code::kUnauthenticated,
                     [&] { authority_->join(join_request("n1", token)); }),
-            "node \"n1\": bootstrap token " + token.substr(5, 8) + ": already used (tokens are one-time)");
+            "node \"n1\": bootstrap token " + token.substr(5, 8) +
+                ": already used (tokens are one-time)");
 }
 
 TEST_F(IdentityTest, TokensAreRefusedWhenExpiredUnknownMalformedOrForAnotherNode) {
   const std::string token = token_for("n1", 60);
-  EXPECT_EQ(refusal("token_wrong_node", IdentityRefused::Code::kUnauthenticated,
-                    [&] { authority_->join(join_request("n2", token)); }),
-            "node \"n2\": bootstrap token " + token.substr(5, 8) + ": made for node \"n1\", not \"n2\"");
+  EXPECT_EQ(
+      refusal("token_wrong_node", IdentityRefused::Code::kUnauthenticated,
+              [&] { authority_->join(join_request("n2", token)); }),
+      "node \"n2\": bootstrap token " + token.substr(5, 8) + ": made for node \"n1\", not \"n2\"");
   std::string forged = token;
   forged.back() = forged.back() == '0' ? '1' : '0';
   EXPECT_EQ(refusal("token_unknown", IdentityRefused::Code::kUnauthenticated,
@@ -129,6 +138,115 @@ TEST_F(IdentityTest, TokensSurviveARestartOfMeshcpAndStayOneTime) {
   EXPECT_NO_THROW(reloaded.consume("n2", fresh));
 }
 
+// meshcp --bootstrap-token-file: the cluster's reusable token joins any node name, any number of
+// times, beside the one-time per-node tokens, which stay one-time; every join is counted by method.
+TEST_F(IdentityTest, TheClusterTokenJoinsAnyNodeBesideOneTimeTokens) {
+  const std::string cluster = "k8s-secret-0123456789abcdefghijklmnopqrstuv";  // 43 characters
+  tokens_ = std::make_unique<BootstrapTokens>(dir_.path() + "/tokens", clock_, cluster);
+  authority_ = std::make_unique<IdentityAuthority>(
+      pki::CertificateAuthority::create("cluster.local", clock_), *tokens_, *state_,
+      IdentityTtls{100s, 20s}, clock_);
+  for (const std::string node : {"n1", "n2", "n1"}) {
+    const auto joined = authority_->join(join_request(node, cluster));
+    const auto cert = pki::Certificate::from_pem(joined.certificate_pem());
+    EXPECT_EQ(cert.spiffe_id()->str(), "spiffe://cluster.local/sockmesh/node/" + node);
+    EXPECT_TRUE(pki::verify_svid({cert}, joined.trust_bundle_pem(), "cluster.local", now_).ok());
+  }
+  // A one-time token beside it: accepted once, for its node only.
+  const std::string once = token_for("n3");
+  EXPECT_EQ(
+      refusal("token_wrong_node", IdentityRefused::Code::kUnauthenticated,
+              [&] { authority_->join(join_request("n2", once)); }),
+      "node \"n2\": bootstrap token " + once.substr(5, 8) + ": made for node \"n3\", not \"n2\"");
+  authority_->join(join_request("n3", once));
+  EXPECT_EQ(
+      refusal("token_used", IdentityRefused::Code::kUnauthenticated,
+              [&] { authority_->join(join_request("n3", once)); }),
+      "node \"n3\": bootstrap token " + once.substr(5, 8) + ": already used (tokens are one-time)");
+  // Wrong tokens keep the per-node reasons: a near miss of the cluster token is malformed, a
+  // well-formed unknown one unknown. Neither says a cluster token exists.
+  std::string near = cluster;
+  near.back() = 'w';
+  EXPECT_EQ(refusal("token_malformed", IdentityRefused::Code::kUnauthenticated,
+                    [&] { authority_->join(join_request("n1", near)); }),
+            "node \"n1\": bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
+  EXPECT_EQ(refusal("token_malformed", IdentityRefused::Code::kUnauthenticated,
+                    [&] { authority_->join(join_request("n1", cluster + "\n")); }),
+            "node \"n1\": bootstrap token: not a sockmesh token (expected smt1.<id>.<secret>)");
+  EXPECT_EQ(refusal("token_unknown", IdentityRefused::Code::kUnauthenticated,
+                    [&] {
+                      authority_->join(join_request("n1", "smt1.0123abcd." + std::string(32, 'e')));
+                    }),
+            "node \"n1\": bootstrap token: unknown token");
+  auto bad_name = join_request("n1", cluster);  // any name, but a valid one
+  bad_name.set_node("N1!");
+  EXPECT_EQ(refusal("bad_node_name", IdentityRefused::Code::kInvalidArgument,
+                    [&] { authority_->join(bad_name); }),
+            "node \"N1!\": not a valid node name");
+  EXPECT_EQ(authority_->joins(),
+            (std::map<std::string, uint64_t>{{"cluster_token", 3}, {"node_token", 1}}));
+  EXPECT_EQ(authority_->issued().at("node"), 4u);
+  // Without the cluster token (meshcp restarted without the file) it is just malformed.
+  BootstrapTokens without(dir_.path() + "/tokens", clock_);
+  EXPECT_FALSE(without.has_cluster_token());
+  try {
+    without.consume("n1", cluster);
+    ADD_FAILURE() << "accepted";
+  } catch (const TokenRefused &e) {
+    EXPECT_EQ(e.reason(), "malformed");
+  }
+  EXPECT_EQ(BootstrapTokens(dir_.path() + "/tokens", clock_, cluster).consume("n9", cluster),
+            BootstrapTokens::Method::kClusterToken);
+  try {
+    BootstrapTokens(dir_.path() + "/tokens", clock_, "short");
+    ADD_FAILURE() << "a 5-character cluster token was taken";
+  } catch (const std::invalid_argument &e) {
+    EXPECT_EQ(std::string(e.what()),
+              "the cluster bootstrap token must have at least 32 characters");
+  }
+}
+
+// The file of --bootstrap-token-file (and meshd's --join-token-file): one line, trimmed, at least
+// 32 characters; each refusal is one line naming the flag and the file.
+TEST(TokenFileTest, OneTrimmedLineOfAtLeast32CharactersOrAOneLineError) {
+  TempDir dir;
+  const std::string flag = "--bootstrap-token-file";
+  auto write = [&](const std::string &name, const std::string &text) {
+    std::ofstream(dir.path() + "/" + name, std::ios::binary) << text;
+    return dir.path() + "/" + name;
+  };
+  auto error_of = [&](const std::string &path) {
+    try {
+      read_token_file(path, flag);
+    } catch (const std::runtime_error &e) {
+      return std::string(e.what());
+    }
+    return std::string("<accepted>");
+  };
+  const std::string token(40, 'x');
+  EXPECT_EQ(read_token_file(write("secret", token + "\n"), flag), token);  // as kubectl writes it
+  EXPECT_EQ(read_token_file(write("crlf", token + "\r\n \t\n"), flag), token);
+  EXPECT_EQ(read_token_file(write("bare", std::string(32, '7')), flag), std::string(32, '7'));
+
+  const std::string missing = dir.path() + "/missing";
+  EXPECT_EQ(error_of(missing), flag + " " + missing + ": cannot read: No such file or directory");
+  EXPECT_EQ(error_of(dir.path()), flag + " " + dir.path() + ": cannot read: Is a directory");
+  const auto empty = write("empty", "");
+  EXPECT_EQ(error_of(empty), flag + " " + empty + ": empty (it must hold one token line)");
+  const auto blank = write("blank", "\n  \n");
+  EXPECT_EQ(error_of(blank), flag + " " + blank + ": empty (it must hold one token line)");
+  const auto short_token = write("short", "abcdefghij0123456789abcdefghij1\n");  // 31
+  EXPECT_EQ(error_of(short_token),
+            flag + " " + short_token + ": the token has 31 characters, at least 32 are needed");
+  const auto two = write("two", token + "\n" + token + "\n");
+  EXPECT_EQ(error_of(two), flag + " " + two + ": more than one line (it must hold one token line)");
+  const auto spaced = write("spaced", "token: " + token + "\n");
+  EXPECT_EQ(error_of(spaced),
+            flag + " " + spaced + ": the token holds a space or a control character");
+  const auto big = write("big", std::string(70000, 'x'));
+  EXPECT_EQ(error_of(big), flag + " " + big + ": larger than 64 KiB (it must hold one token line)");
+}
+
 TEST_F(IdentityTest, SvidsOnlyForTheCallersOwnWorkloads) {
   // web-a runs on n1 (fixture.h).
   const auto response = authority_->sign_workloads("n1", sign_request("demo/web-a"));
@@ -147,7 +265,8 @@ TEST_F(IdentityTest, SvidsOnlyForTheCallersOwnWorkloads) {
             "node \"n1\": no workload \"demo/nope\"");
   EXPECT_EQ(refusal("csr_id_mismatch", IdentityRefused::Code::kInvalidArgument,
                     [&] { authority_->sign_workloads("n1", sign_request("demo/web-a", "admin")); }),
-            "workload \"demo/web-a\": the CSR asks for spiffe://cluster.local/ns/demo/sa/admin, the workload's "
+            "workload \"demo/web-a\": the CSR asks for spiffe://cluster.local/ns/demo/sa/admin, "
+            "the workload's "
             "identity is spiffe://cluster.local/ns/demo/sa/default");
 }
 
@@ -197,22 +316,25 @@ TEST(IdentityServiceTest, OverTlsTheCallerIsItsCertificatesNode) {
     v1::SignWorkloadsResponse svids;
     const auto status = stub->SignWorkloads(&context, {}, &svids);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-    EXPECT_EQ(status.error_message(), "this call needs a node certificate (join first with meshd --join-token)");
+    EXPECT_EQ(status.error_message(),
+              "this call needs a node certificate (join first with meshd --join-token)");
   }
-  auto as_n2 = v1::Identity::NewStub(
-      testing::TestIdentity::channel(xds, {joined.trust_bundle_pem(), key.pem(), joined.certificate_pem()}));
+  auto as_n2 = v1::Identity::NewStub(testing::TestIdentity::channel(
+      xds, {joined.trust_bundle_pem(), key.pem(), joined.certificate_pem()}));
   const auto workload_key = pki::PrivateKey::generate();
   v1::SignWorkloadsRequest request;
   auto *csr = request.add_csrs();
   csr->set_workload("demo/web-a");  // on n1
-  csr->set_csr_pem(pki::make_csr(workload_key, pki::SpiffeId::workload("cluster.local", "demo", "default")));
+  csr->set_csr_pem(
+      pki::make_csr(workload_key, pki::SpiffeId::workload("cluster.local", "demo", "default")));
   {
     grpc::ClientContext context;
     v1::SignWorkloadsResponse svids;
     const auto status = as_n2->SignWorkloads(&context, request, &svids);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_EQ(status.error_message(),
-              "node \"n2\" asked for the SVID of workload \"demo/web-a\", which runs on node \"n1\"");
+    EXPECT_EQ(
+        status.error_message(),
+        "node \"n2\" asked for the SVID of workload \"demo/web-a\", which runs on node \"n1\"");
   }
   csr->set_workload("demo/web-b");  // on n2
   {
@@ -226,7 +348,8 @@ TEST(IdentityServiceTest, OverTlsTheCallerIsItsCertificatesNode) {
   TempDir other_dir;
   testing::TestIdentity other(other_dir.path(), state);
   auto foreign = other.join("n2");
-  foreign.bundle_pem = identity.authority().ca().bundle_pem();  // trusts meshcp, presents a foreign cert
+  foreign.bundle_pem =
+      identity.authority().ca().bundle_pem();  // trusts meshcp, presents a foreign cert
   auto as_foreign = v1::Identity::NewStub(testing::TestIdentity::channel(xds, foreign));
   {
     grpc::ClientContext context;
@@ -235,8 +358,8 @@ TEST(IdentityServiceTest, OverTlsTheCallerIsItsCertificatesNode) {
   }
   // The API reports the refusals.
   v1::ControlPlaneStatus status;
-  auto api = v1::ControlPlane::NewStub(
-      grpc::CreateChannel("unix:" + dir.path() + "/api/api.sock", grpc::InsecureChannelCredentials()));
+  auto api = v1::ControlPlane::NewStub(grpc::CreateChannel("unix:" + dir.path() + "/api/api.sock",
+                                                           grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   ASSERT_TRUE(api->GetStatus(&context, {}, &status).ok());
   EXPECT_EQ(status.identity_refusals().at("workload_on_other_node"), 1u);

@@ -106,6 +106,8 @@ TEST_F(CpMetricsTest, ServesWhatMeshcpKnows) {
            "sockmesh_cp_nacks_total 1",
            "sockmesh_cp_identity_issued_total{kind=\"node\"} 1",
            "sockmesh_cp_identity_issued_total{kind=\"workload\"} 0",
+           "sockmesh_cp_identity_joins_total{method=\"node_token\"} 1",
+           "sockmesh_cp_identity_joins_total{method=\"cluster_token\"} 0",
            "sockmesh_cp_identity_refusals_total{reason=\"token_malformed\"} 1",
        })
     EXPECT_TRUE(lines.contains(expected)) << "missing: " << expected;

@@ -22,8 +22,14 @@ class TestIdentity {
  public:
   TestIdentity(const std::string &dir, const State &state, IdentityTtls ttls = {},
                pki::Clock clock = pki::system_clock())
-      : tokens_(dir + "/bootstrap-tokens", clock),
-        authority_(pki::CertificateAuthority::create("cluster.local", clock), tokens_, state, ttls, clock) {}
+      : TestIdentity(dir, state, pki::CertificateAuthority::create("cluster.local", clock), "",
+                     ttls, clock) {}
+  // A given CA (for "cluster.local") and cluster bootstrap token ("" for none).
+  TestIdentity(const std::string &dir, const State &state, pki::CertificateAuthority ca,
+               const std::string &cluster_token, IdentityTtls ttls = {},
+               pki::Clock clock = pki::system_clock())
+      : tokens_(dir + "/bootstrap-tokens", clock, cluster_token),
+        authority_(std::move(ca), tokens_, state, ttls, clock) {}
 
   IdentityAuthority &authority() { return authority_; }
 
@@ -40,7 +46,8 @@ class TestIdentity {
   }
 
   // A channel to meshcp's agent listener as `node` (empty credentials: no client certificate).
-  static std::shared_ptr<grpc::Channel> channel(const std::string &target, const NodeCredentials &node,
+  static std::shared_ptr<grpc::Channel> channel(const std::string &target,
+                                                const NodeCredentials &node,
                                                 grpc::ChannelArguments args = {}) {
     grpc::SslCredentialsOptions tls;
     tls.pem_root_certs = node.bundle_pem;

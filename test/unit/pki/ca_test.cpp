@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "helm_style_ca.h"
 #include "pki_test_util.h"
 
 namespace sockmesh::pki {
@@ -115,7 +116,8 @@ TEST(CaTest, DnsNamesGoBesideTheSpiffeId) {
   const SpiffeId id{"td.test", "/sockmesh/controlplane"};
   IssueOptions options;
   options.dns_names = {"meshcp", "meshcp.sockmesh-system.svc"};
-  auto chain = Certificate::chain_from_pem(ca.issue(parse_csr(make_csr(key, id)), id, options, now));
+  auto chain =
+      Certificate::chain_from_pem(ca.issue(parse_csr(make_csr(key, id)), id, options, now));
   ASSERT_EQ(chain.size(), 1u);
   EXPECT_EQ(chain[0].spiffe_id(), id);  // the DNS names do not hide the one URI SAN
   auto *names = static_cast<GENERAL_NAMES *>(
@@ -190,6 +192,52 @@ TEST(CaTest, FromPemChecksKeyRoleAndTrustDomain) {
   auto no_td = testing::craft(leaf_key, nullptr, leaf_key, {}, true, now, "bare");
   EXPECT_EQ(error_of([&] { CertificateAuthority::from_pem(no_td.pem(), leaf_key.pem()); }),
             "CA: certificate subject \"CN=bare\" has no trust domain URI SAN spiffe://<td>");
+}
+
+// The chart's CA (genCAWithKey: CN only, no URI SAN, SEC1 key, CA:TRUE without pathlen, EKU
+// serverAuth+clientAuth) is for the trust domain meshcp is given, and signs node certificates that
+// verify against it.
+TEST(CaTest, AHelmStyleCaWithoutUriSanIsForTheGivenTrustDomain) {
+  const auto helm = sockmesh::testing::make_helm_style_ca();
+  const TimePoint now = test_now();  // after the CA's not_before (whole seconds, not backdated)
+  EXPECT_EQ(helm.key_pem.rfind("-----BEGIN EC PRIVATE KEY-----\n", 0), 0u) << helm.key_pem;
+  EXPECT_EQ(error_of([&] { CertificateAuthority::from_pem(helm.cert_pem, helm.key_pem); }),
+            "CA: certificate subject \"CN=sockmesh-ca\" has no trust domain URI SAN spiffe://<td>");
+  EXPECT_EQ(
+      error_of([&] { CertificateAuthority::from_pem(helm.cert_pem, helm.key_pem, "Not A TD"); }),
+      "CA: invalid trust domain \"Not A TD\"");
+
+  auto ca = CertificateAuthority::from_pem(helm.cert_pem, helm.key_pem, "cluster.local");
+  EXPECT_EQ(ca.trust_domain(), "cluster.local");
+  EXPECT_EQ(ca.certificate().sha256_fingerprint(),
+            Certificate::from_pem(helm.cert_pem).sha256_fingerprint());
+  EXPECT_EQ(ca.certificate().trust_domain(), std::nullopt);
+  EXPECT_EQ(X509_get_pathlen(ca.certificate().get()), -1);  // no pathlen, as Go writes it
+
+  const SpiffeId id = SpiffeId::node("cluster.local", "n1");
+  auto cred = issue_credential(ca, id, now);
+  ASSERT_EQ(cred.chain.size(), 1u);  // self-signed: the leaf comes alone
+  EXPECT_EQ(cred.chain[0].spiffe_id(), id);
+  EXPECT_EQ(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(cred.chain[0].get()),
+                                  X509_get0_subject_key_id(ca.certificate().get())),
+            0);
+  const auto verified = verify_svid(cred.chain, ca.bundle_pem(), "cluster.local", now);
+  EXPECT_TRUE(verified.ok()) << verified.detail;
+  EXPECT_EQ(verified.id, id);
+  // The trust domain is the given one: a leaf of another is still refused.
+  EXPECT_EQ(error_of([&] { issue_credential(ca, SpiffeId::node("other.test", "n1"), now); }),
+            "CA for trust domain cluster.local cannot issue spiffe://other.test/sockmesh/node/n1");
+  // Given a trust domain, a CA that names another one keeps its own (meshcp then refuses the
+  // mismatch), and one whose URI SAN is not a trust domain is not re-purposed.
+  auto root = testing::make_root("td.test", now);
+  EXPECT_EQ(CertificateAuthority::from_pem(root.cert.pem(), root.key.pem(), "cluster.local")
+                .trust_domain(),
+            "td.test");
+  PrivateKey key = PrivateKey::generate();
+  auto pathy = testing::craft(key, nullptr, key, {"spiffe://td.test/ca"}, true, now, "pathy");
+  EXPECT_EQ(
+      error_of([&] { CertificateAuthority::from_pem(pathy.pem(), key.pem(), "cluster.local"); }),
+      "CA: certificate spiffe://td.test/ca has no trust domain URI SAN spiffe://<td>");
 }
 
 class LoadOrCreateTest : public ::testing::Test {

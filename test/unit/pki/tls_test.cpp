@@ -8,6 +8,7 @@
 #include <functional>
 #include <thread>
 
+#include "helm_style_ca.h"
 #include "pki_test_util.h"
 
 namespace sockmesh::pki {
@@ -107,6 +108,25 @@ TEST_F(TlsTest, MutualHandshakeExposesBothPeers) {
   EXPECT_EQ(o.server.version, TLS1_3_VERSION);
   EXPECT_EQ(o.client.version, TLS1_3_VERSION);
   EXPECT_EQ(o.server.verify_result, X509_V_OK);
+}
+
+// Node agents whose certificates come from the chart's CA (no URI SAN, EKU serverAuth+clientAuth on
+// the CA itself, which OpenSSL checks against the TLS purpose) handshake with each other.
+TEST(TlsHelmCaTest, NodesOfAHelmStyleCaHandshake) {
+  const auto helm = sockmesh::testing::make_helm_style_ca();
+  const TimePoint now = test_now();
+  const auto ca = CertificateAuthority::from_pem(helm.cert_pem, helm.key_pem, "cluster.local");
+  const SpiffeId server_id = SpiffeId::node("cluster.local", "n1"),
+                 client_id = SpiffeId::node("cluster.local", "n2");
+  auto server_ctx =
+      make_server_context(issue_credential(ca, server_id, now), ca.bundle_pem(), "cluster.local");
+  auto client_ctx =
+      make_client_context(issue_credential(ca, client_id, now), ca.bundle_pem(), "cluster.local");
+  Outcome o = handshake(server_ctx.get(), client_ctx.get());
+  EXPECT_TRUE(o.server.ok) << o.server.error;
+  EXPECT_TRUE(o.client.ok) << o.client.error;
+  EXPECT_EQ(o.server.peer.id, client_id);
+  EXPECT_EQ(o.client.peer.id, server_id);
 }
 
 TEST_F(TlsTest, ServerRefusesAClientFromAnotherCa) {

@@ -1,6 +1,6 @@
-// X.509 for the mesh: keys, CSRs, the CA, SPIFFE IDs, SVID verification with counted reasons, and the
-// TLS 1.3 contexts the node agents use between each other. OpenSSL 3 underneath; one header so that
-// meshd, meshcp and the tests share one vocabulary. No gRPC here.
+// X.509 for the mesh: keys, CSRs, the CA, SPIFFE IDs, SVID verification with counted reasons, and
+// the TLS 1.3 contexts the node agents use between each other. OpenSSL 3 underneath; one header so
+// that meshd, meshcp and the tests share one vocabulary. No gRPC here.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -52,9 +52,15 @@ struct SpiffeId {
 };
 
 // ---- OpenSSL ownership -----------------------------------------------------------------------
-struct PkeyFree { void operator()(EVP_PKEY *p) const; };
-struct X509Free { void operator()(X509 *p) const; };
-struct SslCtxFree { void operator()(SSL_CTX *p) const; };
+struct PkeyFree {
+  void operator()(EVP_PKEY *p) const;
+};
+struct X509Free {
+  void operator()(X509 *p) const;
+};
+struct SslCtxFree {
+  void operator()(SSL_CTX *p) const;
+};
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
@@ -77,8 +83,10 @@ class PrivateKey {
 // ---- Certificates ----------------------------------------------------------------------------
 class Certificate {
  public:
-  static Certificate from_pem(std::string_view pem);  // the first certificate in pem; throws PkiError
-  static std::vector<Certificate> chain_from_pem(std::string_view pem);  // every certificate, in order
+  static Certificate from_pem(
+      std::string_view pem);  // the first certificate in pem; throws PkiError
+  static std::vector<Certificate> chain_from_pem(
+      std::string_view pem);  // every certificate, in order
   std::string pem() const;
   // The one URI SAN parsed as a SPIFFE ID; nullopt when absent, not SPIFFE, or more than one URI.
   std::optional<SpiffeId> spiffe_id() const;
@@ -125,9 +133,13 @@ class CertificateAuthority {
   // A new self-signed root for trust_domain (ECDSA P-256, 10 years, CA:TRUE pathlen 0, URI SAN
   // spiffe://<trust_domain>).
   static CertificateAuthority create(std::string_view trust_domain, const Clock &clock);
-  // A supplied root (or intermediate) and its key; throws PkiError if the key does not match the
-  // certificate, it is not a CA, or it has no trust domain (URI SAN spiffe://<td>).
-  static CertificateAuthority from_pem(std::string_view cert_pem, std::string_view key_pem);
+  // A supplied root (or intermediate) and its key (PKCS#8 or SEC1); throws PkiError if the key
+  // does not match the certificate or it is not a CA. Its trust domain is its URI SAN
+  // spiffe://<td>; a CA without any URI SAN (a plain CA such as Helm's genCA makes: CN only) is for
+  // `trust_domain` when one is given. PkiError when it has URI SANs but not that one, or none and
+  // no trust_domain is given.
+  static CertificateAuthority from_pem(std::string_view cert_pem, std::string_view key_pem,
+                                       std::string_view trust_domain = {});
   // Loads <dir>/ca.crt and <dir>/ca.key; when neither exists creates a root and writes them
   // (key 0600, written atomically). Throws when only one exists, or when the loaded trust domain
   // differs from trust_domain.
@@ -166,9 +178,9 @@ enum class Reject {
 std::string_view reason_name(Reject reason);
 
 struct Verified {
-  std::optional<SpiffeId> id;     // set when accepted
-  std::optional<Reject> reject;   // set when refused
-  std::string detail;             // one line for logs when refused
+  std::optional<SpiffeId> id;    // set when accepted
+  std::optional<Reject> reject;  // set when refused
+  std::string detail;            // one line for logs when refused
   bool ok() const { return id.has_value(); }
 };
 
