@@ -147,6 +147,37 @@ bool same_or_below(const std::string &dir, const std::string &top) {
                         (top.back() == '/' || dir[top.size()] == '/'));
 }
 
+// Whether cgroup directory `dir` is `top` or below it. The two paths may come from different
+// mounts of the one cgroup v2 hierarchy: in a Kubernetes pod meshd sees its own cgroup through
+// its cgroup namespace (/sys/fs/cgroup) and the workloads through the host's (hostPath
+// /host/cgroup), so when the paths do not say so, `top`'s subtree is searched for `dir`'s
+// cgroup id (the directory's inode number, the same in every mount).
+bool cgroup_inside(const std::string &dir, const std::string &top) {
+  if (same_or_below(dir, top)) return true;
+  struct stat wanted {};
+  struct stat root {};
+  if (stat(dir.c_str(), &wanted) != 0 || stat(top.c_str(), &root) != 0) return false;
+  if (wanted.st_dev != root.st_dev) return false;  // another cgroup file system altogether
+  if (wanted.st_ino == root.st_ino) return true;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  constexpr size_t kMaxEntries = 1'000'000;  // a node's whole cgroup tree is far smaller
+  size_t seen = 0;
+  for (fs::recursive_directory_iterator it(top, fs::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && it != end && seen < kMaxEntries; it.increment(ec), ++seen) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) {
+      ec.clear();
+      continue;
+    }
+    struct stat st {};
+    if (stat(it->path().c_str(), &st) == 0 && st.st_ino == wanted.st_ino &&
+        st.st_dev == wanted.st_dev)
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
@@ -291,13 +322,13 @@ void Datapath::attach_all(int cgroup_fd, uint64_t cgroup_id) {
 void Datapath::set_agent_cgroup(const std::string &agent_cgroup) {
   std::string agent = canonical_dir(agent_cgroup);
   std::string workloads = canonical_dir(workload_cgroup_);
-  if (agent == workloads)
+  if (agent == workloads || cgroup_id_of(agent) == cgroup_id_of(workloads))
     throw std::runtime_error("agent cgroup " + agent_cgroup + " must not be workload cgroup " +
                              workload_cgroup_ + " itself (it may lie inside it)");
   sm_agent_cgroup value{};
-  if (same_or_below(agent, workloads)) {
+  if (cgroup_inside(agent, workloads)) {
     value.id = cgroup_id_of(agent);
-    value.level = cgroup_level(agent);
+    value.level = cgroup_level(agent);  // for the log and meshctl bpf dump; the programs use the id
   }
   uint32_t zero = 0;
   if (bpf_map_update_elem(agent_cgroup_fd(), &zero, &value, BPF_ANY) != 0)

@@ -233,8 +233,8 @@ std::vector<FeatureProbe> feature_table() {
       // The agent inside the workload cgroup (docs/datapath.md): its sockets marked at creation.
       {required("attach:cgroup/sock_create", "4.10"),
        [] { return has_prog(BPF_PROG_TYPE_CGROUP_SOCK, BPF_CGROUP_INET_SOCK_CREATE); }},
-      {required("helper:sock_create:bpf_get_current_ancestor_cgroup_id", "5.7"),
-       [] { return sock_create_has_helper(BPF_FUNC_get_current_ancestor_cgroup_id); }},
+      {required("helper:sock_create:bpf_get_current_cgroup_id", "5.7"),
+       [] { return sock_create_has_helper(BPF_FUNC_get_current_cgroup_id); }},
       {required("helper:sock_create:bpf_sk_storage_get", "6.1"),
        [] { return sock_create_has_helper(BPF_FUNC_sk_storage_get); }},
       {optional("helper:bpf_set_retval", "5.18",

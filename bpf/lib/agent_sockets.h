@@ -14,14 +14,16 @@
 #include "lib/maps.h"
 // clang-format on
 
-/* Whether the current task is the agent's: its cgroup is the agent's cgroup or below it. Task
- * context only (sock_addr, sock_create). An agent outside the workload cgroup leaves the id 0:
- * one array lookup, and the answer is no. */
+/* Whether the current task is the agent's: its cgroup is exactly the agent's (meshd starts no
+ * process of its own below it). Task context only (sock_addr, sock_create). The id, not the
+ * ancestor at a level: in a Kubernetes pod meshd sees its cgroup through its cgroup namespace,
+ * where no absolute level can be read, while the id is the same in every view. An agent outside
+ * the workload cgroup leaves the id 0: one array lookup, and the answer is no. */
 static __always_inline int sm_agent_task(void) {
   __u32 zero = 0;
   const struct sm_agent_cgroup *agent = bpf_map_lookup_elem(&sm_agent_cgroup, &zero);
   if (!agent || agent->id == 0) return 0;
-  return bpf_get_current_ancestor_cgroup_id((int)agent->level) == agent->id;
+  return bpf_get_current_cgroup_id() == agent->id;
 }
 
 /* Whether `sk` is one of the agent's sockets (marked at creation, or accepted on a marked

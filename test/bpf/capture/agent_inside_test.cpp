@@ -3,6 +3,10 @@
 // v2 root. The fixture's agent cgroup is workloads/meshd/, a sibling of the workloads' own: the
 // workload programs run for its sockets too and must leave them alone, while the agent-cgroup
 // programs act on them as always (every CaptureFlowTest runs this way too, as AgentInside.*).
+#include <sys/mount.h>
+
+#include <cstring>
+
 #include "capture_fixture.h"
 #include "sockmesh/fastpath.h"
 #include "sockmesh/telemetry.h"
@@ -179,6 +183,28 @@ TEST_F(AgentInsideTest, TheLoaderWritesTheAgentsCgroupAndARestartRewritesIt) {
   EXPECT_EQ(agent_cgroup().id, cgroup_id(cg_.agent2));
   close_datapath();
   rmdir(outside.c_str());
+  // The workloads seen through another mount of the hierarchy, as a Kubernetes pod sees them
+  // (hostPath /host/cgroup) beside its own cgroup through its cgroup namespace: the paths share
+  // no prefix, the agent is found inside by its cgroup id.
+  const std::string view = "/tmp/sockmesh-cgview-" + std::to_string(getpid());
+  ASSERT_EQ(mkdir(view.c_str(), 0700), 0);
+  ASSERT_EQ(mount(cg_.root.c_str(), view.c_str(), nullptr, MS_BIND, nullptr), 0)
+      << std::strerror(errno);
+  const std::string workloads_view = view + cg_.workloads.substr(cg_.root.size());
+  std::string view_error;
+  try {
+    datapath_ = std::make_unique<loader::Datapath>(node_, workloads_view, options);
+    EXPECT_EQ(agent_cgroup().id, cgroup_id(cg_.agent2));
+    close_datapath();
+    // The workload cgroup itself, through the other mount, is still refused.
+    options.agent_cgroup = cg_.workloads;
+    EXPECT_THROW(loader::Datapath(node_, workloads_view, options), std::runtime_error);
+  } catch (const std::exception &e) {
+    view_error = e.what();
+  }
+  umount2(view.c_str(), MNT_DETACH);
+  rmdir(view.c_str());
+  ASSERT_EQ(view_error, "");
   // Never the workload cgroup itself.
   options.agent_cgroup = cg_.workloads;
   EXPECT_THROW(loader::Datapath(node_, cg_.workloads, options), std::runtime_error);

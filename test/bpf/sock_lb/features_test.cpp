@@ -63,7 +63,7 @@ TEST(KernelFeatures, EveryFeatureIsPresentOnTheFloorAndAbove) {
                                    "attach:cgroup/setsockopt",
                                    "helper:sockops:bpf_loop",
                                    "attach:cgroup/sock_create",
-                                   "helper:sock_create:bpf_get_current_ancestor_cgroup_id",
+                                   "helper:sock_create:bpf_get_current_cgroup_id",
                                    "helper:sock_create:bpf_sk_storage_get"}));
   EXPECT_EQ(missing_required(features), "");
   EXPECT_TRUE(has(features, "helper:bpf_set_retval"));
