@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iostream>
 #include <map>
+#include <sstream>
 #include <system_error>
 
 #include "sockmesh/cli/error.h"
@@ -67,11 +69,26 @@ std::string kind_of(std::string_view kind) {
       "unknown kind \"{}\": one of workload, service, node, authorizationpolicy", kind));
 }
 
+// `-f -`: the whole of standard input, named "-" in errors (file:line as for a file).
+resources::LoadResult load_stdin() {
+  std::ostringstream text;
+  text << std::cin.rdbuf();
+  if (std::cin.bad()) throw CliError("-f -: cannot read standard input");
+  return resources::load_yaml_string(text.str(), "-", resources::Scope::kPartial);
+}
+
 }  // namespace
 
 std::vector<fs::path> manifest_files(const std::vector<std::string> &paths) {
   std::vector<fs::path> files;
   for (const auto &text : paths) {
+    if (text == "-") {  // standard input (kubectl exec -i ... meshctl apply -f - < mesh.yaml)
+      // Read once: a second `-f -` would find it empty.
+      if (std::find(files.begin(), files.end(), fs::path("-")) != files.end())
+        throw CliError("-f -: standard input can be given once");
+      files.emplace_back("-");
+      continue;
+    }
     const fs::path path(text);
     std::error_code ec;
     const auto status = fs::status(path, ec);
@@ -94,7 +111,9 @@ std::vector<v1::Resource> load_manifests(const std::vector<fs::path> &files) {
   for (const auto &file : files) {
     // A manifest is a change to meshcp's store: the workloads it names may already be there, and
     // meshcp checks references against the merged whole.
-    auto loaded = resources::load_yaml_file(file.string(), resources::Scope::kPartial);
+    auto loaded = file == "-"
+                      ? load_stdin()
+                      : resources::load_yaml_file(file.string(), resources::Scope::kPartial);
     if (!loaded.ok()) {
       invalid.push_back(file.string());
       errors.insert(errors.end(), loaded.errors.begin(), loaded.errors.end());

@@ -672,7 +672,8 @@ struct CommandLine {
         "apply", "Validate YAML files (docs/config.md) and apply their resources through meshcp");
     apply
         ->add_option("-f,--filename", options.files,
-                     "A YAML file, or a directory of *.yaml/*.yml files; repeatable")
+                     "A YAML file, a directory of *.yaml/*.yml files, or - for standard input; "
+                     "repeatable")
         ->type_name("FILE|DIR")
         ->required()
         ->allow_extra_args(false);

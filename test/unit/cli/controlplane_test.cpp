@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "fake_controlplane.h"
@@ -162,6 +163,36 @@ TEST_F(ControlPlaneTest, ApplyAFileTellsWhatEachResourceBecame) {
   EXPECT_EQ(applied[0].resources(2).version(), "");
   EXPECT_EQ(applied[0].resources(2).service().subsets_size(), 2);
   EXPECT_EQ(applied[0].resources(1).workload().addresses(0), "10.78.2.11");
+}
+
+// `-f -` reads standard input (kubectl exec -i ... meshctl apply -f - < mesh.yaml, NOTES.txt).
+TEST_F(ControlPlaneTest, ApplyFromStandardInput) {
+  hold(kBefore);
+  cp_->apply_response = counts("8", 1, 1, 1, 0);
+  std::istringstream input{std::string(kAfter)};
+  auto *saved = std::cin.rdbuf(input.rdbuf());
+  const auto r = run({"apply", "-f", "-"});
+  std::istringstream bad{std::string(kInvalid)};
+  std::cin.rdbuf(bad.rdbuf());
+  const auto refused = run({"apply", "-f", "-"});
+  const auto twice = run({"apply", "-f", "-", "-f", "-"});
+  std::cin.rdbuf(saved);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out,
+            "workload/demo/web-v1-a unchanged\n"
+            "workload/demo/web-v2-a created\n"
+            "service/demo/web configured\n"
+            "1 created, 1 configured, 1 unchanged: the control plane is at version 8\n");
+  ASSERT_EQ(cp_->applied().size(), 1u);
+  EXPECT_EQ(cp_->applied()[0].resources_size(), 3);
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_EQ(refused.err,
+            "meshctl: - is invalid:\n-:6: service \"demo/web\": spec.endpoints[0].port: must be "
+            "between 1 and 65535, got 0\n");
+  EXPECT_EQ(twice.code, 1);
+  EXPECT_EQ(twice.err, "meshctl: -f -: standard input can be given once\n");
+  EXPECT_EQ(cp_->applied().size(), 1u);
 }
 
 TEST_F(ControlPlaneTest, ApplyDryRun) {
