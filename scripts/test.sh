@@ -10,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 scripts/install-deps.sh
+scripts/install-chart-tools.sh  # Helm and kubernetes-models for test/chart (build/tools/)
 dir=$(scripts/build.sh test | tail -n 1)
 
 # LeakSanitizer: gRPC keeps process-lifetime singletons; anything else leaking fails the test.

@@ -274,7 +274,7 @@ test('NOTES.txt names the objects and ports of this release', () => {
   assert.match(notes, /rollout status daemonset\/mesh-sockmesh-agent\n/);
   assert.match(notes, /rollout status deployment\/mesh-sockmesh-controlplane\n/);
   assert.match(notes, /http:\/\/<node>:23021\/healthz\/ready/);
-  assert.match(notes, /exec -i deploy\/mesh-sockmesh-controlplane -- meshctl apply -f \/dev\/stdin < mesh.yaml/);
+  assert.match(notes, /exec -i deploy\/mesh-sockmesh-controlplane -- meshctl apply -f - < mesh.yaml/);
   assert.match(notes, /controlplane.meshResources: mesh.yaml/);
   assert.doesNotMatch(notes, /<no value>|%!/);
 });
