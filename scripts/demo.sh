@@ -9,8 +9,10 @@
 # join with one-time tokens; connections between pods on different nodes cross over mutual TLS
 # between the agents (the client's SPIFFE ID shows in the receiving agent's log); an
 # AuthorizationPolicy then lets only the client's identity reach web and an intruder is refused,
-# by the tunnel's inbound agent and by the kernel on its own node. Finally it stops meshcp to show
-# traffic keeps flowing on the last good state, and tears everything down.
+# by the tunnel's inbound agent and by the kernel on its own node. Node 2 joins as the Helm chart's
+# DaemonSet does (cluster bootstrap token and CA certificate from files) and both agents answer
+# the chart's health probes. Finally it stops meshcp to show traffic keeps flowing on the last good
+# state (the agents stay live, no longer ready), and tears everything down.
 #
 #   scripts/demo.sh            full run (1000 connections)
 #   scripts/demo.sh --short    quick run for CI (200 connections); exits non-zero when the
@@ -83,8 +85,12 @@ step "Control plane: meshcp, its store in a temporary state directory"
 api=$work/meshcp/api.sock
 xds=unix:$work/meshcp/xds.sock
 # meshcp runs in the host's network namespace: a free loopback port for its metrics, so that it never
-# collides with another meshcp (or anything else) on 15014.
+# collides with another meshcp (or anything else) on 15014. It also takes a cluster bootstrap token,
+# as the Helm chart gives it from a Secret (docs/install.md): 48 random characters in a file.
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/bootstrap-token"
+chmod 0600 "$work/bootstrap-token"
 "$meshcp" --state-dir "$work/meshcp/state" --listen "$xds" --api-socket "$api" \
+  --bootstrap-token-file "$work/bootstrap-token" \
   --metrics-address 127.0.0.1:0 >"$work/meshcp.log" 2>&1 &
 meshcp_pid=$!
 mctl() { "$meshctl" --controlplane "$api" "$@"; }
@@ -99,15 +105,17 @@ step "meshctl apply -f examples/demo-services.yaml (service demo/web, VIP 10.96.
 sed -E "s/\b(n[12])\b/sm$run-\1/g" examples/demo-services.yaml > "$work/demo-services.yaml"
 mctl apply -f "$work/demo-services.yaml"
 
-step "Agents: each node joins with a one-time token (meshctl node add), then meshd --controlplane"
+step "Agents: node 1 joins with a one-time token (meshctl node add, as a VM would); node 2 as the Helm chart's DaemonSet does, with the cluster token and the CA's certificate from files"
+mctl node add "$(node_name 1)" | tee "$work/join-n1.txt"
+token=$(grep -o 'smt1\.[0-9a-f.]*' "$work/join-n1.txt")
+ca_hash=$(grep -o 'sha256:[0-9a-f]*' "$work/join-n1.txt")
+join_n1=(--join-token "$token" --ca-cert-hash "$ca_hash")
+join_n2=(--join-token-file "$work/bootstrap-token" --ca-cert-file "$work/meshcp/state/ca/ca.crt")
 for node in 1 2; do
-  mctl node add "$(node_name "$node")" | tee "$work/join-n$node.txt"
-  token=$(grep -o 'smt1\.[0-9a-f.]*' "$work/join-n$node.txt")
-  ca_hash=$(grep -o 'sha256:[0-9a-f]*' "$work/join-n$node.txt")
+  join_args="join_n$node[@]"
   "$meshlab" exec "$run" --node "$node" --background --log "$work/meshd-n$node.log" -- \
     "$meshd" --node "$(node_name "$node")" --cgroup "$(workload_cgroup "$node")" \
-    --controlplane "$xds" --state-dir "$work/state-n$node" \
-    --join-token "$token" --ca-cert-hash "$ca_hash" \
+    --controlplane "$xds" --state-dir "$work/state-n$node" "${!join_args}" \
     --access-log-mode all --access-log "$work/access-n$node.jsonl" >/dev/null
 done
 # wait_acked SERVICE: until every agent holds the service's current version (describe says ACKed).
@@ -123,6 +131,15 @@ wait_acked() {
 }
 wait_acked demo/web
 echo "meshd serving on $(node_name 1) and $(node_name 2), both at the control plane's version"
+grep -o "event=node_joined node=[^ ]* method=[a-z_]*" "$work/meshcp.log" | sed "s/sm$run-//"
+
+# health NODE PATH: the agent's probe endpoint (docs/metrics.md), as kubelet calls it, from the node.
+health() {
+  "$meshlab" exec "$run" --node "$1" -- curl -s -w ' HTTP %{http_code}' "http://127.0.0.1:15021/healthz/$2" |
+    tr -d '\n'
+}
+step "Health probes (what the chart's DaemonSet points kubelet at): GET :15021/healthz/ready on each node"
+for node in 1 2; do echo "n$node: $(health "$node" ready)"; done
 
 # observe_split [URL]: $connections curl requests from the client pod; prints the split.
 observe_split() {
@@ -339,6 +356,8 @@ check_share web-v2-a 0.5
 if grep -q FAILED "$work/bodies.txt"; then echo "demo: connections failed without meshcp" >&2; exit 1; fi
 echo "without meshcp: split still within 5 sigma of 25/25/50"
 "$meshctl" --node "$(node_name 1)" status | grep -E '^(Config|Stream):'
+echo "n1 live: $(health 1 live)"
+echo "n1 ready: $(health 1 ready)"
 
 step "Teardown"
 "$meshlab" down "$run"

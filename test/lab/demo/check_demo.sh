@@ -51,6 +51,12 @@ expect '^64 MiB between two pods of one node, none of it through the veth$'
 expect '^rate limit: 1[0-2] of 30 answered, (18|19|20) refused at connect\(\)$'
 expect '^Refused: +overflow 0, no backend 0, rate limited (18|19|20), fault 0$'
 expect '^rate limit lifted'
+expect '^event=node_joined node=n1 method=node_token$'
+expect '^event=node_joined node=n2 method=cluster_token$'
+expect '^n1: \{"status":"ok","checks":\[\{"name":"programs_attached","ok":true.*\{"name":"controlplane_stream","ok":true.* HTTP 200$'
+expect '^n2: \{"status":"ok",.*"name":"node_certificate","ok":true.* HTTP 200$'
+expect '^n1 live: \{"status":"ok".* HTTP 200$'
+expect '^n1 ready: \{"status":"fail",.*\{"name":"controlplane_stream","ok":false.* HTTP 503$'
 expect '^demo: ok$'
 # Nothing of the lab may remain.
 if ip netns list | grep -q "^sm$(sed -n 's/^RUN_ID=//p' "$out")"; then
