@@ -355,9 +355,8 @@ TEST_F(MtlsLabTest, NoPlaintextBetweenNodes) {
   EXPECT_NE(plain.find(marker), std::string::npos);
 }
 
-TEST_F(MtlsLabTest, PolicyDecidesByIdentityCrossNodeInTheAgentAndSameNodeInTheKernel) {
-  auto &lab = mesh_->lab();
-  const std::string policy = R"(apiVersion: sockmesh/v1
+// Only the client's identity may reach web (the echo ports of the tests and the demo's 8080).
+constexpr const char *kWebFromClientPolicy = R"(apiVersion: sockmesh/v1
 kind: AuthorizationPolicy
 metadata: {name: web-from-client, namespace: demo}
 spec:
@@ -367,7 +366,10 @@ spec:
     - from: [{source: {principals: [cluster.local/ns/demo/sa/client]}}]
       to: [{operation: {ports: ["9001", "9003", "8080"]}}]
 )";
-  ASSERT_TRUE(mesh_->apply(policy).ok());
+
+TEST_F(MtlsLabTest, PolicyDecidesByIdentityCrossNodeInTheAgentAndSameNodeInTheKernel) {
+  auto &lab = mesh_->lab();
+  ASSERT_TRUE(mesh_->apply(kWebFromClientPolicy).ok());
   mesh_->wait_all_acked();
   const std::string server = lab.pod_ip("web-v1-b");
   const std::string deny_rule = "default deny (ALLOW policies select the workload but none matched)";
@@ -506,17 +508,7 @@ TEST(MtlsAgentInsideLabTest, AgentsInsideTheWorkloadCgroupCarryCapturedTrafficAn
          "--fast-path", "off"},
         mesh.dir() + "/meshd-inside-n" + std::to_string(n) + ".log");
   }
-  const std::string policy = R"(apiVersion: sockmesh/v1
-kind: AuthorizationPolicy
-metadata: {name: web-from-client, namespace: demo}
-spec:
-  selector: {matchLabels: {app: web}}
-  action: ALLOW
-  rules:
-    - from: [{source: {principals: [cluster.local/ns/demo/sa/client]}}]
-      to: [{operation: {ports: ["9001", "9003", "8080"]}}]
-)";
-  ASSERT_TRUE(mesh.apply(policy).ok());
+  ASSERT_TRUE(mesh.apply(kWebFromClientPolicy).ok());
   mesh.wait_all_acked();
   wait_until([&] { return mesh.status(1).mesh().svids_size() == 4; }, 20s, "the SVIDs of node 1");
   wait_until([&] { return mesh.status(2).mesh().svids_size() == 1; }, 20s, "the SVIDs of node 2");

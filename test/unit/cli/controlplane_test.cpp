@@ -143,6 +143,13 @@ v1::ApplyResponse counts(std::string version, std::uint32_t created, std::uint32
   return r;
 }
 
+// What applying kAfter over kBefore prints when meshcp answers counts("8", 1, 1, 1, 0).
+constexpr const char *kAfterApplied =
+    "workload/demo/web-v1-a unchanged\n"
+    "workload/demo/web-v2-a created\n"
+    "service/demo/web configured\n"
+    "1 created, 1 configured, 1 unchanged: the control plane is at version 8\n";
+
 TEST_F(ControlPlaneTest, ApplyAFileTellsWhatEachResourceBecame) {
   hold(kBefore);
   cp_->apply_response = counts("8", 1, 1, 1, 0);
@@ -150,11 +157,7 @@ TEST_F(ControlPlaneTest, ApplyAFileTellsWhatEachResourceBecame) {
   const auto r = run({"apply", "-f", file.string()});
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out,
-            "workload/demo/web-v1-a unchanged\n"
-            "workload/demo/web-v2-a created\n"
-            "service/demo/web configured\n"
-            "1 created, 1 configured, 1 unchanged: the control plane is at version 8\n");
+  EXPECT_EQ(r.out, kAfterApplied);
   const auto applied = cp_->applied();
   ASSERT_EQ(applied.size(), 1u);
   EXPECT_FALSE(applied[0].dry_run());
@@ -179,11 +182,7 @@ TEST_F(ControlPlaneTest, ApplyFromStandardInput) {
   std::cin.rdbuf(saved);
   EXPECT_EQ(r.err, "");
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out,
-            "workload/demo/web-v1-a unchanged\n"
-            "workload/demo/web-v2-a created\n"
-            "service/demo/web configured\n"
-            "1 created, 1 configured, 1 unchanged: the control plane is at version 8\n");
+  EXPECT_EQ(r.out, kAfterApplied);
   ASSERT_EQ(cp_->applied().size(), 1u);
   EXPECT_EQ(cp_->applied()[0].resources_size(), 3);
   EXPECT_EQ(refused.code, 1);
