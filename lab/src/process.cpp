@@ -1,6 +1,7 @@
 #include "process.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -8,13 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <stdexcept>
-
-#include <fmt/format.h>
+#include <thread>
 
 namespace sockmesh::lab {
 namespace {
@@ -113,6 +115,84 @@ int wait_exit_status(pid_t pid) {
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
 }
+
+namespace {
+
+// What the kernel says a stuck child is doing: its state, the syscall it sits in (202 is futex: a
+// lock no thread will release, e.g. one another thread of the parent held when it forked) and its
+// kernel stack.
+std::string child_diagnostics(pid_t pid) {
+  auto text_of = [](const std::string &path) {
+    std::FILE *f = std::fopen(path.c_str(), "r");
+    if (!f) return std::string("?");
+    char buf[512];
+    std::string text;
+    while (std::fgets(buf, sizeof buf, f)) text += buf;
+    std::fclose(f);
+    std::replace(text.begin(), text.end(), '\n', ';');
+    return text;
+  };
+  const std::string proc = "/proc/" + std::to_string(pid);
+  return fmt::format("stat: {} syscall: {} wchan: {} stack: {}", text_of(proc + "/stat"),
+                     text_of(proc + "/syscall"), text_of(proc + "/wchan"),
+                     text_of(proc + "/stack"));
+}
+
+// A forked child that runs a test's function must finish. One that deadlocked (forked while another
+// thread of the parent, e.g. one of gRPC's, held a lock of an allocator without fork handlers, as
+// GCC 12's AddressSanitizer has none) would hang the test until ctest kills it, leaving no trace.
+// Reads the child's stdout into *out until EOF (when pipe_fd >= 0) and reaps it; past the deadline
+// it says what the child was doing, kills it and throws.
+constexpr int kCallDeadlineSeconds = 240;
+
+int wait_child_bounded(pid_t pid, int pipe_fd, std::string *out, const Placement &where) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(kCallDeadlineSeconds);
+  auto remaining_ms = [&] {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
+  };
+  auto give_up = [&] {
+    const std::string why = child_diagnostics(pid);
+    ::kill(pid, SIGKILL);
+    wait_exit_status(pid);
+    if (pipe_fd >= 0) ::close(pipe_fd);
+    throw std::runtime_error(
+        fmt::format("call_in_pod:{}: child {} still running after {} s, killed; {}",
+                    describe(where), pid, kCallDeadlineSeconds, why));
+  };
+  if (pipe_fd >= 0) {
+    char buf[4096];
+    for (;;) {
+      pollfd p{pipe_fd, POLLIN, 0};
+      const int ready = ::poll(&p, 1, remaining_ms());
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) give_up();
+      const ssize_t n = ::read(pipe_fd, buf, sizeof buf);
+      if (n > 0) {
+        out->append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        break;
+      }
+    }
+    ::close(pipe_fd);
+  }
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    if (r < 0 && errno != EINTR) return -1;
+    if (remaining_ms() == 0) give_up();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+}  // namespace
 
 pid_t launch(const Placement& where, const std::vector<std::string>& argv, const LaunchOptions& opts) {
   if (argv.empty()) throw std::invalid_argument("empty command");
@@ -224,12 +304,8 @@ int call_placed(const Placement& where, const std::function<int()>& fn, std::str
     std::fflush(nullptr);
     ::_exit(rc);
   }
-  if (out) {
-    ::close(pipefd[1]);
-    read_all(pipefd[0], out);
-    ::close(pipefd[0]);
-  }
-  return wait_exit_status(pid);
+  if (out) ::close(pipefd[1]);
+  return wait_child_bounded(pid, out ? pipefd[0] : -1, out, where);
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data) {

@@ -145,6 +145,11 @@ void MeshLab::stop_agent(int node) {
       10s, "meshd on node " + std::to_string(node) + " to stop");
 }
 
+void MeshLab::kill_agent(int node) {
+  kill(agents_.at(node), SIGKILL);
+  waitpid(agents_.at(node), nullptr, 0);
+}
+
 void MeshLab::start_controlplane() {
   std::vector<std::string> argv = {MESHCP_BIN,
                                    "--state-dir",
@@ -293,11 +298,25 @@ void MeshLab::write_config(int node, const std::string &text) {
   written_[node] = text;
 }
 
+std::unique_ptr<v1::Admin::Stub> MeshLab::admin_stub(int node) {
+  auto &channel = admin_channels_[node];
+  if (!channel) {
+    grpc::ChannelArguments args;
+    // A restarted agent listens again within a second: reconnect at once, not after gRPC's
+    // default backoff of up to two minutes.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
+    channel = grpc::CreateCustomChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
+                                        grpc::InsecureChannelCredentials(), args);
+  }
+  return v1::Admin::NewStub(channel);
+}
+
 v1::AgentStatus MeshLab::status(int node) {
-  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Admin::NewStub(channel);
+  auto stub = admin_stub(node);
   grpc::ClientContext context;
+  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
   context.set_deadline(std::chrono::system_clock::now() + 2s);
   v1::AgentStatus reply;
   auto result = stub->GetStatus(&context, v1::GetStatusRequest(), &reply);
@@ -306,10 +325,9 @@ v1::AgentStatus MeshLab::status(int node) {
 }
 
 v1::TrafficReport MeshLab::traffic(int node) {
-  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Admin::NewStub(channel);
+  auto stub = admin_stub(node);
   grpc::ClientContext context;
+  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::TrafficReport reply;
   auto result = stub->GetTraffic(&context, v1::GetTrafficRequest(), &reply);
@@ -318,10 +336,9 @@ v1::TrafficReport MeshLab::traffic(int node) {
 }
 
 v1::FastPathReport MeshLab::fast_path(int node) {
-  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Admin::NewStub(channel);
+  auto stub = admin_stub(node);
   grpc::ClientContext context;
+  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::FastPathReport reply;
   auto result = stub->GetFastPath(&context, v1::GetFastPathRequest(), &reply);
@@ -330,10 +347,9 @@ v1::FastPathReport MeshLab::fast_path(int node) {
 }
 
 v1::ResilienceReport MeshLab::resilience(int node, const std::string &ns, const std::string &name) {
-  auto channel = grpc::CreateChannel("unix:" + paths::admin_socket(lab_->node_name(node)),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Admin::NewStub(channel);
+  auto stub = admin_stub(node);
   grpc::ClientContext context;
+  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
   context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::GetResilienceRequest request;
   request.set_namespace_(ns);
@@ -378,7 +394,7 @@ uint64_t MeshLab::counter(int node, const std::string &name) {
 }
 
 ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::string &ip,
-                          uint16_t port, int count) {
+                          uint16_t port, int count, std::chrono::milliseconds at_least) {
   std::string out;
   std::string expected_peer =
       (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
@@ -388,7 +404,8 @@ ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::stri
         std::map<std::string, int> bodies;
         int failures = 0, wrong_peer = 0;
         std::string first_error;
-        for (int i = 0; i < count; i++) {
+        const auto until = std::chrono::steady_clock::now() + at_least;
+        for (int i = 0; i < count || std::chrono::steady_clock::now() < until; i++) {
           auto result = lab::http_fetch(ip, port);
           if (result.err != 0 || result.body.empty()) {
             if (failures++ == 0) first_error = std::strerror(result.err);

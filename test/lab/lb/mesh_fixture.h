@@ -5,13 +5,14 @@
 #include <grpcpp/support/status.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "sockmesh/lab/lab.h"
-#include "sockmesh/v1/admin.pb.h"
+#include "sockmesh/v1/admin.grpc.pb.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 
 namespace sockmesh::testing {
@@ -79,6 +80,7 @@ class MeshLab {
   void kill_controlplane();  // SIGKILL, as a crash
   void start_agent(int node);
   void stop_agent(int node);  // SIGTERM: pins stay
+  void kill_agent(int node);  // SIGKILL, as a crash: pins stay
   // The extra flags of node's agent from its next start_agent() on.
   void set_meshd_args(int node, std::vector<std::string> args) {
     meshd_args_[node] = std::move(args);
@@ -88,6 +90,10 @@ class MeshLab {
 
  private:
   std::unique_ptr<v1::ControlPlane::Stub> controlplane_stub() const;
+  // One channel per node's admin socket for the whole test: a channel made and dropped per call
+  // leaves gRPC's threads freeing it while the test forks its next pod call.
+  std::unique_ptr<v1::Admin::Stub> admin_stub(int node);
+  std::map<int, std::shared_ptr<grpc::Channel>> admin_channels_;
   std::unique_ptr<lab::Lab> lab_;
   std::string dir_;
   std::map<int, pid_t> agents_;
@@ -106,8 +112,10 @@ struct ConnectTally {
   std::string first_error;
 };
 
-// Connects `count` times to ip:port from inside `pod`, reading each response.
+// Connects `count` times to ip:port from inside `pod`, reading each response; with `at_least`,
+// goes on until that much time has passed too.
 ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::string &ip,
-                          uint16_t port, int count);
+                          uint16_t port, int count,
+                          std::chrono::milliseconds at_least = std::chrono::milliseconds(0));
 
 }  // namespace sockmesh::testing
