@@ -65,6 +65,11 @@ std::optional<std::string> principal_error(std::string_view principal);
 // What is wrong with a namespace of an AuthorizationPolicy source, or nothing.
 std::optional<std::string> source_namespace_error(std::string_view ns);
 
+// An error line as it leaves the library: every control character of the text it quotes (a YAML
+// key or value may hold a newline, a NUL, an escape sequence) written as a C escape ("\n", "\t",
+// "\r", "\x1b"), so that one error stays one line in meshctl's output, meshd's log and a NACK.
+std::string one_line(std::string_view text);
+
 // Bounds of an AuthorizationPolicy (docs/config.md).
 inline constexpr int kMaxSelectorLabels = 32;
 inline constexpr int kMaxPolicyRules = 64;

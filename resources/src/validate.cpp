@@ -517,8 +517,9 @@ std::vector<std::string> validate(const v1::Snapshot &snapshot, Scope scope) {
     return std::string(kLists[int(ref.kind)]) + "[" + std::to_string(ref.index) + "]";
   };
   std::vector<std::string> errors;
+  // Names and values in the messages are the snapshot's own text: one line each, whatever it holds.
   for (auto &issue : detail::check_snapshot(snapshot, where, scope))
-    errors.push_back(std::move(issue.text));
+    errors.push_back(detail::one_line(issue.text));
   return errors;
 }
 

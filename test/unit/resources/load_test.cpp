@@ -774,6 +774,52 @@ TEST(LoadTest, DualStackUdpExampleLoads) {
   EXPECT_EQ(dns.vips(1).protocol(), v1::PROTOCOL_UDP);
 }
 
+// Found by test/fuzz/config_fuzz (corpus/config_fuzz/crash-multiline-scalar): messages quote what
+// the file holds, and a YAML scalar may span lines or hold control characters. Each error stays one
+// line, its control characters written as C escapes.
+TEST(LoadTest, ErrorsQuotingControlCharactersStayOneLine) {
+  EXPECT_EQ(errors_of("L\n\n}"), Errors{R"(demo.yaml:1: document 1: must be a map, got "L\n}")"});
+  EXPECT_EQ(
+      errors_of("apiVersion: sockmesh/v1\nkind: Node\n"
+                "metadata: {name: n1, \"a\\tb\\u001b\": x}\nspec: {addresses: [10.77.0.1]}\n"),
+      Errors{R"(demo.yaml:3: node "default/n1": metadata.a\tb\x1b: unknown field)"});
+  EXPECT_EQ(validate([] {
+              v1::Snapshot s;
+              auto *node = s.add_nodes();
+              node->mutable_metadata()->set_name("n1\r\nx");
+              node->mutable_metadata()->set_namespace_("default");
+              node->add_addresses("10.77.0.1");
+              return s;
+            }()),
+            Errors{R"(node "default/n1\r\nx": metadata.name: "n1\r\nx" is not a DNS-1123 label )"
+                   R"((lowercase letters, digits and '-', starting and ending with a letter or )"
+                   R"(digit, at most 63 characters))"});
+}
+
+// Found by test/fuzz/translate_fuzz: bytes that are not UTF-8 reached the resources' protobuf
+// strings (a label value, a cgroupPath), which then failed to parse where they were sent. A file
+// must be UTF-8 (or UTF-16/32, which yaml-cpp converts); the first bad byte is named.
+TEST(LoadTest, TextThatIsNotUtf8IsMalformed) {
+  const std::string node = "apiVersion: sockmesh/v1\nkind: Node\n";
+  EXPECT_EQ(errors_of(node + "metadata: {name: n1, labels: {a: \"\xff\"}}\n"),
+            Errors{"demo.yaml:3: malformed YAML: not UTF-8 (byte 0xff at column 35)"});
+  // Overlong, a surrogate, beyond U+10FFFF, cut short at the end.
+  EXPECT_EQ(errors_of("\xc0\x80"),
+            Errors{"demo.yaml:1: malformed YAML: not UTF-8 (byte 0xc0 at column 1)"});
+  EXPECT_EQ(errors_of("a: \xed\xa0\x80"),
+            Errors{"demo.yaml:1: malformed YAML: not UTF-8 (byte 0xed at column 4)"});
+  EXPECT_EQ(errors_of("a: \xf4\x90\x80\x80"),
+            Errors{"demo.yaml:1: malformed YAML: not UTF-8 (byte 0xf4 at column 4)"});
+  EXPECT_EQ(errors_of("a:\n  b: \xe2\x82"),
+            Errors{"demo.yaml:2: malformed YAML: not UTF-8 (byte 0xe2 at column 6)"});
+  // UTF-8 itself is welcome, in comments and values.
+  EXPECT_EQ(
+      errors_of(node +
+                "# caf\xc3\xa9 \xf0\x9f\x90\x9d\nmetadata: {name: n1, labels: {a: \"\xc3\xa9\"}}\n"
+                "spec: {addresses: [10.77.0.1]}\n"),
+      Errors{});
+}
+
 TEST(NamesTest, EnumNames) {
   EXPECT_EQ(lb_policy_name(v1::LB_POLICY_RANDOM), "RANDOM");
   EXPECT_EQ(lb_policy_name(v1::LB_POLICY_ROUND_ROBIN), "ROUND_ROBIN");
