@@ -749,6 +749,7 @@ v1::AgentStatus Agent::status() {
     p->set_attach_type(program.attach_type);
     p->set_link_id(program.link_id);
     p->set_attached(program.attached);
+    p->set_kept(program.kept);
   }
   for (const auto &feature : features_) {
     auto *f = out.add_features();

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -120,6 +121,95 @@ void drop_incompatible_pins(const std::string &pin_dir) {
   }
 }
 
+// The pin holding the digest of the load-time settings the pinned programs were loaded with.
+constexpr const char *kLoaderDigestPin = "sm_loader";
+using Digest = std::array<uint8_t, 32>;
+
+// The three objects' bytes and every value this agent writes into their read-only data before
+// loading: two agents with the same digest load the same programs with the same settings.
+Digest settings_digest(const DatapathOptions &options, uint32_t root_level, uint32_t page_size) {
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  size_t size = 0;
+  const void *bytes = sock_lb__elf_bytes(&size);
+  EVP_DigestUpdate(ctx, bytes, size);
+  bytes = capture__elf_bytes(&size);
+  EVP_DigestUpdate(ctx, bytes, size);
+  bytes = fastpath__elf_bytes(&size);
+  EVP_DigestUpdate(ctx, bytes, size);
+  const std::string settings = "set_retval=" + std::to_string(options.set_retval) +
+                               " ring=" + std::to_string(options.events_ring_bytes) +
+                               " fast_path=" + std::to_string(options.fast_path) +
+                               " root_level=" + std::to_string(root_level) +
+                               " page=" + std::to_string(page_size);
+  EVP_DigestUpdate(ctx, settings.data(), settings.size());
+  Digest digest{};
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  return digest;
+}
+
+bool read_pinned_digest(const std::string &pin_dir, Digest &out) {
+  UniqueFd map(bpf_obj_get((pin_dir + "/" + kLoaderDigestPin).c_str()));
+  uint32_t zero = 0;
+  return map.valid() && bpf_map_lookup_elem(map.get(), &zero, out.data()) == 0;
+}
+
+void write_pinned_digest(const std::string &pin_dir, const Digest &digest) {
+  const std::string pin = pin_dir + "/" + kLoaderDigestPin;
+  UniqueFd map(bpf_obj_get(pin.c_str()));
+  if (!map.valid()) {
+    map = UniqueFd(bpf_map_create(BPF_MAP_TYPE_ARRAY, kLoaderDigestPin, sizeof(uint32_t),
+                                  sizeof(Digest), 1, nullptr));
+    if (!map.valid()) fail("create map " + pin, errno);
+    if (bpf_obj_pin(map.get(), pin.c_str()) != 0) fail("pin " + pin, errno);
+  }
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(map.get(), &zero, digest.data(), BPF_ANY) != 0)
+    fail("write " + pin, errno);
+}
+
+// The event ring the pinned programs write into. It is not pinned (bpf/lib/maps.h), so it is found
+// through the program of the pinned connect4 link; only a ring of the size this agent wants will
+// do.
+UniqueFd pinned_event_ring(const std::string &pin_dir, uint32_t ring_bytes) {
+  UniqueFd link(bpf_obj_get((pin_dir + "/link_connect4").c_str()));
+  if (!link.valid()) return {};
+  bpf_link_info link_info{};
+  uint32_t len = sizeof(link_info);
+  if (bpf_obj_get_info_by_fd(link.get(), &link_info, &len) != 0) return {};
+  UniqueFd prog(bpf_prog_get_fd_by_id(link_info.prog_id));
+  if (!prog.valid()) return {};
+  uint32_t map_ids[64] = {};
+  bpf_prog_info prog_info{};
+  prog_info.nr_map_ids = 64;
+  prog_info.map_ids = reinterpret_cast<uint64_t>(map_ids);
+  len = sizeof(prog_info);
+  if (bpf_obj_get_info_by_fd(prog.get(), &prog_info, &len) != 0) return {};
+  for (uint32_t i = 0; i < std::min<uint32_t>(prog_info.nr_map_ids, 64); ++i) {
+    UniqueFd map(bpf_map_get_fd_by_id(map_ids[i]));
+    bpf_map_info map_info{};
+    len = sizeof(map_info);
+    if (map.valid() && bpf_obj_get_info_by_fd(map.get(), &map_info, &len) == 0 &&
+        map_info.type == BPF_MAP_TYPE_RINGBUF && std::strcmp(map_info.name, "sm_events") == 0 &&
+        map_info.max_entries == ring_bytes)
+      return map;
+  }
+  return {};
+}
+
+// Whether the attached program `prog_id` is `loaded`: same type, name and instructions (the tag
+// is a hash of the instructions with the map references taken out).
+bool same_program(uint32_t prog_id, int loaded) {
+  UniqueFd attached(bpf_prog_get_fd_by_id(prog_id));
+  bpf_prog_info a{}, b{};
+  uint32_t len_a = sizeof(a), len_b = sizeof(b);
+  return attached.valid() && bpf_obj_get_info_by_fd(attached.get(), &a, &len_a) == 0 &&
+         bpf_obj_get_info_by_fd(loaded, &b, &len_b) == 0 && a.type == b.type &&
+         std::strcmp(a.name, b.name) == 0 && std::memcmp(a.tag, b.tag, sizeof(a.tag)) == 0;
+}
+
 // The level of a cgroup v2 directory: 0 for the mount's root, 1 for a directory in it, and so on.
 uint32_t cgroup_level(const std::string &dir) {
   std::error_code ec, ec_root;
@@ -189,6 +279,19 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   mkdir_p(pin_dir_, 0700);
   adopted_ = exists(pin_dir_ + "/link_connect4");
   drop_incompatible_pins(pin_dir_);
+  const uint32_t root_level = cgroup_level(workload_cgroup);
+  const long page = sysconf(_SC_PAGESIZE);
+  const uint32_t page_size = page > 0 ? uint32_t(page) : 4096;
+  settings_digest_ = settings_digest(options, root_level, page_size);
+  Digest pinned{};
+  UniqueFd old_ring;
+  if (adopted_ && read_pinned_digest(pin_dir_, pinned) && pinned == settings_digest_)
+    old_ring = pinned_event_ring(pin_dir_, options.events_ring_bytes);
+  keep_identical_ = old_ring.valid();
+  // Before any link changes: should this start fail half-way, the next one must not take the
+  // programs then attached for the ones the digest describes.
+  if (adopted_ && !keep_identical_ && exists(pin_dir_ + "/" + kLoaderDigestPin))
+    write_pinned_digest(pin_dir_, Digest{});
 
   // Both objects share their maps through the pins (LIBBPF_PIN_BY_NAME): the first load creates
   // and pins a map, the second reuses it.
@@ -197,12 +300,20 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
   if (!skel_) fail("open BPF object sock_lb", errno);
   skel_->rodata->sm_has_set_retval = options.set_retval;
   skel_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
-  skel_->rodata->sm_workload_root_level = cgroup_level(workload_cgroup);
+  skel_->rodata->sm_workload_root_level = root_level;
   if (int err = bpf_map__set_max_entries(skel_->maps.sm_events, options.events_ring_bytes);
       err != 0) {
     destroy();
     fail("size the event ring buffer to " + std::to_string(options.events_ring_bytes) + " bytes",
          -err);
+  }
+  // The kept programs go on writing into their ring: this agent reads that one (events written
+  // while no agent ran included).
+  if (keep_identical_) {
+    if (int err = bpf_map__reuse_fd(skel_->maps.sm_events, old_ring.get()); err != 0) {
+      destroy();
+      fail("reuse the event ring buffer of the pinned programs", -err);
+    }
   }
   if (int err = sock_lb__load(skel_); err != 0) {
     destroy();
@@ -214,8 +325,7 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
     destroy();
     fail("open BPF object capture", err);
   }
-  long page = sysconf(_SC_PAGESIZE);
-  capture_->rodata->sm_page_size = page > 0 ? uint32_t(page) : 4096;
+  capture_->rodata->sm_page_size = page_size;
   capture_->rodata->sm_events_wakeup_bytes = options.events_ring_bytes / 4;
   capture_->rodata->sm_fastpath_supported = options.fast_path;
   // The event ring buffer is not pinned (bpf/lib/maps.h): the capture object writes into the one
@@ -249,10 +359,16 @@ Datapath::Datapath(const std::string &node, const std::string &workload_cgroup,
     // agent inside the workload cgroup is never acted on.
     if (!options.agent_cgroup.empty()) set_agent_cgroup(options.agent_cgroup);
     attach_all(cgroup.get(), cgroup_id_of(workload_cgroup));
+    write_pinned_digest(pin_dir_, settings_digest_);
   } catch (...) {
     destroy();
     throw;
   }
+  size_t kept = 0;
+  for (const auto &p : programs_) kept += p.kept;
+  spdlog::info("event=programs_attached kept={} switched_or_attached={}",
+               kept + fast_path_program_.kept,
+               programs_.size() - kept + (fastpath_ && !fast_path_program_.kept));
 }
 
 Datapath::~Datapath() {
@@ -275,14 +391,22 @@ void Datapath::attach_fast_path() {
   if (int err = fastpath__load(fastpath_); err != 0)
     fail("load BPF object fastpath (the verifier's log is above)", -err);
   const int prog = bpf_program__fd(fastpath_->progs.sm_fastpath_msg);
-  if (bpf_prog_attach(prog, bpf_map__fd(fastpath_->maps.sm_fastpath), BPF_SK_MSG_VERDICT, 0) != 0)
-    fail("attach sk_msg to sm_fastpath", errno);
+  const int sockmap = bpf_map__fd(fastpath_->maps.sm_fastpath);
   ProgramInfo program;
   program.name = bpf_program__name(fastpath_->progs.sm_fastpath_msg);
   program.attach_type = "sk_msg";
-  bpf_prog_info prog_info{};
-  uint32_t len = sizeof(prog_info);
-  if (bpf_obj_get_info_by_fd(prog, &prog_info, &len) == 0) program.prog_id = prog_info.id;
+  uint32_t ids[4] = {}, count = 4, flags = 0;
+  if (keep_identical_ && bpf_prog_query(sockmap, BPF_SK_MSG_VERDICT, 0, &flags, ids, &count) == 0 &&
+      count == 1 && same_program(ids[0], prog)) {
+    program.kept = true;
+    program.prog_id = ids[0];
+  } else {
+    if (bpf_prog_attach(prog, sockmap, BPF_SK_MSG_VERDICT, 0) != 0)
+      fail("attach sk_msg to sm_fastpath", errno);
+    bpf_prog_info prog_info{};
+    uint32_t len = sizeof(prog_info);
+    if (bpf_obj_get_info_by_fd(prog, &prog_info, &len) == 0) program.prog_id = prog_info.id;
+  }
   fast_path_program_ = program;
 }
 
@@ -368,6 +492,7 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
   for (const auto &slot : slots) {
     std::string pin = pin_dir_ + "/" + slot.pin_name;
     bpf_link *link = nullptr;
+    uint32_t pinned_prog_id = 0;
     if (exists(pin)) {
       link = bpf_link__open(pin.c_str());
       if (!link) fail("open pinned link " + pin, errno);
@@ -378,6 +503,7 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
         bpf_link__destroy(link);
         fail("inspect pinned link " + pin, err);
       }
+      pinned_prog_id = info.prog_id;
       if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == 0) {
         // Detached (`bpftool link detach`, or its cgroup was removed): attached nowhere, so a new
         // link takes its pin. This is what makes a restart the cure for a failed liveness probe.
@@ -406,10 +532,14 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
       }
     }
     link_cgroups_.push_back(cgroup_id);
+    ProgramInfo program;
     if (link) {
       links_.push_back(link);
-      if (int err = bpf_link__update_program(link, slot.prog); err != 0)
-        fail("switch pinned link " + pin + " to the new program", -err);
+      program.kept = keep_identical_ && same_program(pinned_prog_id, bpf_program__fd(slot.prog));
+      if (!program.kept) {
+        if (int err = bpf_link__update_program(link, slot.prog); err != 0)
+          fail("switch pinned link " + pin + " to the new program", -err);
+      }
     } else {
       link = bpf_program__attach_cgroup(slot.prog, cgroup_fd);
       if (!link) fail(std::string("attach ") + slot.attach_type, errno);
@@ -417,12 +547,13 @@ void Datapath::attach_slots(const std::vector<Slot> &slots, int cgroup_fd, uint6
       if (int err = bpf_link__pin(link, pin.c_str()); err != 0) fail("pin link " + pin, -err);
     }
 
-    ProgramInfo program;
     program.name = bpf_program__name(slot.prog);
     program.attach_type = slot.attach_type;
     bpf_prog_info prog_info{};
     uint32_t len = sizeof(prog_info);
-    if (bpf_obj_get_info_by_fd(bpf_program__fd(slot.prog), &prog_info, &len) == 0)
+    if (program.kept)
+      program.prog_id = pinned_prog_id;
+    else if (bpf_obj_get_info_by_fd(bpf_program__fd(slot.prog), &prog_info, &len) == 0)
       program.prog_id = prog_info.id;
     bpf_link_info link_info{};
     len = sizeof(link_info);

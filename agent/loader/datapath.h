@@ -2,11 +2,15 @@
 // /sys/fs/bpf/sockmesh/<node>/ and attaches the programs to the node's workload cgroup, and
 // (attach_agent) the capture programs to the agent's own cgroup.
 //
-// A restarted agent adopts what is pinned: the maps keep their contents, and each pinned link is
-// switched to the newly loaded program in place (bpf_link_update), so there is no moment without
-// a program attached.
+// A restarted agent adopts what is pinned: the maps keep their contents; a pinned link whose
+// program is the one this agent would load (same instructions, same load-time settings: the
+// pinned sm_loader digest) is kept as it is, so the program IDs stay; any other pinned link is
+// switched to the newly loaded program in place (bpf_link_update). Either way there is no moment
+// without a program attached.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +33,8 @@ struct ProgramInfo {
   // Attached now, as the kernel says at the time programs() is called (a link detached by
   // `bpftool link detach`, or by its cgroup's removal, is not).
   bool attached = false;
+  // The program an earlier agent attached, kept as it was (the same program this agent loaded).
+  bool kept = false;
 };
 
 struct MapInfo {
@@ -147,6 +153,10 @@ class Datapath {
   std::vector<ProgramInfo> programs_;
   ProgramInfo fast_path_program_;
   bool adopted_ = false;
+  // The pinned programs were loaded with this agent's settings (sm_loader holds their digest and
+  // the event ring they write was found): a pinned program identical to the loaded one is kept.
+  bool keep_identical_ = false;
+  std::array<uint8_t, 32> settings_digest_{};
 };
 
 // The cgroup v2 mount point, from /proc/mounts.

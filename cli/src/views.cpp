@@ -68,9 +68,14 @@ void render_config(std::ostream &out, const v1::ConfigStatus &c, std::int64_t no
 }
 
 Table programs_table(const v1::AgentStatus &s) {
-  Table table({"NAME", "ATTACH", "PROG ID", "LINK ID"});
+  // STATE: attached or DETACHED as the kernel says now; "kept" when the agent kept the program an
+  // earlier agent attached (docs/datapath.md, "Restarts and uninstall").
+  Table table({"NAME", "ATTACH", "PROG ID", "LINK ID", "STATE"});
   for (const auto &p : s.programs()) {
-    table.add_row({p.name(), p.attach_type(), std::to_string(p.id()), std::to_string(p.link_id())});
+    const std::string state =
+        std::string(p.attached() ? "attached" : "DETACHED") + (p.kept() ? ", kept" : "");
+    table.add_row(
+        {p.name(), p.attach_type(), std::to_string(p.id()), std::to_string(p.link_id()), state});
   }
   return table;
 }

@@ -128,9 +128,34 @@ TEST_F(SockLbTest, RestartAdoptsPinsWithoutDetaching) {
   auto after = datapath_->programs();
   ASSERT_EQ(after.size(), before.size());
   for (size_t i = 0; i < after.size(); i++) {
-    EXPECT_EQ(after[i].link_id, before[i].link_id);  // the same link, switched in place
-    EXPECT_NE(after[i].prog_id, before[i].prog_id);  // to the newly loaded program
+    EXPECT_EQ(after[i].link_id, before[i].link_id) << after[i].name;  // the same link
+    EXPECT_EQ(after[i].prog_id, before[i].prog_id) << after[i].name;  // the same program, kept
+    EXPECT_TRUE(after[i].kept) << after[i].name;
+    EXPECT_FALSE(before[i].kept) << before[i].name;
   }
+}
+
+// Loaded with other settings (here a smaller event ring), the programs are not the pinned ones:
+// each pinned link is switched in place to the newly loaded program, and balancing goes on.
+TEST_F(SockLbTest, RestartWithOtherSettingsSwitchesEveryLinkInPlace) {
+  reconciler_->apply({{kVip, backends({{2, 1}})}});
+  auto before = datapath_->programs();
+  close_datapath();
+  open_datapath({.events_ring_bytes = 1u << 20});
+  auto after = datapath_->programs();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); i++) {
+    EXPECT_EQ(after[i].link_id, before[i].link_id) << after[i].name;  // the same link, switched
+    EXPECT_NE(after[i].prog_id, before[i].prog_id) << after[i].name;  // to the new program
+    EXPECT_FALSE(after[i].kept) << after[i].name;
+    EXPECT_TRUE(after[i].attached) << after[i].name;
+  }
+  auto out = in_workload([&](Backends &b) { printf("%d", connect_once(b, kVipIp, 80).backend); });
+  EXPECT_EQ(out, "2");
+  // And back: the first settings again are not taken for the second's programs.
+  close_datapath();
+  open_datapath();
+  for (const auto &p : datapath_->programs()) EXPECT_FALSE(p.kept) << p.name;
 }
 
 TEST_F(SockLbTest, UninstallDetachesThePrograms) {

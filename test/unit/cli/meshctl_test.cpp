@@ -54,6 +54,7 @@ v1::AgentStatus sample_status() {
   p->set_id(43);
   p->set_link_id(8);
   p->set_attached(true);
+  p->set_kept(true);
   auto *m = s.add_maps();
   m->set_name("sm_services");
   m->set_id(10);
@@ -191,9 +192,9 @@ const char *const kStatus =
     "Resources:   3 services, 5 workloads\n"
     "\n"
     "Programs:\n"
-    "NAME              ATTACH                PROG ID   LINK ID\n"
-    "sm_connect4       cgroup/connect4       42        7\n"
-    "sm_getpeername4   cgroup/getpeername4   43        8\n"
+    "NAME              ATTACH                PROG ID   LINK ID   STATE\n"
+    "sm_connect4       cgroup/connect4       42        7         attached\n"
+    "sm_getpeername4   cgroup/getpeername4   43        8         attached, kept\n"
     "\n"
     "Maps:\n"
     "NAME              TYPE    ENTRIES   MAX\n"
@@ -699,14 +700,16 @@ const char *const kStatusJson = R"({
       "id": 42,
       "attachType": "cgroup/connect4",
       "linkId": 7,
-      "attached": true
+      "attached": true,
+      "kept": false
     },
     {
       "name": "sm_getpeername4",
       "id": 43,
       "attachType": "cgroup/getpeername4",
       "linkId": 8,
-      "attached": true
+      "attached": true,
+      "kept": true
     }
   ],
   "maps": [
@@ -779,11 +782,13 @@ programs:
     attachType: cgroup/connect4
     linkId: 7
     attached: true
+    kept: false
   - name: sm_getpeername4
     id: 43
     attachType: cgroup/getpeername4
     linkId: 8
     attached: true
+    kept: true
 maps:
   - name: sm_services
     id: 10
