@@ -138,6 +138,22 @@ int lock_node(const std::string &node) {
   return fd;
 }
 
+// After a handover the previous agent lets go of the node lock once it has stopped writing the
+// node's state; until then (and for a moment of its run directory's removal) try again.
+int lock_node_within(const std::string &node, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    try {
+      return lock_node(node);
+    } catch (const std::runtime_error &e) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw std::runtime_error(std::string(e.what()) + " after the handover (waited " +
+                                 std::to_string(limit.count() / 1000) + " s)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 namespace {
 
 // The signals run() reads from a signalfd. They are blocked before the agent starts any thread
@@ -161,7 +177,16 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
   started_ = std::chrono::system_clock::now();
   check_node_name(options_.node);
   check_workload_cgroup(options_.workload_cgroup);
-  lock_fd_ = lock_node(options_.node);
+  // An agent serving the node hands over its listeners and lets go of the node (docs/upgrades.md).
+  handover_ =
+      upgrade::request_handover(upgrade::handover_socket(options_.node), std::chrono::seconds(10));
+  if (handover_) {
+    spdlog::info("event=handover_received from_pid={} listeners={}", handover_->previous,
+                 handover_->listeners.size());
+    lock_fd_ = lock_node_within(options_.node, std::chrono::seconds(20));
+  } else {
+    lock_fd_ = lock_node(options_.node);
+  }
   try {
     start();
   } catch (...) {
@@ -263,11 +288,14 @@ void Agent::start() {
     // Made here, in the agent's cgroup now that sm_setsockopt is attached to it.
     upstream_reports_ =
         std::make_unique<reconcile::KernelUpstreamReports>(datapath_->backend_states_fd());
-    proxy_ = std::make_unique<proxy::NodeProxy>(
-        proxy::NodeProxyOptions{options_.node, trust_domain_, options_.workload_cgroup,
-                                options_.outbound_port, options_.tunnel_port, fast_path_.get(),
-                                upstream_reports_.get()},
-        *rotator_, *capture_maps_, policy_maps_.get());
+    proxy::NodeProxyOptions proxy_options{
+        options_.node,        trust_domain_,    options_.workload_cgroup, options_.outbound_port,
+        options_.tunnel_port, fast_path_.get(), upstream_reports_.get()};
+    if (handover_ && handover_->listeners.size() == proxy_options.inherited_listeners.size())
+      for (size_t i = 0; i < handover_->listeners.size(); ++i)
+        proxy_options.inherited_listeners[i] = handover_->listeners[i].release();
+    proxy_ = std::make_unique<proxy::NodeProxy>(std::move(proxy_options), *rotator_, *capture_maps_,
+                                                policy_maps_.get());
     {
       // What was applied before the proxy existed (the last known good state).
       std::lock_guard lock(mu_);
@@ -282,7 +310,13 @@ void Agent::start() {
           return apply_candidate(candidate, &delta);
         });
     persist_thread_ = std::thread([this] { persist_loop(); });
+    if (handover_) {
+      // The connections waiting on the handed-over listeners need their sources' SVIDs.
+      wait_for_local_svids(std::chrono::seconds(10));
+      proxy_->accept_handed_over();
+    }
     start_health();
+    serve_handover();
     return;
   }
   {
@@ -293,6 +327,109 @@ void Agent::start() {
   refresh_log_names();
   admin_ = std::make_unique<admin::AdminServer>(paths::admin_socket(options_.node), *this);
   start_health();
+  serve_handover();
+}
+
+// Last in start(): this agent serves now. It tells the agent it replaces, and from here on hands
+// its own listeners to the next one.
+void Agent::serve_handover() {
+  if (handover_) {
+    upgrade::confirm_taken(*handover_);
+    handover_.reset();
+  }
+  handover_listener_ =
+      std::make_unique<upgrade::HandoverListener>(upgrade::handover_socket(options_.node));
+}
+
+// Until every workload of this node in the applied view has its SVID, or `limit` passed.
+void Agent::wait_for_local_svids(std::chrono::milliseconds limit) {
+  std::vector<pki::SpiffeId> wanted;
+  {
+    std::lock_guard lock(mu_);
+    if (mesh_view_)
+      for (const auto &[id, w] : mesh_view_->workloads)
+        if (w.node == options_.node)
+          wanted.push_back(pki::SpiffeId::workload(trust_domain_, w.ns, w.service_account));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    size_t missing = 0;
+    for (const auto &id : wanted) missing += !rotator_->workloads().current(id);
+    if (missing == 0) return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("event=handover_accepting_without_svids missing={} reason=\"{}\"", missing,
+                   rotator_->last_error());
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool Agent::hand_over(UniqueFd connection) {
+  std::vector<int> listeners;
+  if (proxy_) {
+    const auto fds = proxy_->listener_fds();
+    listeners.assign(fds.begin(), fds.end());
+  }
+  try {
+    upgrade::HandoverListener::send_listeners(connection.get(), listeners);
+  } catch (const std::exception &e) {
+    spdlog::error("event=handover_failed error=\"{}\" action=keep_serving", e.what());
+    return false;
+  }
+  // The next agent accepts from here on; connections waiting in the backlogs are its to accept.
+  if (proxy_) proxy_->stop_accepting();
+  handed_to_ = std::move(connection);
+  handed_over_ = true;
+  spdlog::info("event=handed_over listeners={} drain_seconds={}", listeners.size(),
+               options_.drain.count());
+  return true;
+}
+
+void Agent::drain() {
+  const auto begin = std::chrono::steady_clock::now();
+  // Let go of the node before the next agent needs it: it waits for the node lock.
+  std::string steps;
+  auto step = [&, last = begin](const char *name) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    steps += fmt::format(" {}_ms={}", name,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
+    last = now;
+  };
+  handover_listener_.reset();
+  health_.reset();
+  step("health");
+  stop_persisting();
+  client_.reset();
+  step("controlplane");
+  metrics_.reset();
+  step("metrics");
+  if (admin_) admin_->release_path();  // the admin server itself stops once the node is let go
+  access_log_.reset();                 // the ring buffer is the next agent's to read
+  release_node();
+  step("lock");
+  spdlog::info("event=node_released{}", steps);
+  admin_.reset();
+  const auto deadline = begin + options_.drain;
+  uint64_t open = proxy_ ? proxy_->open_streams() : 0;
+  bool taken = false;
+  while (open > 0 && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{handed_to_.get(), POLLIN, 0};
+    if (!taken && ::poll(&p, 1, 100) > 0) {
+      char buf[64];
+      const ssize_t n = ::recv(handed_to_.get(), buf, sizeof buf, MSG_DONTWAIT);
+      taken = n > 0 && std::string(buf, size_t(n)) == std::string(upgrade::kProtocol) + " taken";
+      spdlog::info("event=handover_{} open_streams={}", taken ? "taken" : "connection_closed",
+                   open);
+      if (!taken) handed_to_.reset();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    open = proxy_ ? proxy_->open_streams() : 0;
+  }
+  const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - begin);
+  spdlog::info("event=drained open_streams={} waited_ms={} action=exit", open, waited.count());
 }
 
 // A push (or the persisted state at start): validated, then applied; refused with the first
@@ -709,8 +846,10 @@ void Agent::run() {
   constexpr int kSettleMs = 25;
   bool pending = false;
   for (;;) {
-    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {watcher ? watcher->fd() : -1, POLLIN, 0}};
-    int ready = poll(fds, watcher ? 2 : 1, pending ? kSettleMs : -1);
+    pollfd fds[3] = {{signal_fd.get(), POLLIN, 0},
+                     {watcher ? watcher->fd() : -1, POLLIN, 0},
+                     {handover_listener_ ? handover_listener_->fd() : -1, POLLIN, 0}};
+    int ready = poll(fds, 3, pending ? kSettleMs : -1);
     if (ready < 0 && errno != EINTR)
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     if (ready == 0 && pending) {
@@ -729,6 +868,11 @@ void Agent::run() {
         spdlog::info("event=stopping signal={} pins=kept", strsignal(int(info.ssi_signo)));
         return;
       }
+    }
+    if (handover_listener_ && (fds[2].revents & POLLIN)) {
+      if (auto connection = handover_listener_->accept_request(std::chrono::seconds(2));
+          connection && hand_over(std::move(*connection)))
+        return;
     }
     if (watcher && (fds[1].revents & POLLIN) && watcher->drain()) pending = true;
   }

@@ -18,9 +18,10 @@
 #include "identity/node_identity.h"
 #include "loader/features.h"
 #include "reconcile/desired_state.h"
-#include "telemetry/access_log.h"
 #include "sockmesh/v1/discovery.pb.h"
 #include "sockmesh/v1/resources.pb.h"
+#include "telemetry/access_log.h"
+#include "upgrade/handover.h"
 
 namespace sockmesh {
 
@@ -90,6 +91,9 @@ struct AgentOptions {
   // the agent too only when asked.
   bool fast_path = true;
   bool fast_path_agent_hops = false;
+  // After handing its listeners to the agent that replaces it (docs/upgrades.md), how long this
+  // one goes on carrying its open proxied connections before it exits, closing what is left.
+  std::chrono::seconds drain = std::chrono::seconds(30);
 };
 
 class Agent : public admin::AdminState {
@@ -100,8 +104,14 @@ class Agent : public admin::AdminState {
   explicit Agent(AgentOptions options);
   ~Agent() override;
 
-  // Serves until SIGTERM or SIGINT (SIGHUP re-reads the config). Pins and links stay.
+  // Serves until SIGTERM or SIGINT (SIGHUP re-reads the config), or until an agent started for
+  // the same node asked for the listeners and got them (handed_over()). Pins and links stay.
   void run();
+  bool handed_over() const { return handed_over_; }
+  // After a handover: lets go of the node at once (control-plane stream, maps, event ring, admin,
+  // health and metrics endpoints, the node lock) and carries the open proxied connections until
+  // they end or the drain window passes.
+  void drain();
 
   v1::AgentStatus status() override;
   v1::ListServicesResponse services() override;
@@ -155,8 +165,19 @@ class Agent : public admin::AdminState {
   // Hands the access log the names of the state just applied.
   void refresh_log_names();
 
+  // Gives the serving agent's listeners to the agent that asked (upgrade::HandoverListener);
+  // false, still serving, when they could not be sent.
+  bool hand_over(UniqueFd connection);
+  void serve_handover();
+  void wait_for_local_svids(std::chrono::milliseconds limit);
+
   AgentOptions options_;
   int lock_fd_ = -1;
+  std::optional<upgrade::Handover>
+      handover_;  // from the agent this one replaces, until start() ends
+  std::unique_ptr<upgrade::HandoverListener> handover_listener_;
+  UniqueFd handed_to_;  // the connection of the agent that took the listeners
+  bool handed_over_ = false;
   std::chrono::system_clock::time_point started_;
 
   std::vector<loader::Feature> features_;  // probed at start; constant afterwards

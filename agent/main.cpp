@@ -143,6 +143,13 @@ int main(int argc, char **argv) {
                  "the discovery stream is connected and the node certificate unexpired. 503 and "
                  "the failing checks otherwise (docs/metrics.md)")
       ->capture_default_str();
+  unsigned drain_seconds = 30;
+  app.add_option("--drain-seconds", drain_seconds,
+                 "Upgrades: an agent started for a node that another agent serves takes over its "
+                 "listening sockets (docs/upgrades.md); the previous agent then carries its open "
+                 "proxied connections for at most this long before it exits")
+      ->check(CLI::Range(0u, 86400u))
+      ->capture_default_str();
   bool bpf_run_stats = false;
   app.add_flag("--bpf-run-stats", bpf_run_stats,
                "Have the kernel count run time and runs of every BPF program while meshd runs "
@@ -192,8 +199,10 @@ int main(int argc, char **argv) {
     options.health_address = health_address;
     options.fast_path = fast_path == "on";
     options.fast_path_agent_hops = fast_path_agent_hops == "on";
+    options.drain = std::chrono::seconds(drain_seconds);
     sockmesh::Agent agent(options);
     agent.run();
+    if (agent.handed_over()) agent.drain();
     return 0;
   } catch (const std::exception &e) {
     std::cerr << "meshd: " << e.what() << "\n";

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -131,8 +132,14 @@ AdminServer::AdminServer(const std::string &socket_path, AdminState &state)
 }
 
 AdminServer::~AdminServer() {
-  if (impl_->server) impl_->server->Shutdown();
+  if (impl_->server)
+    impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  if (!impl_->socket_path.empty()) unlink(impl_->socket_path.c_str());
+}
+
+void AdminServer::release_path() {
   unlink(impl_->socket_path.c_str());
+  impl_->socket_path.clear();
 }
 
 }  // namespace sockmesh::admin

@@ -13,7 +13,11 @@ class AdminServer {
  public:
   // Serves until destroyed. Throws std::runtime_error when the socket cannot be bound.
   AdminServer(const std::string &socket_path, AdminState &state);
+  // Calls in progress get a moment to finish, then are cancelled.
   ~AdminServer();
+  // Removes the socket file now (and not at destruction): the next agent binds its own there while
+  // this one still finishes its calls (an upgrade's handover).
+  void release_path();
 
  private:
   struct Impl;

@@ -2,15 +2,19 @@
 
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <cstring>
 #include <filesystem>
+#include <future>
 #include <optional>
 #include <random>
+#include <set>
 
 #include "fastpath/fast_path.h"
 #include "identity/rotator.h"
@@ -53,6 +57,27 @@ std::optional<asio::ip::address> first_of_family(const std::vector<std::string> 
     if (!ec && address.is_v4() == v4) return address;
   }
   return std::nullopt;
+}
+
+// The port a handed-over listening socket is bound to must be the one this agent was told.
+void check_port(int fd, uint16_t want, const char *what) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) != 0)
+    throw std::runtime_error(std::string("handed-over ") + what +
+                             " listener: getsockname: " + std::strerror(errno));
+  const uint16_t port =
+      ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6 *>(&addr)->sin6_port
+                                       : reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
+  if (port != want)
+    throw std::runtime_error(std::string("the handed-over ") + what + " listener is on port " +
+                             std::to_string(port) + ", this agent's is " + std::to_string(want));
+}
+
+void adopt_listener(asio::ip::tcp::acceptor &acceptor, const asio::ip::tcp &protocol, int fd,
+                    uint16_t port) {
+  check_port(fd, port, "captured-connection");
+  acceptor.assign(protocol, fd);
 }
 
 // A listener for captured connections of one family; IPv6 only on the IPv6 one, so that both can
@@ -100,6 +125,10 @@ struct NodeProxy::Impl {
   std::map<std::string, uint32_t>
       workload_numbers;  // "ns/name" -> number, stable for the agent's life
   std::map<std::string, uint32_t> node_numbers;
+  uint32_t next_workload_number = 1;
+  uint32_t next_node_number = 1;
+  bool numbers_seeded = false;
+  bool accept_after_view = false;  // handed-over listeners: accept from the first view on
   std::map<std::string, std::shared_ptr<const Credentialed>> credentials;  // SPIFFE ID -> current
   std::string server_cert;                                                 // of server_context
   SslCtx server_context;
@@ -174,6 +203,55 @@ struct NodeProxy::Impl {
                  destination.address().to_string() + ":" + std::to_string(destination.port()),
                  workload.id, decision.allowed ? "allow" : "deny", decision.decided_by);
     return {decision.allowed, decision.decided_by, decision.explanation};
+  }
+
+  // The first view takes over the numbers an earlier agent gave (the kernel's capture maps, by
+  // cgroup and by address): a connection captured before this agent applied its view names its
+  // source and destination by them, so they must keep meaning the same workloads and nodes.
+  // Numbers the maps do not vouch for, or that two names would share, are given anew.
+  void seed_numbers(const reconcile::MeshView &view) {
+    numbers_seeded = true;
+    std::map<uint64_t, uint32_t> by_cgroup;
+    for (const auto &e : capture.workload_entries()) by_cgroup[e.cgroup_id] = e.value.id;
+    std::map<std::string, sm_endpoint> by_address;
+    for (const auto &e : capture.endpoint_entries())
+      by_address[reconcile::text_of(e.key)] = e.value;
+    std::set<uint32_t> workloads_taken, nodes_taken;
+    auto claim = [](std::map<std::string, uint32_t> &numbers, std::set<uint32_t> &taken,
+                    uint32_t &next, const std::string &key, uint32_t n) {
+      if (n == 0 || numbers.count(key) || !taken.insert(n).second) return;
+      numbers[key] = n;
+      next = std::max(next, n + 1);
+    };
+    size_t adopted = 0;
+    for (const auto &[id, w] : view.workloads) {
+      uint32_t n = 0, node = 0;
+      if (w.node == options.node && !w.cgroup_path.empty()) {
+        try {
+          const auto it = by_cgroup.find(
+              reconcile::CaptureMaps::cgroup_id_of(options.workload_cgroup + "/" + w.cgroup_path));
+          if (it != by_cgroup.end()) n = it->second;
+        } catch (const std::exception &) {
+        }
+      }
+      for (const auto &text : w.addresses) {
+        std::string key;
+        try {
+          key = reconcile::text_of(reconcile::ip_key_of(reconcile::parse_ip(text)));
+        } catch (const std::exception &) {
+          continue;
+        }
+        const auto it = by_address.find(key);
+        if (it == by_address.end()) continue;
+        if (n == 0) n = it->second.workload_id;
+        if (node == 0) node = it->second.node_id;
+      }
+      adopted += n != 0;
+      claim(workload_numbers, workloads_taken, next_workload_number, id, n);
+      claim(node_numbers, nodes_taken, next_node_number, w.node, node);
+    }
+    spdlog::info("event=numbers_adopted workloads={} of={} nodes={}", adopted,
+                 view.workloads.size(), node_numbers.size());
   }
 
   void accept(asio::ip::tcp::acceptor &acceptor) {
@@ -312,8 +390,16 @@ NodeProxy::NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
                      reconcile::CaptureMaps &capture, reconcile::PolicyMaps *policy)
     : impl_(std::make_unique<Impl>(std::move(options), identities, capture, policy)) {
   auto &d = *impl_;
-  listen_on(d.outbound, {asio::ip::address_v4::any(), d.options.outbound_port});
-  listen_on(d.outbound6, {asio::ip::address_v6::any(), d.options.outbound_port});
+  const auto &inherited = d.options.inherited_listeners;
+  if (inherited[0] >= 0)
+    adopt_listener(d.outbound, asio::ip::tcp::v4(), inherited[0], d.options.outbound_port);
+  else
+    listen_on(d.outbound, {asio::ip::address_v4::any(), d.options.outbound_port});
+  if (inherited[1] >= 0)
+    adopt_listener(d.outbound6, asio::ip::tcp::v6(), inherited[1], d.options.outbound_port);
+  else
+    listen_on(d.outbound6, {asio::ip::address_v6::any(), d.options.outbound_port});
+  if (inherited[2] >= 0) check_port(inherited[2], d.options.inbound_port, "tunnel");
   d.client = std::make_unique<TunnelClient>(
       d.io, [&d](const pki::SpiffeId &s) { return d.credential_for(s); });
   try {
@@ -322,16 +408,50 @@ NodeProxy::NodeProxy(NodeProxyOptions options, identity::Rotator &identities,
         [&d] { return d.server_context_now(); },
         [&d](const pki::SpiffeId &peer, const asio::ip::tcp::endpoint &to) {
           return d.authorize(peer, to);
-        });
+        },
+        TunnelLimits{}, inherited[2]);
   } catch (const std::system_error &e) {
     throw std::runtime_error("cannot listen for the tunnel on port " +
                              std::to_string(d.options.inbound_port) + ": " + e.what());
   }
-  d.accept(d.outbound);
-  d.accept(d.outbound6);
+  // Connections waiting on handed-over listeners were captured under the previous agent's
+  // numbers: they are accepted once the first view has adopted those (accept_handed_over()).
+  if (inherited[0] < 0 && inherited[1] < 0 && inherited[2] < 0) {
+    d.accept(d.outbound);
+    d.accept(d.outbound6);
+  } else {
+    d.accept_after_view = true;
+  }
   d.thread = std::thread([&d] { d.io.run(); });
   spdlog::info("event=proxy_listening outbound_port={} inbound_port={}", d.options.outbound_port,
                d.options.inbound_port);
+}
+
+std::array<int, 3> NodeProxy::listener_fds() const {
+  auto &d = *impl_;
+  return {d.outbound.native_handle(), d.outbound6.native_handle(), d.server->listener_fd()};
+}
+
+void NodeProxy::stop_accepting() {
+  auto &d = *impl_;
+  std::promise<void> done;
+  asio::post(d.io, [&d, &done] {
+    std::error_code ignored;
+    d.outbound.close(ignored);
+    d.outbound6.close(ignored);
+    done.set_value();
+  });
+  d.server->stop_accepting();
+  done.get_future().wait();
+}
+
+uint64_t NodeProxy::open_streams() const {
+  const auto s = stats();
+  auto open = [](const TunnelStats &t) {
+    const uint64_t ended = t.streams_closed + t.streams_reset;
+    return t.streams_opened > ended ? t.streams_opened - ended : 0;
+  };
+  return open(s.outbound) + open(s.inbound);
 }
 
 NodeProxy::~NodeProxy() {
@@ -368,12 +488,15 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   std::optional<asio::ip::address> own_address, own_address6;
   {
     std::lock_guard lock(d.mu);
-    auto number = [](std::map<std::string, uint32_t> &numbers, const std::string &key) {
-      auto [it, added] = numbers.emplace(key, uint32_t(numbers.size() + 1));
+    if (!d.numbers_seeded) d.seed_numbers(*view);
+    auto number = [](std::map<std::string, uint32_t> &numbers, uint32_t &next,
+                     const std::string &key) {
+      auto [it, added] = numbers.emplace(key, next);
+      if (added) ++next;
       return it->second;
     };
     for (const auto &[name, addresses] : view->nodes) {
-      const uint32_t n = number(d.node_numbers, name);
+      const uint32_t n = number(d.node_numbers, d.next_node_number, name);
       tables->node_names[n] = name;
       if (auto v4 = first_of_family(addresses, true)) {
         tables->tunnels[name] = asio::ip::tcp::endpoint(*v4, d.options.inbound_port);
@@ -382,12 +505,12 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
       if (name == d.options.node) own_address6 = first_of_family(addresses, false);
     }
     for (const auto &[id, w] : view->workloads) {
-      const uint32_t n = number(d.workload_numbers, id);
+      const uint32_t n = number(d.workload_numbers, d.next_workload_number, id);
       const bool local = w.node == d.options.node;
       WorkloadEntry entry{
           id, w.node, pki::SpiffeId::workload(d.options.trust_domain, w.ns, w.service_account),
           policy::Destination{w.ns, policy::Labels(w.labels.begin(), w.labels.end()), id}};
-      const uint32_t node = number(d.node_numbers, w.node);
+      const uint32_t node = number(d.node_numbers, d.next_node_number, w.node);
       tables->node_names.emplace(node, w.node);
       for (const auto &text : w.addresses) {
         std::error_code ec;
@@ -467,6 +590,21 @@ void NodeProxy::set_view(std::shared_ptr<const reconcile::MeshView> view) {
   } catch (const std::exception &e) {
     spdlog::error("event=capture_sync_failed reason=\"{}\"", e.what());
   }
+}
+
+void NodeProxy::accept_handed_over() {
+  auto &d = *impl_;
+  {
+    std::lock_guard lock(d.mu);
+    if (!d.accept_after_view) return;
+    d.accept_after_view = false;
+  }
+  asio::post(d.io, [&d] {
+    d.accept(d.outbound);
+    d.accept(d.outbound6);
+  });
+  d.server->start_accepting();
+  spdlog::info("event=handed_over_listeners_accepting");
 }
 
 void NodeProxy::set_upstreams(std::shared_ptr<const UpstreamTable> upstreams) {

@@ -6,6 +6,7 @@
 // only captures what this proxy can carry.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -48,6 +49,9 @@ struct NodeProxyOptions {
   // Told how every connect attempt to a backend went, and asked which backends the kernel ejects
   // (outlier detection). Null: nobody.
   UpstreamFailureSink *upstream_failures = nullptr;
+  // Listening sockets handed over by the agent this one replaces (agent/upgrade/handover.h), in
+  // the order of NodeProxy::listener_fds(); -1: bind one. Owned by the proxy from construction on.
+  std::array<int, 3> inherited_listeners = {-1, -1, -1};
 };
 
 struct NodeProxyStats {
@@ -84,6 +88,17 @@ class NodeProxy {
   // whole with every applied change of services or workloads. Until the first: no retries.
   void set_upstreams(std::shared_ptr<const UpstreamTable> upstreams);
   NodeProxyStats stats() const;
+  // The listening sockets: captured IPv4, captured IPv6, tunnel. For handing them over.
+  std::array<int, 3> listener_fds() const;
+  // Stops accepting and closes this process's descriptors of the listeners (the next agent holds
+  // its own); the connections carry on. Returns once done.
+  void stop_accepting();
+  // With handed-over listeners (NodeProxyOptions::inherited_listeners): starts accepting, which
+  // the proxy does not do before. The agent calls it once the first view is set (its numbers
+  // adopted from the kernel's maps) and the workloads' SVIDs are issued. Idempotent.
+  void accept_handed_over();
+  // Tunnel streams still open, both ways: what an upgrade's drain waits for.
+  uint64_t open_streams() const;
   // The workload and node numbers the kernel's maps hold, with their names and SPIFFE IDs.
   void name_numbers(telemetry::Names *names) const;
 

@@ -102,29 +102,36 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
   using ConnectionPtr = std::shared_ptr<Connection>;
 
   Impl(asio::io_context &io, const asio::ip::tcp::endpoint &listen,
-       std::function<SslCtx()> server_context, Authorizer authorize, TunnelLimits limits)
+       std::function<SslCtx()> server_context, Authorizer authorize, TunnelLimits limits,
+       int inherited)
       : strand(asio::make_strand(io)),
         acceptor(strand),
         retry_timer(strand),
         server_context(std::move(server_context)),
         authorize(std::move(authorize)),
         limits(limits) {
-    acceptor.open(listen.protocol());
-    acceptor.set_option(asio::socket_base::reuse_address(true));
-    acceptor.bind(listen);
-    acceptor.listen(asio::socket_base::max_listen_connections);
+    if (inherited >= 0) {
+      acceptor.assign(listen.protocol(), inherited);
+    } else {
+      acceptor.open(listen.protocol());
+      acceptor.set_option(asio::socket_base::reuse_address(true));
+      acceptor.bind(listen);
+      acceptor.listen(asio::socket_base::max_listen_connections);
+    }
     bound = acceptor.local_endpoint();
+    listener_fd = acceptor.native_handle();
   }
 
   void accept() {
+    accept_started = true;
     acceptor.async_accept(
         [self = shared_from_this()](const std::error_code &ec, asio::ip::tcp::socket socket) {
-          if (self->stopped) return;
+          if (self->stopped || !self->accepting) return;
           if (ec) {
             spdlog::warn("tunnel server accept failed error=\"{}\"", ec.message());
             self->retry_timer.expires_after(kAcceptRetry);
             self->retry_timer.async_wait([self](const std::error_code &ec) {
-              if (!ec && !self->stopped) self->accept();
+              if (!ec && !self->stopped && self->accepting) self->accept();
             });
             return;
           }
@@ -365,20 +372,44 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
   std::unordered_map<uint64_t, ConnectionPtr> connections;  // accepted, handshaking or open
   uint64_t next_serial = 0;
   bool stopped = false;
+  bool accepting = true;  // false once the listener went to the next agent
+  bool accept_started = false;
+  int listener_fd = -1;
   mutable std::mutex registry_mutex;  // registry is read from other threads
   std::map<uint64_t, InboundConnection> registry;
 };
 
 TunnelServer::TunnelServer(asio::io_context &io, const asio::ip::tcp::endpoint &listen,
                            std::function<SslCtx()> server_context, Authorizer authorize,
-                           TunnelLimits limits)
+                           TunnelLimits limits, int inherited)
     : impl_(std::make_shared<Impl>(io, listen, std::move(server_context), std::move(authorize),
-                                   limits)) {
-  asio::post(impl_->strand, [impl = impl_]() { impl->accept(); });
+                                   limits, inherited)) {
+  if (inherited < 0) asio::post(impl_->strand, [impl = impl_]() { impl->accept(); });
+}
+
+void TunnelServer::start_accepting() {
+  asio::post(impl_->strand, [impl = impl_]() {
+    if (impl->accept_started || impl->stopped || !impl->accepting) return;
+    impl->accept_started = true;
+    impl->accept();
+  });
 }
 
 TunnelServer::~TunnelServer() {
   stop();
+}
+
+int TunnelServer::listener_fd() const {
+  return impl_->listener_fd;
+}
+
+void TunnelServer::stop_accepting() {
+  asio::post(impl_->strand, [impl = impl_] {
+    std::error_code ignored;
+    impl->accepting = false;
+    impl->acceptor.close(ignored);
+    impl->retry_timer.cancel();
+  });
 }
 
 asio::ip::tcp::endpoint TunnelServer::local_endpoint() const {

@@ -61,9 +61,13 @@ class TunnelServer {
   // std::system_error when it cannot. `server_context` gives the node's current context
   // (pki::make_server_context) and is asked again for every accepted connection, so that a
   // rotated node certificate is used from the next connection on.
+  // `inherited`: a listening socket handed over by the agent this one replaces
+  // (agent/upgrade/handover.h), owned from here on and used instead of binding `listen`; the
+  // connections waiting on it are accepted only from start_accepting() on (once the agent can
+  // authorize them).
   TunnelServer(asio::io_context &io, const asio::ip::tcp::endpoint &listen,
                std::function<SslCtx()> server_context, Authorizer authorize,
-               TunnelLimits limits = {});
+               TunnelLimits limits = {}, int inherited = -1);
   // stop()s. The internals live on until the io_context has run what is queued, so it may go
   // from any thread; callbacks given to it may still run after (with streams reset).
   ~TunnelServer();
@@ -77,6 +81,13 @@ class TunnelServer {
   // SO_LINGER{1,0}) and closes every tunnel connection at once (the clients see it lost and
   // reset their applications). Asynchronous: done on the strand. Idempotent.
   void stop();
+  // The listening socket, for handing it over to the next agent.
+  int listener_fd() const;
+  // Closes only the listener (this process's descriptor of it): the connections carry on, for an
+  // upgrade's drain. Asynchronous: done on the strand.
+  void stop_accepting();
+  // For an inherited listener: starts accepting. Idempotent.
+  void start_accepting();
 
  private:
   struct Impl;

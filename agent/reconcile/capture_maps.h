@@ -101,6 +101,9 @@ class CaptureMaps {
     sm_ip_key key;
     sm_endpoint value;
   };
+  // What the maps hold (the workload and node numbers an earlier agent gave included).
+  const std::vector<WorkloadEntry> &workload_entries() const { return workloads_; }
+  const std::vector<EndpointEntry> &endpoint_entries() const { return endpoints_; }
 
  private:
   void adopt_workloads();

@@ -53,6 +53,27 @@ void wait_until(const std::function<bool()> &done, std::chrono::milliseconds lim
   }
 }
 
+// One admin call, made again while the agent's connection is being replaced (UNAVAILABLE: a
+// restarted or upgraded agent), until `limit` has passed; wait-for-ready bridges an agent that is
+// not listening yet.
+template <typename Reply, typename Call>
+Reply admin_call(v1::Admin::Stub &stub, std::chrono::milliseconds limit, const char *what,
+                 Call call) {
+  const auto deadline = std::chrono::system_clock::now() + limit;
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_wait_for_ready(true);
+    context.set_deadline(deadline);
+    Reply reply;
+    const grpc::Status result = call(stub, &context, &reply);
+    if (result.ok()) return reply;
+    if (result.error_code() != grpc::StatusCode::UNAVAILABLE ||
+        std::chrono::system_clock::now() >= deadline)
+      throw std::runtime_error(std::string(what) + ": " + result.error_message());
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
 }  // namespace
 
 MeshLab::MeshLab(Subsets subsets, Source source, std::vector<lab::PodSpec> extra_pods,
@@ -314,50 +335,31 @@ std::unique_ptr<v1::Admin::Stub> MeshLab::admin_stub(int node) {
 }
 
 v1::AgentStatus MeshLab::status(int node) {
-  auto stub = admin_stub(node);
-  grpc::ClientContext context;
-  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
-  context.set_deadline(std::chrono::system_clock::now() + 2s);
-  v1::AgentStatus reply;
-  auto result = stub->GetStatus(&context, v1::GetStatusRequest(), &reply);
-  if (!result.ok()) throw std::runtime_error("GetStatus: " + result.error_message());
-  return reply;
+  return admin_call<v1::AgentStatus>(
+      *admin_stub(node), 2s, "GetStatus",
+      [](auto &stub, auto *c, auto *r) { return stub.GetStatus(c, v1::GetStatusRequest(), r); });
 }
 
 v1::TrafficReport MeshLab::traffic(int node) {
-  auto stub = admin_stub(node);
-  grpc::ClientContext context;
-  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
-  context.set_deadline(std::chrono::system_clock::now() + 5s);
-  v1::TrafficReport reply;
-  auto result = stub->GetTraffic(&context, v1::GetTrafficRequest(), &reply);
-  if (!result.ok()) throw std::runtime_error("GetTraffic: " + result.error_message());
-  return reply;
+  return admin_call<v1::TrafficReport>(
+      *admin_stub(node), 5s, "GetTraffic",
+      [](auto &stub, auto *c, auto *r) { return stub.GetTraffic(c, v1::GetTrafficRequest(), r); });
 }
 
 v1::FastPathReport MeshLab::fast_path(int node) {
-  auto stub = admin_stub(node);
-  grpc::ClientContext context;
-  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
-  context.set_deadline(std::chrono::system_clock::now() + 5s);
-  v1::FastPathReport reply;
-  auto result = stub->GetFastPath(&context, v1::GetFastPathRequest(), &reply);
-  if (!result.ok()) throw std::runtime_error("GetFastPath: " + result.error_message());
-  return reply;
+  return admin_call<v1::FastPathReport>(*admin_stub(node), 5s, "GetFastPath",
+                                        [](auto &stub, auto *c, auto *r) {
+                                          return stub.GetFastPath(c, v1::GetFastPathRequest(), r);
+                                        });
 }
 
 v1::ResilienceReport MeshLab::resilience(int node, const std::string &ns, const std::string &name) {
-  auto stub = admin_stub(node);
-  grpc::ClientContext context;
-  context.set_wait_for_ready(true);  // across an agent's restart: until the deadline
-  context.set_deadline(std::chrono::system_clock::now() + 5s);
   v1::GetResilienceRequest request;
   request.set_namespace_(ns);
   request.set_name(name);
-  v1::ResilienceReport reply;
-  auto result = stub->GetResilience(&context, request, &reply);
-  if (!result.ok()) throw std::runtime_error("GetResilience: " + result.error_message());
-  return reply;
+  return admin_call<v1::ResilienceReport>(
+      *admin_stub(node), 5s, "GetResilience",
+      [&](auto &stub, auto *c, auto *r) { return stub.GetResilience(c, request, r); });
 }
 
 v1::AgentStatus MeshLab::wait_generation(int node, uint64_t after) {

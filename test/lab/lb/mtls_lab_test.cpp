@@ -486,6 +486,75 @@ TEST(MtlsRotationLabTest, LongLivedConnectionSurvivesRotationAndNewOnesUseTheNew
   EXPECT_EQ(words(out), std::vector<std::string>{"50"}) << "the long-lived connection broke";
 }
 
+// M10: node 1's agent upgraded under load on the proxied path. A second meshd started for node 1
+// takes the listening sockets over (docs/upgrades.md); the first stops accepting and carries its
+// open connections until they end. Long-lived connections opened before keep echoing to their
+// end, connections opened while the agents change and after carry their bytes intact, none is
+// reset, and the first agent exits by itself once its last connection ended.
+TEST(MtlsUpgradeLabTest, ANewAgentTakesTheListenersAndTheOldOneDrainsWithNothingReset) {
+  MeshLab mesh({}, Source::kControlPlane, extra_pods(), {}, without_fast_path());
+  make_secure(mesh);
+  auto &lab = mesh.lab();
+  const std::string server = lab.pod_ip("web-v1-b");
+  // Four connections for 6 s each: a line every 200 ms, each echoed back.
+  constexpr int kLines = 30;
+  std::vector<std::string> outs(4);
+  std::vector<std::thread> longlived;
+  for (auto &out : outs)
+    longlived.emplace_back([&] {
+      with_connection(lab, "client", server, kEchoPort, [&](int fd) {
+        int ok = 0;
+        for (int i = 0; i < kLines; ++i) {
+          const std::string line = "line-" + std::to_string(i) + "\n";
+          if (::write(fd, line.data(), line.size()) != ssize_t(line.size())) break;
+          std::string got;
+          char c;
+          while (got.size() < line.size() && ::read(fd, &c, 1) == 1) got += c;
+          if (got != line) break;
+          ++ok;
+          std::this_thread::sleep_for(200ms);
+        }
+        std::printf("%d %d\n", ok, errno);
+      }).swap(out);
+    });
+  std::this_thread::sleep_for(1s);
+  const pid_t old_agent = mesh.agent_pid(1);
+  mesh.start_agent(1);  // the same flags: it finds the serving agent and takes over
+  // New connections while the agents change and after: 64 KiB each way, intact.
+  int carried = 0;
+  std::string broken;
+  for (const auto until = std::chrono::steady_clock::now() + 5s;
+       broken.empty() && std::chrono::steady_clock::now() < until; ++carried) {
+    const std::string out = send_and_hash(lab, "client", server, kHashPort, 64 << 10);
+    const auto w = words(out);
+    if (w.size() != 3 || w[0] != w[1])
+      broken = "connection " + std::to_string(carried) + ": " + out;
+  }
+  for (auto &t : longlived) t.join();
+  EXPECT_EQ(broken, "");
+  EXPECT_GE(carried, 5) << mesh.agent_log(1);
+  for (const auto &out : outs)
+    EXPECT_EQ(words(out).at(0), std::to_string(kLines)) << "a long-lived connection broke: " << out;
+  // The first agent exits once its long-lived connections ended, well inside its 30 s window.
+  int status = -1;
+  for (const auto until = std::chrono::steady_clock::now() + 10s;
+       waitpid(old_agent, &status, WNOHANG) == 0 && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the first agent did not exit cleanly";
+  const std::string log = mesh.agent_log(1);
+  EXPECT_NE(log.find("event=handed_over listeners=3"), std::string::npos);
+  EXPECT_NE(
+      log.find("event=handover_received from_pid=" + std::to_string(old_agent) + " listeners=3"),
+      std::string::npos);
+  EXPECT_NE(log.find("event=drained open_streams=0 "), std::string::npos);
+  // The new agent serves node 1 and carried the connections made after the handover.
+  const auto status1 = mesh.status(1);
+  EXPECT_EQ(status1.pid(), int64_t(mesh.agent_pid(1)));
+  EXPECT_GT(status1.mesh().outbound().streams_opened(), 0u);
+  EXPECT_EQ(status1.mesh().outbound().streams_reset(), 0u);
+}
+
 // M9: both agents restarted inside their node's workload cgroup (pods/meshd, beside the pods), as
 // a DaemonSet's pods are under kubepods. Captured cross-node connections still cross the tunnel
 // byte-exact under an ALLOW policy, and neither node's kernel balances, authorizes or counts the
