@@ -63,6 +63,11 @@ struct TunnelLimits {
   std::chrono::milliseconds inbound_idle_timeout{300000};
   // Server: TLS connections accepted at once; more are closed at accept and counted.
   size_t max_inbound_connections = 4096;
+  // Server: connections from one peer address (handshaking or open); more are closed at accept
+  // and counted as peer_connection_limit. A peer agent needs one per source identity and a few
+  // siblings for streams beyond max_concurrent_streams; a flood from one address cannot take the
+  // whole of max_inbound_connections from the other nodes.
+  size_t max_inbound_connections_per_peer = 256;
 
   // Data one stream may hold in its two buffers (what the buffered-bytes gauge counts).
   size_t stream_buffer_bound() const { return stream_send_buffer + stream_window; }

@@ -147,6 +147,12 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       socket.close(ignored);
       return;
     }
+    const auto peer = socket.remote_endpoint(ignored).address();
+    if (per_peer[peer] >= limits.max_inbound_connections_per_peer) {
+      counters.refused("peer_connection_limit");
+      socket.close(ignored);
+      return;
+    }
     SslCtx context;
     try {
       if (server_context) context = server_context();
@@ -170,6 +176,7 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       return;
     }
     connections[c->serial] = c;
+    ++per_peer[c->remote.address()];
     std::weak_ptr<Impl> weak = weak_from_this();
     c->timer.expires_after(limits.handshake_timeout);
     c->timer.async_wait([weak, c](const std::error_code &ec) {
@@ -346,7 +353,10 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
     } else {
       c->tls->close();
     }
-    connections.erase(c->serial);
+    if (connections.erase(c->serial)) {
+      auto it = per_peer.find(c->remote.address());
+      if (it != per_peer.end() && --it->second == 0) per_peer.erase(it);
+    }
     std::lock_guard lock(registry_mutex);
     registry.erase(c->serial);
   }
@@ -370,6 +380,7 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
   TunnelLimits limits;
   TunnelCounters counters;
   std::unordered_map<uint64_t, ConnectionPtr> connections;  // accepted, handshaking or open
+  std::map<asio::ip::address, size_t> per_peer;             // of connections, by peer address
   uint64_t next_serial = 0;
   bool stopped = false;
   bool accepting = true;  // false once the listener went to the next agent

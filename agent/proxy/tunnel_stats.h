@@ -33,7 +33,7 @@ struct TunnelStats {
   uint64_t buffer_memory_peak = 0;
   // Why peers were refused: pki::reason_name() of the verification failure ("unknown_ca",
   // "expired", ...), "peer_id_mismatch" (client: the node is not who it should be),
-  // "handshake_failed" (any other TLS failure), "too_many_connections" (server).
+  // "handshake_failed" (any other TLS failure), "too_many_connections", "peer_connection_limit" (server).
   std::map<std::string, uint64_t> refusals;
   // Server: CONNECTs denied by the Authorizer, by the rule it named.
   std::map<std::string, uint64_t> denials;
