@@ -6,13 +6,21 @@
 // or starting again; the restarted agent keeps the pinned programs (the same ids, reported as
 // kept) and rewrites no map entry that is right.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <string>
 #include <thread>
 
 #include "mesh_fixture.h"
+#include "sockmesh/common/paths.h"
 
 namespace sockmesh::testing {
 namespace {
@@ -105,6 +113,44 @@ TEST(RestartLabTest, AgentKilledUnderAConnectLoopFailsNoConnectionAndKeepsItsPro
   EXPECT_NE(last_event(log, "config_applied").find(" added=0 updated=0 removed=0 "),
             std::string::npos)
       << last_event(log, "config_applied");
+}
+
+// The errno of a connect() to a unix socket made as user nobody (0: it connected).
+int connect_as_nobody(const std::string &path, int type) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    const int fd = socket(AF_UNIX, type, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    const int err = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0 ? 0 : errno;
+    if (write(pipe_fds[1], &err, sizeof(err)) != sizeof(err)) _exit(3);
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  int err = -1;
+  if (read(pipe_fds[0], &err, sizeof(err)) != ssize_t(sizeof(err))) err = -1;
+  close(pipe_fds[0]);
+  waitpid(pid, nullptr, 0);
+  return err;
+}
+
+// An unprivileged process reaches neither the admin API nor the handover socket: it could read
+// the mesh's state, or take the listeners and stop the agent from accepting.
+TEST(RestartLabTest, OnlyRootReachesTheAgentsAdminAndHandoverSockets) {
+  MeshLab mesh;
+  const std::string run_dir = paths::run_dir(mesh.lab().node_name(1));
+  EXPECT_EQ(connect_as_nobody(run_dir + "/admin.sock", SOCK_STREAM), EACCES);
+  EXPECT_EQ(connect_as_nobody(run_dir + "/handover.sock", SOCK_SEQPACKET), EACCES);
+  EXPECT_EQ(connect_as_nobody(run_dir + "/admin.sock", SOCK_STREAM), EACCES);
+  struct stat st {};
+  ASSERT_EQ(stat((run_dir + "/handover.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(stat(run_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
 }
 
 }  // namespace
