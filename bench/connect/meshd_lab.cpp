@@ -29,7 +29,9 @@ bool alive(pid_t pid) {
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
 }
 
-// Waits for the first applied config after `after_generation` that reports `services` services.
+}  // namespace
+
+// The first applied config after `after_generation` that reports `services` services.
 Applied wait_applied(const Meshd &meshd, long services, long after_generation) {
   auto deadline = Clock::now() + meshd.limit;
   for (;;) {
@@ -46,7 +48,8 @@ Applied wait_applied(const Meshd &meshd, long services, long after_generation) {
         if (eq != std::string::npos && eq + 1 < word.size() && std::isdigit(word[eq + 1]))
           fields[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
       }
-      Applied a{fields["generation"], fields["services"], fields["vips"], fields["duration_us"]};
+      Applied a{fields["generation"], fields["services"], fields["vips"],    fields["duration_us"],
+                fields["added"],      fields["updated"],  fields["removed"], fields["unchanged"]};
       if (a.generation > after_generation && a.services == services) return a;
     }
     if (!alive(meshd.pid)) throw std::runtime_error("meshd exited; its log: " + meshd.log);
@@ -56,8 +59,6 @@ Applied wait_applied(const Meshd &meshd, long services, long after_generation) {
     std::this_thread::sleep_for(20ms);
   }
 }
-
-}  // namespace
 
 void write_file(const std::string &path, const std::string &text) {
   std::string tmp = path + ".tmp";

@@ -32,6 +32,7 @@ void run_checked(lab::Lab &lab, const std::string &pod, const std::vector<std::s
 // meshd's `event=config_applied` line (agent/agent.cpp).
 struct Applied {
   long generation = 0, services = 0, vips = 0, duration_us = 0;
+  long added = 0, updated = 0, removed = 0, unchanged = 0;  // VIP ports, by what the apply did
 };
 
 // A meshd in file mode on one lab node, capturing one cgroup.
@@ -50,6 +51,9 @@ Meshd start_meshd(lab::Lab &lab, int node, const std::string &meshd_bin, const s
 // Writes `text` as meshd's config and waits for the apply that reports `services` services. Throws
 // when meshd rejects it, exits, or takes longer than meshd.limit.
 Applied apply_config(Meshd &meshd, const std::string &text, long services);
+// Waits until meshd's log has an apply of `services` services with a generation above
+// `after_generation`. Throws when meshd rejects a config, exits, or takes longer than meshd.limit.
+Applied wait_applied(const Meshd &meshd, long services, long after_generation);
 
 sockaddr_in socket_address(in_addr addr, uint16_t port);
 
