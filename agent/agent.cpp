@@ -214,7 +214,9 @@ void Agent::start() {
     if (!loaded.ok()) throw std::runtime_error("invalid config:\n" + join_lines(loaded.errors));
   }
 
+  const auto probe_begin = std::chrono::steady_clock::now();
   features_ = loader::probe_features();
+  const auto probe_end = std::chrono::steady_clock::now();
   if (const char *hidden = std::getenv("SOCKMESH_HIDE_FEATURES"))
     loader::hide_features(features_, hidden);
   if (auto missing = loader::missing_required(features_); !missing.empty())
@@ -234,14 +236,19 @@ void Agent::start() {
   datapath_options.agent_cgroup = loader::cgroup2_mount() + loader::own_cgroup();
   datapath_ =
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
+  const auto load_end = std::chrono::steady_clock::now();
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                     datapath_->backend_sets_fd());
   resilience_states_ = std::make_unique<reconcile::BpfResilienceStates>(
       datapath_->service_states_fd(), datapath_->backend_states_fd());
   reconciler_ = std::make_unique<reconcile::Reconciler>(*lb_maps_, resilience_states_.get());
   fault_sources_ = std::make_unique<reconcile::FaultSourceMap>(datapath_->fault_sources_fd());
-  spdlog::info("event=datapath_ready node={} pin_dir={} adopted={} adopted_services={}",
-               options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services());
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  spdlog::info(
+      "event=datapath_ready node={} pin_dir={} adopted={} adopted_services={} probe_ms={} "
+      "load_ms={}",
+      options_.node, datapath_->pin_dir(), datapath_->adopted(), reconciler_->services(),
+      ms(probe_end - probe_begin), ms(load_end - probe_end));
   start_telemetry();
 
   if (controlplane_mode()) {

@@ -41,8 +41,20 @@ struct Start {
   std::string variant;  // "cold" or "restart"
   double seconds = 0;   // spawn to applied
   Applied applied;
-  size_t rss_kib = 0, fds = 0;  // meshd right after the apply
+  size_t rss_kib = 0, fds = 0;     // meshd right after the apply
+  long probe_ms = 0, load_ms = 0;  // its kernel feature probe and BPF load (event=datapath_ready)
 };
+
+// A numeric field of the first log line with `event`, or -1.
+long log_field(const std::string &log, const std::string &event, const std::string &field) {
+  const std::string text = read_file(log);
+  const size_t line = text.find("event=" + event + " ");
+  if (line == std::string::npos) return -1;
+  const size_t end = text.find('\n', line);
+  const size_t at = text.find(" " + field + "=", line);
+  if (at == std::string::npos || at > end) return -1;
+  return std::stol(text.substr(at + field.size() + 2));
+}
 
 size_t rss_kib(pid_t pid) {
   std::ifstream status(fmt::format("/proc/{}/status", pid));
@@ -77,6 +89,8 @@ Start start_once(lab::Lab &lab, const RunOptions &o, const std::string &dir,
   s.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
   s.rss_kib = rss_kib(meshd.pid);
   s.fds = fds(meshd.pid);
+  s.probe_ms = log_field(meshd.log, "datapath_ready", "probe_ms");
+  s.load_ms = log_field(meshd.log, "datapath_ready", "load_ms");
   kill(meshd.pid, SIGTERM);  // pins stay
   waitpid(meshd.pid, nullptr, 0);
   return s;
@@ -128,18 +142,20 @@ RunReport run(const RunOptions &o, const std::string &invoked_as, const std::str
   std::string md = fmt::format(
       "meshd start to config applied, {} services x {} endpoints, {} rounds (cold, restart "
       "interleaved)\n\n"
-      "| variant | start → applied (s) median | min–max | apply alone (ms) median | RSS after "
-      "(MiB) | fds after |\n"
-      "|---|---|---|---|---|---|\n",
+      "| variant | start → applied (s) median | min–max | feature probe (ms) | BPF load (ms) | "
+      "apply (ms) | RSS after (MiB) | fds after |\n"
+      "|---|---|---|---|---|---|---|---|\n",
       o.services, o.endpoints, o.rounds);
   std::map<std::string, Summary> medians;
   for (const std::string variant : {"cold", "restart"}) {
-    std::vector<double> seconds, apply_ms, rss;
+    std::vector<double> seconds, apply_ms, rss, probe, load;
     size_t fd_count = 0;
     for (const auto &s : starts) {
       if (s.variant != variant) continue;
       seconds.push_back(s.seconds);
       apply_ms.push_back(double(s.applied.duration_us) / 1000);
+      probe.push_back(double(s.probe_ms));
+      load.push_back(double(s.load_ms));
       rss.push_back(double(s.rss_kib) / 1024);
       fd_count = s.fds;
       json["starts"].push_back({{"variant", s.variant},
@@ -148,12 +164,15 @@ RunReport run(const RunOptions &o, const std::string &invoked_as, const std::str
                                 {"added", s.applied.added},
                                 {"unchanged", s.applied.unchanged},
                                 {"rss_kib", s.rss_kib},
+                                {"probe_ms", s.probe_ms},
+                                {"load_ms", s.load_ms},
                                 {"fds", s.fds}});
     }
     const Summary t = summarize(seconds), a = summarize(apply_ms), r = summarize(rss);
     medians[variant] = t;
-    md += fmt::format("| {} | {:.2f} | {:.2f}–{:.2f} | {:.0f} | {:.1f} | {} |\n", variant, t.median,
-                      t.min, t.max, a.median, r.median, fd_count);
+    md += fmt::format("| {} | {:.2f} | {:.2f}–{:.2f} | {:.0f} | {:.0f} | {:.0f} | {:.1f} | {} |\n",
+                      variant, t.median, t.min, t.max, summarize(probe).median,
+                      summarize(load).median, a.median, r.median, fd_count);
   }
   md +=
       fmt::format("\nrestart / cold: {:.2f}\n", medians["restart"].median / medians["cold"].median);
