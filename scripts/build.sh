@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Configures and builds one build tree: `release` (build/release, what the demo runs) or `test`
-# (build/test, everything with AddressSanitizer and UndefinedBehaviorSanitizer, what the suite runs).
+# Configures and builds one build tree: `release` (build/release, what the demo runs), `test`
+# (build/test, everything with AddressSanitizer and UndefinedBehaviorSanitizer, what the suite runs)
+# or `fuzz` (build/fuzz, clang: only the libFuzzer targets of test/fuzz and what they link).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 flavour=${1:-release}
+targets=()
 case "$flavour" in
   release) dir=build/release; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_SANITIZE=OFF) ;;
   test) dir=build/test; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_SANITIZE=ON) ;;
-  *) echo "usage: scripts/build.sh [release|test]" >&2; exit 2 ;;
+  fuzz)
+    dir=build/fuzz
+    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_FUZZ=ON -DCMAKE_C_COMPILER=clang
+           -DCMAKE_CXX_COMPILER=clang++)
+    targets=(--target sockmesh_fuzz)
+    ;;
+  *) echo "usage: scripts/build.sh [release|test|fuzz]" >&2; exit 2 ;;
 esac
 
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 echo "$dir"

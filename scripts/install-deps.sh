@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config clang llvm clang-format
+  # fuzzing (test/fuzz): libFuzzer and the sanitizers' runtimes of Debian 12's clang 14
+  libclang-rt-14-dev
   # BPF: libbpf headers and library, bpftool for vmlinux.h and skeletons
   libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
   # C++ libraries

@@ -18,5 +18,10 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/test/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-cd "$dir"
-ctest --output-on-failure --label-exclude soak --timeout 600 "$@"
+(cd "$dir" && ctest --output-on-failure --label-exclude soak --timeout 600 "$@")
+
+# Then the fuzz targets (clang, build/fuzz; docs/testing.md "Fuzzing"): each for a short fixed time
+# on a copy of its seed corpus, and its corpus replayed.
+fuzz_dir=$(scripts/build.sh fuzz | tail -n 1)
+cd "$fuzz_dir"
+ctest --output-on-failure -L fuzz --timeout 600 "$@"
