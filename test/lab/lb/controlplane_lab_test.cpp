@@ -209,6 +209,68 @@ TEST_F(ControlPlaneLabTest, AgentRestartedWhileControlPlaneIsDownServesLastKnown
   EXPECT_EQ(mesh_->wait_all_acked(), version);
 }
 
+// M10's bad-input matrix through `meshctl apply -f` against the real meshcp: each input is refused
+// whole with its resource and field named (meshctl checks what it can before sending, meshcp what
+// needs the store: the workload a service names), the control plane's version stays, and the
+// agents go on serving the previous config.
+TEST_F(ControlPlaneLabTest, BadInputIsRefusedWithItsResourceAndFieldAndTheMeshServesOn) {
+  ASSERT_TRUE(mesh_->apply(mesh_->config_text({.v1 = 100, .v2 = 0})).ok());
+  const std::string version = mesh_->wait_all_acked();
+  const std::string service =
+      "apiVersion: sockmesh/v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n";
+  std::string many;  // 65 endpoints: one more than a service's backend set holds
+  for (int i = 0; i < 65; ++i)
+    many += "apiVersion: sockmesh/v1\nkind: Workload\nmetadata: {name: w" + std::to_string(i) +
+            ", namespace: demo}\nspec: {node: " + mesh_->lab().node_name(1) +
+            ", addresses: [10.79.0." + std::to_string(i + 1) + "]}\n---\n";
+  many += service + "spec:\n  vips: [{address: 10.96.0.10, port: 80}]\n  endpoints:\n";
+  for (int i = 0; i < 65; ++i) many += "    - {workload: w" + std::to_string(i) + ", port: 8080}\n";
+  struct Case {
+    std::string name, input, error;  // {file}: the input's path
+  };
+  const std::vector<Case> cases = {
+      {"malformed", service + "spec: {vips: [{address: 10.96.0.10, port: 80}\n",
+       "meshctl: {file} is invalid:\n{file}:5: malformed YAML: end of sequence flow not found\n"},
+      {"wrong-type", service + "spec: {vips: [{address: 10.96.0.10, port: eighty}]}\n",
+       "meshctl: {file} is invalid:\n{file}:4: service \"demo/web\": spec.vips[0].port: must be an "
+       "integer, got \"eighty\"\n"},
+      {"unknown-field", service + "spec: {vips: [{address: 10.96.0.10, port: 80}], colour: blue}\n",
+       "meshctl: {file} is invalid:\n{file}:4: service \"demo/web\": spec.colour: unknown field\n"},
+      {"out-of-range", service + "spec: {vips: [{address: 10.96.0.10, port: 70000}]}\n",
+       "meshctl: {file} is invalid:\n{file}:4: service \"demo/web\": spec.vips[0].port: must be "
+       "between 1 and 65535, got 70000\n"},
+      {"missing-reference",
+       service + "spec:\n  vips: [{address: 10.96.0.10, port: 80}]\n  endpoints: [{workload: "
+                 "nobody, port: "
+                 "8080}]\n",
+       "meshctl: the control plane refused the change; nothing was applied:\n  service "
+       "\"demo/web\": "
+       "spec.endpoints[0].workload: unknown workload \"nobody\" in namespace \"demo\"\n"},
+      {"beyond-capacity", many,
+       "meshctl: {file} is invalid:\n{file}:331: service \"demo/web\": spec.endpoints: at most 64 "
+       "endpoints per service, got 65\n"},
+  };
+  for (const auto &c : cases) {
+    const std::string file = mesh_->dir() + "/bad-" + c.name + ".yaml";
+    std::ofstream(file) << c.input;
+    std::string expected = c.error;
+    for (size_t at; (at = expected.find("{file}")) != std::string::npos;)
+      expected.replace(at, 6, file);
+    std::string out;  // stdout and stderr: all of it is the error
+    const int rc =
+        mesh_->lab().run_in_node(1,
+                                 {"sh", "-c", "exec \"$0\" \"$@\" 2>&1", MESHCTL_BIN,
+                                  "--controlplane=" + mesh_->api_socket(), "apply", "-f", file},
+                                 &out);
+    EXPECT_EQ(rc, 1) << c.name;
+    EXPECT_EQ(out, expected) << c.name;
+  }
+  EXPECT_EQ(mesh_->controlplane_status().version(), version);
+  auto tally = connect_many(mesh_->lab(), "client", "10.96.0.10", 80, 100);
+  EXPECT_EQ(tally.failures, 0) << tally.first_error;
+  EXPECT_EQ(tally.bodies["web-v2-a"], 0) << "the refused inputs changed the split";
+}
+
 TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
   auto status = mesh_->controlplane_status();
   std::string socket_path =
