@@ -204,6 +204,38 @@ TEST_F(DiscoveryTest, NackIsRecordedAndTheNextChangePushesFromTheAckedSet) {
   EXPECT_EQ(view.nacked_version(), "");
 }
 
+// Answers that are not for the push in flight (an unknown nonce, a NACK of an earlier push, the
+// same ACK twice) change nothing: the agent's recorded versions follow only the right answers, and
+// the pushes go on.
+TEST_F(DiscoveryTest, AnswersOutOfOrderAreIgnored) {
+  Stream s = open("n1");
+  v1::DiscoveryResponse first = next(s);
+  v1::DiscoveryRequest stray;
+  stray.set_response_nonce("not-a-nonce-we-sent");
+  stray.set_version_info("1");
+  ASSERT_TRUE(s.agent->Write(stray));
+  v1::DiscoveryRequest stale_nack = stray;
+  stale_nack.set_response_nonce(std::to_string(std::stoull(first.nonce()) + 1000));
+  stale_nack.mutable_error_detail()->set_message("for a push that never was");
+  ASSERT_TRUE(s.agent->Write(stale_nack));
+  ack(s, first);
+  v1::AgentView view = wait_for("n1", [](const auto &v) { return v.acked_version() == "1"; });
+  EXPECT_EQ(view.nacked_version(), "");
+  EXPECT_FALSE(view.has_last_nack());
+  ack(s, first);  // the same ACK again
+  change_web_weight(80);
+  v1::DiscoveryResponse second = next(s);
+  EXPECT_EQ(second.system_version_info(), "2");
+  v1::DiscoveryRequest old_nack;  // a NACK naming the first push, answered already
+  old_nack.set_response_nonce(first.nonce());
+  old_nack.mutable_error_detail()->set_message("too late");
+  ASSERT_TRUE(s.agent->Write(old_nack));
+  ack(s, second);
+  view = wait_for("n1", [](const auto &v) { return v.acked_version() == "2"; });
+  EXPECT_EQ(view.nacked_version(), "");
+  EXPECT_FALSE(view.has_last_nack());
+}
+
 TEST_F(DiscoveryTest, DeletePushesRemovedNames) {
   Stream s = open("n1");
   ack(s, next(s));
