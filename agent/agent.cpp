@@ -177,7 +177,23 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
   started_ = std::chrono::system_clock::now();
   check_node_name(options_.node);
   check_workload_cgroup(options_.workload_cgroup);
-  // An agent serving the node hands over its listeners and lets go of the node (docs/upgrades.md).
+  // With an agent serving the node, this one loads its programs first and asks for the node
+  // afterwards (take_over()): the serving agent accepts until then (docs/upgrades.md).
+  struct stat st {};
+  upgrading_ = ::stat(upgrade::handover_socket(options_.node).c_str(), &st) == 0;
+  if (!upgrading_) lock_fd_ = lock_node(options_.node);
+  try {
+    start();
+  } catch (...) {
+    release_node();
+    throw;
+  }
+}
+
+// The serving agent's listeners and the node, once this agent's programs are loaded: an agent
+// serving the node hands them over and lets go of it; without one, a cold start takes the lock.
+void Agent::take_over() {
+  if (!upgrading_) return;
   handover_ =
       upgrade::request_handover(upgrade::handover_socket(options_.node), std::chrono::seconds(10));
   if (handover_) {
@@ -185,13 +201,7 @@ Agent::Agent(AgentOptions options) : options_(std::move(options)) {
                  handover_->listeners.size());
     lock_fd_ = lock_node_within(options_.node, std::chrono::seconds(20));
   } else {
-    lock_fd_ = lock_node(options_.node);
-  }
-  try {
-    start();
-  } catch (...) {
-    release_node();
-    throw;
+    lock_fd_ = lock_node(options_.node);  // a socket file left by an agent that crashed
   }
 }
 
@@ -203,11 +213,6 @@ void Agent::start() {
   std::optional<xds::KnownGood> known_good;
   if (controlplane_mode()) {
     lkg_ = std::make_unique<xds::LastKnownGood>(options_.state_dir + "/last-known-good.pb");
-    try {
-      known_good = lkg_->load();
-    } catch (const std::exception &e) {
-      spdlog::error("event=lkg_unusable reason=\"{}\" action=start_empty", e.what());
-    }
   } else {
     text = config::read_file(options_.config_path);
     loaded = resources::load_yaml_string(text, options_.config_path);
@@ -237,6 +242,16 @@ void Agent::start() {
   datapath_ =
       std::make_unique<loader::Datapath>(options_.node, options_.workload_cgroup, datapath_options);
   const auto load_end = std::chrono::steady_clock::now();
+  // Before anything reads or writes the node's state (maps, last-known-good, event ring): the node
+  // is this agent's from here on.
+  take_over();
+  if (lkg_) {
+    try {
+      known_good = lkg_->load();  // after the handover: the previous agent wrote it last
+    } catch (const std::exception &e) {
+      spdlog::error("event=lkg_unusable reason=\"{}\" action=start_empty", e.what());
+    }
+  }
   lb_maps_ = std::make_unique<reconcile::BpfLbMaps>(datapath_->services_fd(),
                                                     datapath_->backend_sets_fd());
   resilience_states_ = std::make_unique<reconcile::BpfResilienceStates>(

@@ -169,6 +169,7 @@ class Agent : public admin::AdminState {
   // false, still serving, when they could not be sent.
   bool hand_over(UniqueFd connection);
   void serve_handover();
+  void take_over();
   void wait_for_local_svids(std::chrono::milliseconds limit);
 
   AgentOptions options_;
@@ -178,6 +179,7 @@ class Agent : public admin::AdminState {
   std::unique_ptr<upgrade::HandoverListener> handover_listener_;
   UniqueFd handed_to_;  // the connection of the agent that took the listeners
   bool handed_over_ = false;
+  bool upgrading_ = false;  // a handover socket was there at start: take_over() after the load
   std::chrono::system_clock::time_point started_;
 
   std::vector<loader::Feature> features_;  // probed at start; constant afterwards

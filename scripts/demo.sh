@@ -343,6 +343,25 @@ mctl apply -f examples/demo-web-50-50.yaml
 wait_all_acked
 echo "rate limit lifted (examples/demo-web-50-50.yaml)"
 
+step "Upgrade without a dropped connection: a second meshd for node 1 takes the first one's listening sockets (SCM_RIGHTS); the first drains its connections and exits"
+old_pid=$("$meshctl" --node "$(node_name 1)" status | awk '/^PID:/ { print $2 }')
+connections=150
+observe_split >/dev/null &
+loop=$!
+sleep 0.3
+"$meshlab" exec "$run" --node 1 --background --log "$work/meshd-n1.log" -- \
+  "$meshd" --node "$(node_name 1)" --cgroup "$(workload_cgroup 1)" \
+  --controlplane "$xds" --state-dir "$work/state-n1" \
+  --access-log-mode all --access-log "$work/access-n1.jsonl" >/dev/null  # joined: no token
+wait "$loop"
+for _ in $(seq 400); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$old_pid" 2>/dev/null && { echo "demo: the replaced agent (pid $old_pid) did not exit" >&2; exit 1; }
+new_pid=$("$meshctl" --node "$(node_name 1)" status | awk '/^PID:/ { print $2 }')
+answered=$(grep -c '^web-' "$work/bodies.txt" || true)
+grep -oE 'event=(handed_over|handover_received|drained) [^"]*' "$work/meshd-n1.log" | sed -E 's/ +$//'
+[ "$answered" -eq "$connections" ] || { echo "demo: $answered of $connections connections answered during the upgrade" >&2; exit 1; }
+echo "upgrade: $answered of $connections connections answered while node 1's agent changed (pid $old_pid -> $new_pid)"
+
 step "meshctl controlplane status"
 mctl cp status
 
