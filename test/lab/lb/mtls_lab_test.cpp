@@ -114,6 +114,23 @@ std::string with_connection(lab::Lab &lab, const std::string &pod, const std::st
   return out;
 }
 
+// On a connection to an echo server: `lines` lines, one every `period`, each read back before the
+// next. Returns how many came back intact (it stops at the first that did not).
+int echo_lines(int fd, int lines, std::chrono::milliseconds period) {
+  int ok = 0;
+  for (int i = 0; i < lines; ++i) {
+    const std::string line = "line-" + std::to_string(i) + "\n";
+    if (::write(fd, line.data(), line.size()) != ssize_t(line.size())) break;
+    std::string got;
+    char c;
+    while (got.size() < line.size() && ::read(fd, &c, 1) == 1) got += c;
+    if (got != line) break;
+    ++ok;
+    std::this_thread::sleep_for(period);
+  }
+  return ok;
+}
+
 // In a pod: sends `bytes` of the pattern (or the marker repeated) to a `sha256sum` server,
 // half-closes, and prints "<sha256 sent> <sha256 the server computed> <getpeername>" (or
 // "error <step> <errno>").
@@ -455,18 +472,7 @@ TEST(MtlsRotationLabTest, LongLivedConnectionSurvivesRotationAndNewOnesUseTheNew
         [&] {
           int fd = connect_to(lab.pod_ip("web-v1-b"), kEchoPort);
           if (fd < 0) return std::printf("error connect %d\n", errno), 0;
-          int ok = 0;
-          for (int i = 0; i < 50; ++i) {
-            const std::string line = "line-" + std::to_string(i) + "\n";
-            if (::write(fd, line.data(), line.size()) != ssize_t(line.size())) break;
-            std::string got;
-            char c;
-            while (got.size() < line.size() && ::read(fd, &c, 1) == 1) got += c;
-            if (got != line) break;
-            ++ok;
-            std::this_thread::sleep_for(300ms);
-          }
-          std::printf("%d\n", ok);
+          std::printf("%d\n", echo_lines(fd, 50, 300ms));
           ::close(fd);
           return 0;
         },
@@ -508,17 +514,7 @@ TEST(MtlsUpgradeLabTest, ANewAgentTakesTheListenersAndTheOldOneDrainsWithNothing
   for (auto &out : outs)
     longlived.emplace_back([&] {
       with_connection(lab, "client", server, kEchoPort, [&](int fd) {
-        int ok = 0;
-        for (int i = 0; i < kLines; ++i) {
-          const std::string line = "line-" + std::to_string(i) + "\n";
-          if (::write(fd, line.data(), line.size()) != ssize_t(line.size())) break;
-          std::string got;
-          char c;
-          while (got.size() < line.size() && ::read(fd, &c, 1) == 1) got += c;
-          if (got != line) break;
-          ++ok;
-          std::this_thread::sleep_for(200ms);
-        }
+        const int ok = echo_lines(fd, kLines, 200ms);
         std::printf("%d %d\n", ok, errno);
       }).swap(out);
     });

@@ -49,6 +49,26 @@ class HandoverTest : public ::testing::Test {
     return n > 0 ? std::string(buf, size_t(n)) : "";
   }
 
+  // The new agent's error when a serving agent reads its request and answers `answer`.
+  std::string error_when_answered(const std::string &answer) {
+    HandoverListener listener(path_);
+    std::thread old_agent([&] {
+      pollfd p{listener.fd(), POLLIN, 0};
+      ASSERT_EQ(::poll(&p, 1, 5000), 1);
+      UniqueFd conn(::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+      read_packet(conn.get());
+      ::send(conn.get(), answer.data(), answer.size(), 0);
+    });
+    std::string error = "no error";
+    try {
+      request_handover(path_, 5s);
+    } catch (const std::runtime_error &e) {
+      error = e.what();
+    }
+    old_agent.join();
+    return error;
+  }
+
   std::string dir_, path_;
 };
 
@@ -126,22 +146,8 @@ TEST_F(HandoverTest, ACallerThatSaysNothingIsRefusedAfterTheTimeout) {
 }
 
 TEST_F(HandoverTest, ARefusalReachesTheNewAgentAsItsError) {
-  HandoverListener listener(path_);
-  std::thread old_agent([&] {
-    pollfd p{listener.fd(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 5000), 1);
-    UniqueFd conn(::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC));
-    read_packet(conn.get());
-    const std::string refusal = "sockmesh-handover/1 refused draining already";
-    ::send(conn.get(), refusal.data(), refusal.size(), 0);
-  });
-  try {
-    request_handover(path_, 5s);
-    ADD_FAILURE() << "no error";
-  } catch (const std::runtime_error &e) {
-    EXPECT_STREQ(e.what(), "handover refused by the serving agent: draining already");
-  }
-  old_agent.join();
+  EXPECT_EQ(error_when_answered("sockmesh-handover/1 refused draining already"),
+            "handover refused by the serving agent: draining already");
 }
 
 TEST_F(HandoverTest, ASilentAgentIsAnErrorAfterTheTimeout) {
@@ -156,23 +162,10 @@ TEST_F(HandoverTest, ASilentAgentIsAnErrorAfterTheTimeout) {
 }
 
 TEST_F(HandoverTest, AnAnswerAnnouncingOtherCountsIsAnError) {
-  HandoverListener listener(path_);
-  std::thread old_agent([&] {
-    pollfd p{listener.fd(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 5000), 1);
-    UniqueFd conn(::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC));
-    read_packet(conn.get());
-    const std::string answer =
-        "sockmesh-handover/1 listeners count=3 pid=" + std::to_string(getpid());
-    ::send(conn.get(), answer.data(), answer.size(), 0);  // and no descriptor
-  });
-  try {
-    request_handover(path_, 5s);
-    ADD_FAILURE() << "no error";
-  } catch (const std::runtime_error &e) {
-    EXPECT_STREQ(e.what(), "handover: the serving agent announced 3 listeners and sent 0");
-  }
-  old_agent.join();
+  // Three listeners announced, no descriptor attached.
+  EXPECT_EQ(
+      error_when_answered("sockmesh-handover/1 listeners count=3 pid=" + std::to_string(getpid())),
+      "handover: the serving agent announced 3 listeners and sent 0");
 }
 
 TEST(HandoverMessageTest, ListenersMessageParsesOnlyItsExactForm) {
