@@ -7,18 +7,20 @@ cd "$(dirname "$0")/.."
 
 flavour=${1:-release}
 targets=()
+compilers=()
 case "$flavour" in
   release) dir=build/release; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_SANITIZE=OFF) ;;
   test) dir=build/test; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_SANITIZE=ON) ;;
   fuzz)
     dir=build/fuzz
-    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_FUZZ=ON -DCMAKE_C_COMPILER=clang
-           -DCMAKE_CXX_COMPILER=clang++)
+    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKMESH_FUZZ=ON)
+    # Read by the first configure only (then cached), so a rerun does not count as a new compiler.
+    compilers=(CC=clang CXX=clang++)
     targets=(--target sockmesh_fuzz)
     ;;
   *) echo "usage: scripts/build.sh [release|test|fuzz]" >&2; exit 2 ;;
 esac
 
-cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+env "${compilers[@]}" cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 echo "$dir"
