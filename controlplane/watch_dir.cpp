@@ -25,7 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 
 // The loader's source name for the joined text; its "<source>:<line>" is mapped back to files.
-constexpr std::string_view kJoined = "\x01joined";
+// Not a path (the files' are absolute), and printable: the loader escapes control characters in
+// its error lines.
+constexpr std::string_view kJoined = "<joined>";
 
 struct Part {
   std::string path;
