@@ -275,25 +275,7 @@ TEST_F(ControlPlaneLabTest, OnlyRootCanReachTheApiSocket) {
   auto status = mesh_->controlplane_status();
   std::string socket_path =
       status.state_dir().substr(0, status.state_dir().rfind('/')) + "/api.sock";
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);  // nobody
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, socket_path.c_str(), sizeof(addr.sun_path) - 1);
-    int rc = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
-    int err = rc == 0 ? 0 : errno;
-    if (write(pipe_fds[1], &err, sizeof(err)) != sizeof(err)) _exit(3);
-    _exit(0);
-  }
-  close(pipe_fds[1]);
-  int err = -1;
-  ASSERT_EQ(read(pipe_fds[0], &err, sizeof(err)), ssize_t(sizeof(err)));
-  close(pipe_fds[0]);
-  waitpid(pid, nullptr, 0);
+  const int err = connect_as_nobody(socket_path, SOCK_STREAM);
   EXPECT_EQ(err, EACCES) << std::strerror(err);
 }
 

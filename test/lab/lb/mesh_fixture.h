@@ -104,6 +104,10 @@ class MeshLab {
   std::map<int, std::string> written_;  // last text written per node
 };
 
+// The errno of a connect() of the given socket type to the unix socket at `path`, made as user
+// nobody (0: it connected; -1: the child could not tell).
+int connect_as_nobody(const std::string &path, int type);
+
 // Result of many connections made from inside a pod.
 struct ConnectTally {
   std::map<std::string, int> bodies;  // echo server name -> count

@@ -115,29 +115,6 @@ TEST(RestartLabTest, AgentKilledUnderAConnectLoopFailsNoConnectionAndKeepsItsPro
       << last_event(log, "config_applied");
 }
 
-// The errno of a connect() to a unix socket made as user nobody (0: it connected).
-int connect_as_nobody(const std::string &path, int type) {
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
-    const int fd = socket(AF_UNIX, type, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    const int err = connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0 ? 0 : errno;
-    if (write(pipe_fds[1], &err, sizeof(err)) != sizeof(err)) _exit(3);
-    _exit(0);
-  }
-  close(pipe_fds[1]);
-  int err = -1;
-  if (read(pipe_fds[0], &err, sizeof(err)) != ssize_t(sizeof(err))) err = -1;
-  close(pipe_fds[0]);
-  waitpid(pid, nullptr, 0);
-  return err;
-}
-
 // An unprivileged process reaches neither the admin API nor the handover socket: it could read
 // the mesh's state, or take the listeners and stop the agent from accepting.
 TEST(RestartLabTest, OnlyRootReachesTheAgentsAdminAndHandoverSockets) {
