@@ -91,7 +91,8 @@ class NodeProxy {
   // The listening sockets: captured IPv4, captured IPv6, tunnel. For handing them over.
   std::array<int, 3> listener_fds() const;
   // Stops accepting and closes this process's descriptors of the listeners (the next agent holds
-  // its own); the connections carry on. Returns once done.
+  // its own); the connections carry on. The captured-connection listeners are closed when it
+  // returns; the tunnel's is closed on the tunnel server's strand just after.
   void stop_accepting();
   // With handed-over listeners (NodeProxyOptions::inherited_listeners): starts accepting, which
   // the proxy does not do before. The agent calls it once the first view is set (its numbers
