@@ -124,7 +124,8 @@ SampleStats sample_in_pod(lab::Lab &lab, const std::string &pod,
   int rc = lab.call_in_pod(
       pod,
       [&] {
-        std::printf("%s\n", nlohmann::json(time_connects(targets, warmup)).dump().c_str());
+        ::dprintf(STDOUT_FILENO, "%s\n",
+                  nlohmann::json(time_connects(targets, warmup)).dump().c_str());
         return 0;
       },
       &out);

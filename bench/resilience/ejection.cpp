@@ -1,6 +1,7 @@
 #include "ejection.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <stdexcept>
@@ -65,7 +66,7 @@ std::vector<TrialResult> run_ejection(lab::Lab &lab, Meshd &meshd, const KernelM
     int rc = lab.call_in_pod(
         pod,
         [&] {
-          std::printf("%s\n", nlohmann::json(run_trial(p)).dump().c_str());
+          ::dprintf(STDOUT_FILENO, "%s\n", nlohmann::json(run_trial(p)).dump().c_str());
           return 0;
         },
         &out);

@@ -10,11 +10,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -65,6 +68,17 @@ const char* join(const char* cgroup_procs, const char* netns_path) {
     if (!ok) return "setns";
   }
   return nullptr;
+}
+
+// What this process has buffered for its standard streams, written before a child is made (a fork
+// child would write it again). Only those: fflush(nullptr) would also flush the FILE that a
+// call_placed child's dprintf keeps on its stack (shared memory) while it writes, into this
+// process's stdout instead of the child's output.
+void flush_standard_streams() {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
 }
 
 struct PlacementPaths {
@@ -145,51 +159,69 @@ std::string child_diagnostics(pid_t pid) {
 // it says what the child was doing, kills it and throws.
 constexpr int kCallDeadlineSeconds = 240;
 
-int wait_child_bounded(pid_t pid, int pipe_fd, std::string *out, const Placement &where) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(kCallDeadlineSeconds);
-  auto remaining_ms = [&] {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<int64_t>(0, left.count()));
-  };
-  auto give_up = [&] {
-    const std::string why = child_diagnostics(pid);
+// Watches one call_placed child from a thread of its own (the calling thread is suspended until
+// the child exits): past the deadline it records what the kernel says the child is doing and
+// kills it. Killing a child that shares this process's memory is a last resort, like killing a
+// thread: the call fails either way.
+class CallWatch {
+ public:
+  CallWatch() : thread_([this] { watch(); }) {}
+  ~CallWatch() { finish(); }
+
+  // Written by the child itself: the parent learns its pid only once vfork() returns.
+  std::atomic<pid_t> child{0};
+
+  // Stops the watch; returns the diagnostics if the child was killed, else "".
+  std::string finish() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return why_;
+  }
+
+ private:
+  void watch() {
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::seconds(kCallDeadlineSeconds), [&] { return done_; }))
+      return;
+    const pid_t pid = child.load();
+    if (pid <= 0) return;
+    why_ = child_diagnostics(pid);
     ::kill(pid, SIGKILL);
-    wait_exit_status(pid);
-    if (pipe_fd >= 0) ::close(pipe_fd);
-    throw std::runtime_error(
-        fmt::format("call_in_pod:{}: child {} still running after {} s, killed; {}",
-                    describe(where), pid, kCallDeadlineSeconds, why));
-  };
-  if (pipe_fd >= 0) {
-    char buf[4096];
-    for (;;) {
-      pollfd p{pipe_fd, POLLIN, 0};
-      const int ready = ::poll(&p, 1, remaining_ms());
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) give_up();
-      const ssize_t n = ::read(pipe_fd, buf, sizeof buf);
-      if (n > 0) {
-        out->append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        break;
-      }
-    }
-    ::close(pipe_fd);
   }
-  for (;;) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-      return -1;
-    }
-    if (r < 0 && errno != EINTR) return -1;
-    if (remaining_ms() == 0) give_up();
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::string why_;
+  std::thread thread_;
+};
+
+// The vfork child: never returns (it runs on the caller's stack, below call_placed's frame).
+[[noreturn]] void run_call_child(const PlacementPaths &paths, const Placement &where,
+                                 const std::function<int()> &fn, int out_fd,
+                                 std::atomic<pid_t> *self) {
+  self->store(::getpid());
+  reset_signals();
+  if (out_fd >= 0) ::dup2(out_fd, STDOUT_FILENO);
+  if (const char *step = join(paths.procs.c_str(), paths.netns.c_str())) {
+    std::fprintf(stderr, "call_in_pod:%s: %s: %s\n", describe(where).c_str(), step,
+                 std::strerror(errno));
+    ::_exit(125);
   }
+  int rc = 1;
+  try {
+    rc = fn();
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "call_in_pod: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "call_in_pod: unknown exception\n");
+  }
+  // No fflush: stdio's buffers are this process's, shared with the parent's threads.
+  ::_exit(rc);
 }
 
 }  // namespace
@@ -211,8 +243,7 @@ pid_t launch(const Placement& where, const std::vector<std::string>& argv, const
     if (out_fd >= 0) ::close(out_fd);
     throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
   }
-  std::cout.flush();
-  std::fflush(nullptr);
+  flush_standard_streams();
   pid_t pid = ::fork();
   if (pid < 0) {
     int err = errno;
@@ -279,33 +310,42 @@ int run_placed(const Placement& where, const std::vector<std::string>& argv, std
   return wait_exit_status(pid);
 }
 
+// Runs fn in a child made with vfork(): it shares this process's memory as a thread does, yet as a
+// process of its own it can join the pod's cgroup (cgroup v2 places whole processes) and netns.
+// Not fork(): a forked copy of a multi-threaded process inherits every lock another thread held
+// at that instant, and GCC 12's AddressSanitizer takes no allocator lock around fork, so a forked
+// child of the ASan-built tests could wait forever for one (CI at stop 18: a child in futex on the
+// allocator's region table while the soak's other threads allocated). A vfork child takes and
+// releases locks beside the parent's threads like one of them. Its output goes to a memfd, read
+// once it has exited, since the calling thread cannot read a pipe while it is suspended.
 int call_placed(const Placement& where, const std::function<int()>& fn, std::string* out) {
   const PlacementPaths paths(where);
-  int pipefd[2] = {-1, -1};
-  if (out && ::pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
-  std::cout.flush();
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
-  if (pid == 0) {
-    reset_signals();
-    if (out) ::dup2(pipefd[1], 1);
-    if (const char* step = join(paths.procs.c_str(), paths.netns.c_str())) {
-      std::fprintf(stderr, "call_in_pod:%s: %s: %s\n", describe(where).c_str(), step, std::strerror(errno));
-      ::_exit(125);
-    }
-    int rc = 1;
-    try {
-      rc = fn();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "call_in_pod: %s\n", e.what());
-    }
-    std::cout.flush();
-    std::fflush(nullptr);
-    ::_exit(rc);
+  int out_fd = -1;
+  if (out) {
+    out_fd = ::memfd_create("sockmesh-lab-call-out", MFD_CLOEXEC);
+    if (out_fd < 0) throw std::runtime_error(fmt::format("memfd_create: {}", std::strerror(errno)));
   }
-  if (out) ::close(pipefd[1]);
-  return wait_child_bounded(pid, out ? pipefd[0] : -1, out, where);
+  flush_standard_streams();
+  CallWatch watch;
+  const pid_t pid = ::vfork();
+  if (pid == 0) run_call_child(paths, where, fn, out_fd, &watch.child);
+  const int vfork_errno = errno;
+  const std::string why = watch.finish();
+  const int status = pid > 0 ? wait_exit_status(pid) : -1;
+  if (out_fd >= 0) {
+    if (pid > 0 && why.empty()) {
+      ::lseek(out_fd, 0, SEEK_SET);
+      read_all(out_fd, out);
+    }
+    ::close(out_fd);
+  }
+  if (pid < 0) throw std::runtime_error(fmt::format("vfork: {}", std::strerror(vfork_errno)));
+  if (!why.empty()) {
+    throw std::runtime_error(
+        fmt::format("call_in_pod:{}: child {} still running after {} s, killed; {}",
+                    describe(where), pid, kCallDeadlineSeconds, why));
+  }
+  return status;
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data) {
@@ -324,8 +364,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  std::cout.flush();
-  std::fflush(nullptr);
+  flush_standard_streams();
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
   if (pid == 0) {

@@ -40,7 +40,10 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 // Runs argv placed, to completion; stdout into *out if given (else inherited). 127 when it cannot be executed.
 int run_placed(const Placement& where, const std::vector<std::string>& argv, std::string* out);
 
-// Runs fn in a forked, placed child; fn's return value is the exit status; the child's stdout into *out.
+// Runs fn in a placed vfork() child, which shares this process's memory (see process.cpp); fn's
+// return value is the exit status. What the child writes to file descriptor 1 goes to *out: write
+// with dprintf/write, not stdio, whose buffers are shared with the parent's threads. Throws if the
+// child still runs after 240 s (it is killed).
 int call_placed(const Placement& where, const std::function<int()>& fn, std::string* out);
 
 // Absolute path of `ip` (iproute2).

@@ -104,7 +104,8 @@ std::string get_when_ready(lab::Lab& l, const std::string& from_pod, const std::
     int rc = l.call_in_pod(from_pod, [&] {
       lab::HttpResult r = lab::http_fetch(ip, port);
       if (r.err != 0) return 1;
-      std::printf("%s|%s|%s", r.body.c_str(), r.header("X-Sockmesh-Peer").c_str(), r.peer.c_str());
+      ::dprintf(STDOUT_FILENO, "%s|%s|%s", r.body.c_str(), r.header("X-Sockmesh-Peer").c_str(),
+                r.peer.c_str());
       return 0;
     }, &out);
     if (rc == 0) return out;
@@ -191,7 +192,7 @@ TEST_F(LabLifecycle, Ipv6PodsReachEachOtherAcrossNodes) {
     a.sin6_family = AF_INET6;
     ::inet_pton(AF_INET6, l->pod_ip6("client").c_str(), &a.sin6_addr);
     int r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    std::printf("%d", r == 0 ? 0 : errno);
+    ::dprintf(STDOUT_FILENO, "%d", r == 0 ? 0 : errno);
     return 0;
   }, &out), 0);
   EXPECT_EQ(out, "0") << "bind to the pod's IPv6 address right after up: errno " << out;
@@ -237,7 +238,8 @@ std::string udp_from_pod(lab::Lab& l, const std::string& pod, const std::string&
                                  : lab::udp_request(ip, port, timeout_ms);
     const auto nl = r.reply.find('\n');
     const std::string second = nl == std::string::npos ? "" : r.reply.substr(nl + 1);
-    std::printf("%d|%s|%s|%s", r.err, r.body().c_str(), r.from.c_str(), second.c_str());
+    ::dprintf(STDOUT_FILENO, "%d|%s|%s|%s", r.err, r.body().c_str(), r.from.c_str(),
+              second.c_str());
     return 0;
   }, &out);
   return out;
@@ -292,7 +294,7 @@ TEST_F(LabLifecycle, UnrewrittenVipFailsFast) {
     addr.sin_port = htons(80);
     ::inet_pton(AF_INET, "10.96.0.1", &addr.sin_addr);
     int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    std::printf("%d", r == 0 ? 0 : errno);
+    ::dprintf(STDOUT_FILENO, "%d", r == 0 ? 0 : errno);
     return 0;
   }, &out);
   const auto elapsed = std::chrono::steady_clock::now() - start;
@@ -318,7 +320,7 @@ TEST_F(LabLifecycle, UnrewrittenVipFailsFast) {
     addr.sin6_port = htons(80);
     ::inet_pton(AF_INET6, "fd00:96::1", &addr.sin6_addr);
     int r = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    std::printf("%d", r == 0 ? 0 : errno);
+    ::dprintf(STDOUT_FILENO, "%d", r == 0 ? 0 : errno);
     return 0;
   }, &out);
   ASSERT_EQ(rc, 0);

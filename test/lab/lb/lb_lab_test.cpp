@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -96,7 +98,7 @@ TEST_F(LbLabTest, VipWithoutBackendsRefusesAndIsCounted) {
       "client",
       [] {
         auto result = lab::http_fetch("10.96.0.11", 80);
-        std::printf("%d", result.err);
+        ::dprintf(STDOUT_FILENO, "%d", result.err);
         return 0;
       },
       &out);
@@ -165,7 +167,7 @@ TEST_F(LbLabTest, ThousandUpdatesWhileConnectingLoseNoConnect) {
               first_error = std::strerror(result.err);
             }
           }
-          std::printf("%d %d %s", ok, failed, first_error.c_str());
+          ::dprintf(STDOUT_FILENO, "%d %d %s", ok, failed, first_error.c_str());
           return 0;
         },
         &out);
@@ -220,8 +222,9 @@ TEST_F(LbLabTest, UdpServiceAnswersFromTheVipInBothFamilies) {
             bodies[r.body()]++;
           }
         }
-        for (const auto &[body, count] : bodies) std::printf("%s=%d ", body.c_str(), count);
-        std::printf("failed=%d bad_from=%d", failed, bad_from);
+        for (const auto &[body, count] : bodies)
+          ::dprintf(STDOUT_FILENO, "%s=%d ", body.c_str(), count);
+        ::dprintf(STDOUT_FILENO, "failed=%d bad_from=%d", failed, bad_from);
         return 0;
       },
       &out);

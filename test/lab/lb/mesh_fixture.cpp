@@ -440,10 +440,10 @@ ConnectTally connect_many(lab::Lab &lab, const std::string &pod, const std::stri
           if (result.peer != expected_peer) wrong_peer++;
           bodies[result.body.substr(0, result.body.find('\n'))]++;
         }
-        for (const auto &[body, n] : bodies) std::printf("body %s %d\n", body.c_str(), n);
-        std::printf("failures %d\nwrong_peer %d\nerror %s\n", failures, wrong_peer,
-                    first_error.c_str());
-        std::fflush(stdout);
+        for (const auto &[body, n] : bodies)
+          ::dprintf(STDOUT_FILENO, "body %s %d\n", body.c_str(), n);
+        ::dprintf(STDOUT_FILENO, "failures %d\nwrong_peer %d\nerror %s\n", failures, wrong_peer,
+                  first_error.c_str());
         return 0;
       },
       &out);

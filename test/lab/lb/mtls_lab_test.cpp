@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -105,7 +106,7 @@ std::string with_connection(lab::Lab &lab, const std::string &pod, const std::st
       pod,
       [&] {
         const int fd = connect_to(ip, port);
-        if (fd < 0) return std::printf("error connect %d\n", errno), 0;
+        if (fd < 0) return ::dprintf(STDOUT_FILENO, "error connect %d\n", errno), 0;
         body(fd);
         ::close(fd);
         return 0;
@@ -151,7 +152,7 @@ std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::stri
       sha.update(buf.data(), n);
       for (size_t done = 0; done < n;) {
         const ssize_t w = ::write(fd, buf.data() + done, n - done);
-        if (w <= 0) return void(std::printf("error write %d\n", errno));
+        if (w <= 0) return void(::dprintf(STDOUT_FILENO, "error write %d\n", errno));
         done += size_t(w);
       }
       sent += n;
@@ -162,8 +163,9 @@ std::string send_and_hash(lab::Lab &lab, const std::string &pod, const std::stri
     char chunk[256];
     ssize_t r;
     while ((r = ::read(fd, chunk, sizeof(chunk))) > 0) reply.append(chunk, size_t(r));
-    if (r < 0) return void(std::printf("error read %d\n", errno));
-    std::printf("%s %s %s\n", sent_sha.c_str(), reply.substr(0, 64).c_str(), peer.c_str());
+    if (r < 0) return void(::dprintf(STDOUT_FILENO, "error read %d\n", errno));
+    ::dprintf(STDOUT_FILENO, "%s %s %s\n", sent_sha.c_str(), reply.substr(0, 64).c_str(),
+              peer.c_str());
   });
 }
 
@@ -180,8 +182,8 @@ std::string half_close_then_read(lab::Lab &lab, const std::string &pod, const st
       sha.update(buf.data(), size_t(r));
       total += size_t(r);
     }
-    if (r < 0) return void(std::printf("error read %d\n", errno));
-    std::printf("%zu %s\n", total, sha.hex_digest().c_str());
+    if (r < 0) return void(::dprintf(STDOUT_FILENO, "error read %d\n", errno));
+    ::dprintf(STDOUT_FILENO, "%zu %s\n", total, sha.hex_digest().c_str());
   });
 }
 
@@ -194,7 +196,7 @@ std::string connect_and_read(lab::Lab &lab, const std::string &pod, const std::s
     (void)w;
     char buf[64];
     const ssize_t r = ::read(fd, buf, sizeof(buf));
-    std::printf("connected %zd %d\n", r, r < 0 ? errno : 0);
+    ::dprintf(STDOUT_FILENO, "connected %zd %d\n", r, r < 0 ? errno : 0);
   });
 }
 
@@ -471,8 +473,8 @@ TEST(MtlsRotationLabTest, LongLivedConnectionSurvivesRotationAndNewOnesUseTheNew
         "client",
         [&] {
           int fd = connect_to(lab.pod_ip("web-v1-b"), kEchoPort);
-          if (fd < 0) return std::printf("error connect %d\n", errno), 0;
-          std::printf("%d\n", echo_lines(fd, 50, 300ms));
+          if (fd < 0) return ::dprintf(STDOUT_FILENO, "error connect %d\n", errno), 0;
+          ::dprintf(STDOUT_FILENO, "%d\n", echo_lines(fd, 50, 300ms));
           ::close(fd);
           return 0;
         },
@@ -515,7 +517,7 @@ TEST(MtlsUpgradeLabTest, ANewAgentTakesTheListenersAndTheOldOneDrainsWithNothing
     longlived.emplace_back([&] {
       with_connection(lab, "client", server, kEchoPort, [&](int fd) {
         const int ok = echo_lines(fd, kLines, 200ms);
-        std::printf("%d %d\n", ok, errno);
+        ::dprintf(STDOUT_FILENO, "%d %d\n", ok, errno);
       }).swap(out);
     });
   std::this_thread::sleep_for(1s);
@@ -585,8 +587,10 @@ TEST(SoakLabTest, ChurnConfigChangesAndAnAgentReplacedMidwayLoseNothingAndLeakNo
   // Under AddressSanitizer (the suite's build) freed memory waits in a quarantine of up to
   // 256 MiB before it is reused: resident memory that is no leak. The agents get a small one, so
   // that the bound below speaks of what meshd holds.
-  if (const char *asan = std::getenv("ASAN_OPTIONS"))
-    setenv("ASAN_OPTIONS", (std::string(asan) + ":quarantine_size_mb=16").c_str(), 1);
+  const char *asan = std::getenv("ASAN_OPTIONS");
+  const std::string small_quarantine =
+      (asan && *asan ? std::string(asan) + ":" : std::string()) + "quarantine_size_mb=16";
+  setenv("ASAN_OPTIONS", small_quarantine.c_str(), 1);
   MeshLab mesh({}, Source::kControlPlane, extra_pods(), {}, without_fast_path());
   make_secure(mesh);
   auto &lab = mesh.lab();

@@ -186,8 +186,8 @@ class ResilienceLabTest : public ::testing::Test {
             }
             if (pause.count()) std::this_thread::sleep_for(pause);
           }
-          std::printf("ok %d\n", l.ok);
-          for (auto [e, c] : l.errors) std::printf("errno %d %d\n", e, c);
+          ::dprintf(STDOUT_FILENO, "ok %d\n", l.ok);
+          for (auto [e, c] : l.errors) ::dprintf(STDOUT_FILENO, "errno %d %d\n", e, c);
           return 0;
         },
         &out);
@@ -293,22 +293,23 @@ TEST_F(ResilienceLabTest, MaxConnectionsOverflowFailsFastAndCountsReturnToZeroAf
       [&] {
         const pid_t holder = fork();
         if (holder == 0) {
-          // Off the pipe call_in_pod reads until it closes: the holder outlives the call.
+          // The holder outlives the call: off call_in_pod's output. A fork of a process whose other
+          // threads may hold the allocator's locks, so no allocation from here on.
           const int null = ::open("/dev/null", O_WRONLY);
           dup2(null, STDOUT_FILENO);
           dup2(null, STDERR_FILENO);
-          for (int fd = 3; fd < 1024; fd++) ::close(fd);  // the pipe's own end too
-          std::vector<int> fds;
-          for (int i = 0; i < 5; i++) fds.push_back(open_to(vip, 80));
+          for (int fd = 3; fd < 1024; fd++) ::close(fd);
+          int fds[5];
+          for (int &fd : fds) fd = open_to(vip, 80);
           const int sixth = open_to(vip, 80);
-          FILE *f = std::fopen(log.c_str(), "w");
-          std::fprintf(f, "held %d %d %d %d %d sixth %d\n", fds[0] >= 0, fds[1] >= 0, fds[2] >= 0,
-                       fds[3] >= 0, fds[4] >= 0, sixth);
-          std::fclose(f);
+          const int f = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+          ::dprintf(f, "held %d %d %d %d %d sixth %d\n", fds[0] >= 0, fds[1] >= 0, fds[2] >= 0,
+                    fds[3] >= 0, fds[4] >= 0, sixth);
+          ::close(f);
           pause();
           _exit(0);
         }
-        std::printf("%d\n", holder);
+        ::dprintf(STDOUT_FILENO, "%d\n", holder);
         return 0;
       },
       &out);

@@ -175,8 +175,8 @@ Tally echo_many(lab::Lab &lab, const std::string &ip, uint16_t port, int count) 
             if (first_error == "-") first_error = error;
           }
         }
-        std::printf("%d %d %lld %s\n", ok, failed, static_cast<long long>(max_ms),
-                    first_error.c_str());
+        ::dprintf(STDOUT_FILENO, "%d %d %lld %s\n", ok, failed, static_cast<long long>(max_ms),
+                  first_error.c_str());
         return 0;
       },
       &out);
@@ -275,7 +275,7 @@ class ResilienceRetryLabTest : public ::testing::Test {
           inet_pton(AF_INET, ip.c_str(), &to.sin_addr);
           ::connect(fd, reinterpret_cast<sockaddr *>(&to), sizeof(to));
           pollfd p{fd, POLLOUT, 0};
-          std::printf("%d\n", ::poll(&p, 1, 1000));
+          ::dprintf(STDOUT_FILENO, "%d\n", ::poll(&p, 1, 1000));
           ::close(fd);
           return 0;
         },

@@ -74,7 +74,7 @@ std::string transfers(lab::Lab &lab, const std::string &pod, const std::string &
           ::close(fd);
           ok++;
         }
-        std::printf("%d %d %zu\n", ok, failed, received);
+        ::dprintf(STDOUT_FILENO, "%d %d %zu\n", ok, failed, received);
         return 0;
       },
       &out);
@@ -251,7 +251,7 @@ TEST_F(TelemetryLabTest, VipConnectionsAreCountedPerBackendAndRefusalsPerReason)
         inet_pton(AF_INET, "10.96.0.11", &addr.sin_addr);
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         const int rc = ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
-        std::printf("%d %d\n", rc, rc == 0 ? 0 : errno);
+        ::dprintf(STDOUT_FILENO, "%d %d\n", rc, rc == 0 ? 0 : errno);
         ::close(fd);
         return 0;
       },
@@ -392,7 +392,8 @@ std::string scrape(lab::Lab &lab, const std::string &pod, const std::string &add
         if (::write(fd, req.data(), req.size()) != ssize_t(req.size())) return 1;
         char buf[65536];
         ssize_t r;
-        while ((r = ::read(fd, buf, sizeof(buf))) > 0) std::fwrite(buf, 1, size_t(r), stdout);
+        while ((r = ::read(fd, buf, sizeof(buf))) > 0)
+          (void)!::write(STDOUT_FILENO, buf, size_t(r));
         ::close(fd);
         return 0;
       },

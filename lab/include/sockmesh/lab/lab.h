@@ -73,8 +73,12 @@ class Lab {
   int run_in_pod(const std::string& pod, const std::vector<std::string>& argv, std::string* out = nullptr);
   int run_in_node(int node, const std::vector<std::string>& argv, std::string* out = nullptr);
 
-  // Runs fn in a forked child that has joined the pod (cgroup + netns); returns fn's return value as the exit
-  // status. The child's stdout goes to *out if given. For tests that make syscalls from inside a pod.
+  // Runs fn in a child process that has joined the pod (cgroup + netns); returns fn's return value
+  // as the exit status. For tests that make syscalls from inside a pod. The child shares this
+  // process's memory (vfork), so it may fill variables it captured, and this thread waits until it
+  // exits. What it writes to file descriptor 1 (dprintf(STDOUT_FILENO, ...), write(1, ...)) goes to
+  // *out if given; stdio's buffers are shared with the parent's threads, so printf's output would
+  // not.
   int call_in_pod(const std::string& pod, const std::function<int()>& fn, std::string* out = nullptr);
 
   // The state as written to /run/sockmesh-lab/<run>.json.
