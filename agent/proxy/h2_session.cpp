@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <asio/error.hpp>
 #include <asio/post.hpp>
+#include <cctype>
 #include <cstring>
 #include <stdexcept>
 #include <string_view>
@@ -137,8 +138,22 @@ struct H2Session::Callbacks {
   }
 
   static int frame_send(nghttp2_session *, const nghttp2_frame *frame, void *user_data) {
+    H2Session &s = of(user_data);
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      of(user_data).unsent_.erase(frame->hd.stream_id);
+      s.unsent_.erase(frame->hd.stream_id);
+    }
+    // A server never refuses a stream itself (it answers a status): these come from nghttp2
+    // holding the peer to the limits and the protocol.
+    if (s.role_ == Role::kServer && s.hooks_.on_refused) {
+      if (frame->hd.type == NGHTTP2_RST_STREAM &&
+          frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+        s.hooks_.on_refused("stream_limit");
+      } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+        std::string reason = std::string("h2_") + nghttp2_http2_strerror(frame->goaway.error_code);
+        std::transform(reason.begin(), reason.end(), reason.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        s.hooks_.on_refused(reason);
+      }
     }
     return 0;
   }

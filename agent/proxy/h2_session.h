@@ -77,6 +77,11 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
     std::function<void(size_t streams)> on_stream_closed;
     // The connection is gone (once). Streams were told before.
     std::function<void(const std::string &why)> on_closed;
+    // Server: nghttp2 refused the peer a stream over max_concurrent_streams (RST_STREAM
+    // REFUSED_STREAM: "stream_limit"), or ends the connection for a protocol violation or a flood
+    // (GOAWAY with an error: "h2_" and the code in lower case, e.g. "h2_protocol_error",
+    // "h2_enhance_your_calm"). Called from inside nghttp2: count, nothing else.
+    std::function<void(const std::string &reason)> on_refused;
   };
 
   // `idle_timeout`: the session shuts itself down after having no stream this long.

@@ -222,6 +222,13 @@ struct TunnelServer::Impl : std::enable_shared_from_this<TunnelServer::Impl> {
       auto conn = weak_c.lock();
       if (self && conn) self->request(conn, id, request);
     };
+    hooks.on_refused = [weak, weak_c](const std::string &reason) {
+      auto self = weak.lock();
+      auto conn = weak_c.lock();
+      if (!self || !conn) return;
+      self->counters.refused(reason);
+      spdlog::debug("tunnel server refused peer={} reason={}", conn->peer.str(), reason);
+    };
     hooks.on_closed = [weak, weak_c](const std::string &why) {
       auto self = weak.lock();
       auto conn = weak_c.lock();

@@ -33,7 +33,10 @@ struct TunnelStats {
   uint64_t buffer_memory_peak = 0;
   // Why peers were refused: pki::reason_name() of the verification failure ("unknown_ca",
   // "expired", ...), "peer_id_mismatch" (client: the node is not who it should be),
-  // "handshake_failed" (any other TLS failure), "too_many_connections", "peer_connection_limit" (server).
+  // "handshake_failed" (any other TLS failure), "too_many_connections", "peer_connection_limit"
+  // (server); "stream_limit" (server: a stream over max_concurrent_streams, refused with
+  // REFUSED_STREAM), "h2_protocol_error" and the other "h2_<error code>" (server: the connection
+  // ended with a GOAWAY for a protocol violation or a flood).
   std::map<std::string, uint64_t> refusals;
   // Server: CONNECTs denied by the Authorizer, by the rule it named.
   std::map<std::string, uint64_t> denials;

@@ -1,17 +1,23 @@
 // The Discovery stream in process: meshcp's servers on temp unix sockets, agents as client streams.
 #include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <set>
 
 #include "fixture.h"
-#include "test_identity.h"
 #include "server.h"
 #include "sockmesh/v1/controlplane.grpc.pb.h"
 #include "sockmesh/v1/discovery.grpc.pb.h"
 #include "state.h"
 #include "store.h"
+#include "test_identity.h"
 
 namespace sockmesh::controlplane {
 namespace {
@@ -234,6 +240,31 @@ TEST_F(DiscoveryTest, AnswersOutOfOrderAreIgnored) {
   view = wait_for("n1", [](const auto &v) { return v.acked_version() == "2"; });
   EXPECT_EQ(view.nacked_version(), "");
   EXPECT_FALSE(view.has_last_nack());
+}
+
+// Bytes that are not TLS on the agents' socket (a port scan, a confused client): the connection is
+// dropped within the handshake and the stream serves the next agent as before.
+TEST_F(DiscoveryTest, GarbageOnTheAgentsSocketIsDroppedAndAgentsStillConnect) {
+  std::mt19937 random(11);
+  std::string garbage(64 << 10, '\0');
+  for (auto &c : garbage) c = char(random());
+  for (int i = 0; i < 3; ++i) {
+    const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string path = xds_.substr(std::string("unix:").size());
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0) << path;
+    (void)!write(fd, garbage.data(), garbage.size());
+    pollfd p{fd, POLLIN, 0};
+    bool closed = false;
+    char buf[4096];
+    while (!closed && poll(&p, 1, 5000) > 0) closed = read(fd, buf, sizeof buf) <= 0;
+    EXPECT_TRUE(closed) << "connection " << i << " still open after 5 s";
+    close(fd);
+  }
+  Stream s = open("n1");
+  EXPECT_EQ(next(s).system_version_info(), "1");
 }
 
 TEST_F(DiscoveryTest, DeletePushesRemovedNames) {
