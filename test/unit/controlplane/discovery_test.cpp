@@ -254,7 +254,10 @@ TEST_F(DiscoveryTest, GarbageOnTheAgentsSocketIsDroppedAndAgentsStillConnect) {
     addr.sun_family = AF_UNIX;
     const std::string path = xds_.substr(std::string("unix:").size());
     std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0) << path;
+    if (connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0) {
+      close(fd);
+      FAIL() << "connect " << path;
+    }
     (void)!write(fd, garbage.data(), garbage.size());
     pollfd p{fd, POLLIN, 0};
     bool closed = false;

@@ -118,7 +118,8 @@ class RawPeer {
     }
     return true;
   }
-  // Whether the server closed the connection (EOF or an error) within 5 s.
+  // Whether the server ended the connection within 5 s: a TLS close_notify, or the TCP connection
+  // closed or reset under TLS (not a read timeout, nor a TLS error of another kind).
   bool closed_by_server() {
     char buf[4096];
     for (;;) {
